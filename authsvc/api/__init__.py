@@ -1,0 +1,1 @@
+"""Thin HTTP: parse, call the service layer, serialise."""

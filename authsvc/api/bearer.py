@@ -1,0 +1,77 @@
+"""Bearer authentication for this service's own protected routes (RFC 6750).
+
+The token is read only from the Authorization header. Besides the signature
+and time checks, a user token's session and the token's own jti are looked up,
+so a logout or revocation takes effect here at once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from authsvc.api.deps import ServicesDep
+from authsvc.errors import InvalidTokenError, OAuthError
+from authsvc.runtime import Services
+from authsvc.tokens.issuer import ACCESS_TYP
+from authsvc.tokens.validation import TokenRejected, check_token
+
+__all__ = ["AccessClaims", "MissingToken", "access_claims"]
+
+_ACCESS_TYPS = frozenset({ACCESS_TYP, "application/at+jwt"})
+
+
+class MissingToken(OAuthError):
+    """No credentials at all: 401 with a bare challenge (RFC 6750 §3.1)."""
+
+    error = "invalid_request"
+    status_code = 401
+    description = "An access token is required."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="authsvc"'}
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise MissingToken()
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidTokenError(detail="not a bearer credential")
+    return token.strip()
+
+
+async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
+    """Claims of a live access token of ours, for our own audience; else InvalidTokenError."""
+    now = services.clock.now()
+    try:
+        claims, _kid = check_token(
+            token,
+            typs=_ACCESS_TYPS,
+            key_for=services.keys.access_key,
+            issuer=services.sessions.issuer,
+            now=now,
+            skew=services.settings.clock_skew,
+        )
+    except TokenRejected as exc:
+        raise InvalidTokenError(detail=exc.reason) from None
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if services.settings.default_audience not in audiences:
+        raise InvalidTokenError(detail="wrong audience")
+    sid = claims.get("sid")
+    if sid is not None and not isinstance(sid, str):
+        raise InvalidTokenError(detail="malformed sid")
+    if not await services.session_store.access_allowed(sid, claims["jti"], now):
+        raise InvalidTokenError(detail="revoked")
+    return claims
+
+
+async def access_claims(request: Request, services: ServicesDep) -> dict[str, Any]:
+    return await verify_access_token(_bearer(request), services)
+
+
+AccessClaims = Annotated[dict[str, Any], Depends(access_claims)]

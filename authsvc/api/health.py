@@ -1,0 +1,44 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.responses import Response
+
+from authsvc.api.deps import ServicesDep
+from authsvc.api.responses import json_response
+from authsvc.errors import KeyStoreError
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", summary="Readiness: database and key store usable")
+async def readyz(services: ServicesDep) -> Response:
+    checks: dict[str, object] = {}
+    ready = True
+    try:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure to reach the database means not ready
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+        ready = False
+    try:
+        services.keys.signing_key()
+        status = services.keys.status()
+        checks["key_store"] = "ok"
+        checks["signing_kid"] = status["signing_kid"]
+        checks["rotation_overdue"] = status["rotation_overdue"]
+    except KeyStoreError as exc:
+        checks["key_store"] = f"unavailable: {exc}"
+        ready = False
+    checks["status"] = "ready" if ready else "not ready"
+    return json_response(checks, 200 if ready else 503)

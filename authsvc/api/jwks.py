@@ -1,0 +1,23 @@
+"""GET /.well-known/jwks.json: prebuilt bytes, ETag, max-age that respects the timetable."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authsvc.api.deps import ServicesDep
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517)")
+async def jwks(request: Request, services: ServicesDep) -> Response:
+    doc = services.keys.jwks()
+    headers = {"Cache-Control": f"public, max-age={doc.max_age}", "ETag": doc.etag}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and doc.etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(doc.body, headers=headers, media_type="application/json")

@@ -1,0 +1,89 @@
+"""create_app(settings): the FastAPI application and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authsvc import __version__
+from authsvc.api import discovery, health, jwks, token, users
+from authsvc.api.form import MAX_BODY
+from authsvc.api.guard import Guard
+from authsvc.api.responses import error_response, json_response
+from authsvc.clock import Clock
+from authsvc.errors import (
+    InvalidRequest,
+    KeyStoreError,
+    OAuthError,
+    StorageUnavailable,
+    TemporarilyUnavailable,
+)
+from authsvc.runtime import Services
+from authsvc.settings import AuthSettings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("authsvc")
+
+
+def create_app(settings: AuthSettings | None = None, clock: Clock | None = None) -> FastAPI:
+    """The ASGI app. Stores, keys and the engine are built in the lifespan, not at import."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings, clock, bootstrap_keys=True)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="authsvc",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    for module in (token, jwks, discovery, users, health):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    app.add_middleware(Guard, max_body=MAX_BODY)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OAuthError)
+    async def oauth_error(_request: Request, exc: OAuthError) -> Response:
+        if exc.detail:
+            log.info("%s: %s", exc.error, exc.detail)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, _exc: RequestValidationError) -> Response:
+        return error_response(InvalidRequest())
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        return json_response(
+            {"error": code, "error_description": "No such resource or method."},
+            exc.status_code,
+            dict(exc.headers or {}),
+        )
+
+    async def unavailable(_request: Request, exc: Exception) -> Response:
+        log.error("service unavailable: %s", type(exc).__name__)
+        return error_response(TemporarilyUnavailable())
+
+    for kind in (KeyStoreError, StorageUnavailable, OperationalError, DBAPIError, ConnectionError):
+        app.add_exception_handler(kind, unavailable)

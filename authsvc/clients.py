@@ -1,0 +1,33 @@
+"""Client lookup: the built-in default public client, then the registry."""
+
+from __future__ import annotations
+
+from authsvc.settings import AuthSettings
+from authsvc.store.records import Client
+
+__all__ = ["ClientDirectory", "default_client"]
+
+
+def default_client(settings: AuthSettings) -> Client:
+    """The first-party public client of CONTRACT.md (password + refresh grants)."""
+    return Client(
+        id=settings.default_client_id,
+        public=True,
+        grant_types=frozenset({"password", "refresh_token"}),
+        scopes=None,
+        audiences=(settings.default_audience,),
+    )
+
+
+class ClientDirectory:
+    def __init__(self, settings: AuthSettings) -> None:
+        self._default = default_client(settings)
+
+    @property
+    def default(self) -> Client:
+        return self._default
+
+    async def get(self, client_id: str) -> Client | None:
+        if client_id == self._default.id:
+            return self._default
+        return None

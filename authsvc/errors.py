@@ -1,0 +1,180 @@
+"""The one error hierarchy of authsvc.
+
+    AuthsvcError                      base of everything we raise on purpose
+    ├── ConfigError                   a bad setting; the program stops with one line
+    ├── KeyStoreError                 the key store is missing, empty or unreadable
+    ├── StorageUnavailable            the database cannot be reached (503)
+    └── OAuthError                    RFC 6749 §5.2 / RFC 6750 errors sent to clients
+        ├── InvalidRequest            400 invalid_request
+        ├── InvalidClient             401 invalid_client + WWW-Authenticate: Basic
+        ├── InvalidGrant              400 invalid_grant
+        │   └── LoginRateLimited      429 invalid_grant + Retry-After
+        ├── UnauthorizedClient        400 unauthorized_client
+        ├── UnsupportedGrantType      400 unsupported_grant_type
+        ├── InvalidScope              400 invalid_scope
+        ├── InvalidTokenError         401 invalid_token (RFC 6750)
+        ├── InsufficientScope         403 insufficient_scope (RFC 6750)
+        ├── RequestTooLarge           413 invalid_request
+        ├── ServerError               500 server_error
+        └── TemporarilyUnavailable    503 temporarily_unavailable
+
+Each OAuthError subclass fixes its public ``error`` code, ``status_code`` and
+default ``description``; a raise site may pick another fixed description (it
+may name a parameter, never echo input). ``detail`` goes to logs only — the
+``error_description`` / ``error_detail`` split of node-oidc-provider.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthsvcError",
+    "ConfigError",
+    "InsufficientScope",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidTokenError",
+    "KeyStoreError",
+    "LoginRateLimited",
+    "OAuthError",
+    "RequestTooLarge",
+    "ServerError",
+    "StorageUnavailable",
+    "TemporarilyUnavailable",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+]
+
+
+class AuthsvcError(Exception):
+    """Base of every error authsvc raises on purpose."""
+
+
+class ConfigError(AuthsvcError):
+    """A setting is invalid. ``str()`` is the one line the program prints."""
+
+
+class KeyStoreError(AuthsvcError):
+    """The key store cannot be used (missing, empty, unreadable, locked)."""
+
+
+class StorageUnavailable(AuthsvcError):
+    """The database cannot be reached right now."""
+
+
+class OAuthError(AuthsvcError):
+    """An error with a public RFC 6749 / RFC 6750 code."""
+
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 500
+    description: ClassVar[str] = "The server could not complete the request."
+
+    def __init__(self, description: str | None = None, *, detail: str = "") -> None:
+        self.public_description = description or self.description
+        self.detail = detail
+        super().__init__(f"{self.error}: {self.public_description}" + (f" ({detail})" if detail else ""))
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error needs."""
+        return {}
+
+    def body(self) -> dict[str, str]:
+        """The RFC 6749 §5.2 JSON body."""
+        return {"error": self.error, "error_description": self.public_description}
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+    status_code = 400
+    description = "The request is missing a required parameter or is otherwise malformed."
+
+
+class RequestTooLarge(InvalidRequest):
+    status_code = 413
+    description = "The request body is too large."
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status_code = 401
+    description = "Client authentication failed."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="authsvc"'}
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+    status_code = 400
+    description = "The grant is invalid, expired or revoked."
+
+
+class LoginRateLimited(InvalidGrant):
+    status_code = 429
+    description = "Too many failed logins; try again later."
+
+    def __init__(self, retry_after: int, *, detail: str = "") -> None:
+        super().__init__(detail=detail)
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+    status_code = 400
+    description = "The client is not allowed to use this grant type."
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    status_code = 400
+    description = "The grant type is not supported."
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    status_code = 400
+    description = "The requested scope is invalid or exceeds what is allowed."
+
+
+class _BearerError(OAuthError):
+    """RFC 6750 errors carry their code in ``WWW-Authenticate: Bearer``."""
+
+    scope: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        value = f'Bearer realm="authsvc", error="{self.error}", error_description="{self.public_description}"'
+        if self.scope:
+            value += f', scope="{self.scope}"'
+        return {"WWW-Authenticate": value}
+
+
+class InvalidTokenError(_BearerError):
+    error = "invalid_token"
+    status_code = 401
+    description = "The access token is invalid, expired or revoked."
+
+
+class InsufficientScope(_BearerError):
+    error = "insufficient_scope"
+    status_code = 403
+    description = "The access token lacks a required scope."
+
+    def __init__(self, scope: str, *, detail: str = "") -> None:
+        super().__init__(detail=detail)
+        self.scope = scope
+
+
+class ServerError(OAuthError):
+    """Anything unexpected; the handler maps it to a bare server_error."""
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503
+    description = "The service is temporarily unavailable; try again later."

@@ -1,0 +1,1 @@
+"""Grant handlers: one module per grant type, each ``handle(...) -> TokenResponse``."""

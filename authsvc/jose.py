@@ -1,0 +1,53 @@
+"""The JOSE registry shared by the issuer and the verifier.
+
+joserfc warns on every use of ``EdDSA`` since RFC 9864 named the fully
+specified ``Ed25519``. We publish ``EdDSA`` on purpose (PyJWT and most
+verifiers do not know ``Ed25519`` yet), so the registry here pins the
+algorithms a caller allows and skips that warning instead of filtering
+warnings process-wide. Everything else (header checks, ``crit``, size limits)
+is joserfc's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from joserfc.errors import UnsupportedAlgorithmError
+from joserfc.jws import JWSRegistry
+from joserfc.registry import HeaderParameter
+
+__all__ = ["ASYMMETRIC_ALGS", "PinnedRegistry", "registry_for"]
+
+#: The signature algorithms authsvc signs with or accepts. Never HS* or none.
+ASYMMETRIC_ALGS: frozenset[str] = frozenset({"RS256", "PS256", "ES256", "EdDSA", "Ed25519"})
+
+# RFC 9068 and our refresh tokens put ``typ`` in the header; joserfc already
+# knows it. Nothing else is added: unknown ``crit`` members stay refused.
+_EXTRA_HEADERS: dict[str, HeaderParameter] = {}
+
+
+class PinnedRegistry(JWSRegistry):
+    """A JWS registry that allows exactly the given asymmetric algorithms."""
+
+    def __init__(self, algorithms: Collection[str]) -> None:
+        allowed = set(algorithms)
+        if not allowed or not allowed <= ASYMMETRIC_ALGS:
+            raise ValueError("only asymmetric signature algorithms can be pinned")
+        super().__init__(header_registry=_EXTRA_HEADERS, algorithms=sorted(allowed))
+
+    def get_alg(self, name: str):  # type: ignore[no-untyped-def]
+        """Return the algorithm if pinned, without joserfc's deprecation warning."""
+        if not self.allowed or name not in self.allowed or name not in self.algorithms:
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        return self.algorithms[name]
+
+
+_REGISTRIES: dict[str, PinnedRegistry] = {}
+
+
+def registry_for(alg: str) -> PinnedRegistry:
+    """The (cached, immutable) registry that allows only ``alg``."""
+    reg = _REGISTRIES.get(alg)
+    if reg is None:
+        reg = _REGISTRIES[alg] = PinnedRegistry([alg])
+    return reg

@@ -1,0 +1,1 @@
+"""Signing keys: model, generation, timetable, stores and the manager."""

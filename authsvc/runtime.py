@@ -1,0 +1,103 @@
+"""Services: the objects a process builds from its settings, once.
+
+``create_app``'s lifespan and the CLI both build them here, so a request
+handler and a command see the same stores, keys and clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authsvc.clients import ClientDirectory
+from authsvc.clock import Clock, SystemClock
+from authsvc.errors import ConfigError
+from authsvc.keys.manager import KeyManager
+from authsvc.keys.rotation import create_first_key
+from authsvc.keys.store_file import FileKeyStore
+from authsvc.keys.timetable import Lifetimes
+from authsvc.migrations import current_revision, head_revision, upgrade
+from authsvc.passwords import PasswordHasher
+from authsvc.settings import AuthSettings
+from authsvc.store.sql.engine import create_engine, is_sqlite
+from authsvc.store.sql.sessions import SqlSessionStore
+from authsvc.store.sql.users import SqlUserStore
+from authsvc.tokens.sessions import SessionService
+
+__all__ = ["Services", "build_key_store", "lifetimes", "open_database"]
+
+log = logging.getLogger("authsvc")
+
+
+def lifetimes(settings: AuthSettings) -> Lifetimes:
+    return Lifetimes(
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+        skew=settings.clock_skew,
+        rotation_period=settings.key_rotation_period,
+        prepublish=settings.key_prepublish,
+        jwks_max_age=settings.jwks_max_age,
+    )
+
+
+def build_key_store(settings: AuthSettings) -> FileKeyStore:
+    if settings.key_store != "file":
+        raise ConfigError("AUTHSVC_KEY_STORE: 'database' is not available in this version")
+    return FileKeyStore(settings.keys_dir)
+
+
+async def open_database(settings: AuthSettings) -> AsyncEngine:
+    """The engine, with the schema brought to head (SQLite) or checked (PostgreSQL)."""
+    engine = create_engine(settings.database_url)
+    if is_sqlite(engine):
+        await upgrade(engine)
+    elif await current_revision(engine) != head_revision():
+        await engine.dispose()
+        raise ConfigError("AUTHSVC_DATABASE_URL: the schema is not current; run `authsvc db upgrade`")
+    return engine
+
+
+@dataclass
+class Services:
+    settings: AuthSettings
+    clock: Clock
+    engine: AsyncEngine
+    keys: KeyManager
+    users: SqlUserStore
+    session_store: SqlSessionStore
+    sessions: SessionService
+    clients: ClientDirectory
+    hasher: PasswordHasher
+
+    @classmethod
+    async def start(
+        cls, settings: AuthSettings, clock: Clock | None = None, *, bootstrap_keys: bool = False
+    ) -> Services:
+        clock = clock or SystemClock()
+        store = build_key_store(settings)
+        if bootstrap_keys:
+            change = create_first_key(store, settings.signing_alg, clock, settings.passphrase_bytes)
+            if change is not None:
+                log.info("key store was empty: %s", change)
+        keys = KeyManager(store, lifetimes(settings), clock, settings.passphrase_bytes, settings.signing_alg)
+        keys.load()
+        engine = await open_database(settings)
+        session_store = SqlSessionStore(engine)
+        return cls(
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            keys=keys,
+            users=SqlUserStore(engine),
+            session_store=session_store,
+            sessions=SessionService(settings, clock, keys, session_store),
+            clients=ClientDirectory(settings),
+            hasher=PasswordHasher(
+                settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,173 @@
+"""AuthSettings: every ``AUTHSVC_`` variable, validated once at start.
+
+Nothing else in the package reads the environment. ``load_settings`` turns a
+validation failure into a ``ConfigError`` whose text is the one line the
+program prints, naming the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from authsvc.errors import ConfigError
+
+__all__ = ["DEFAULT_PORT", "AuthSettings", "get_settings", "load_settings"]
+
+DEFAULT_PORT = 8000
+_PREFIX = "AUTHSVC_"
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+SigningAlg = Literal["RS256", "EdDSA", "Ed25519", "ES256", "PS256"]
+
+
+class AuthSettings(BaseSettings):
+    """The service's configuration (CONTRACT.md, Configuration)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    issuer: str | None = None
+    database_url: str = "sqlite:///./authsvc.db"
+    key_store: Literal["file", "database"] = "file"
+    keys_dir: Path = Path("./keys")
+    key_passphrase: SecretStr | None = None
+    signing_alg: SigningAlg = "RS256"
+    access_token_ttl: int = Field(900, ge=1)
+    refresh_token_ttl: int = Field(1_209_600, ge=1)
+    refresh_token_max_ttl: int = Field(7_776_000, ge=1)
+    refresh_reuse_grace: int = Field(0, ge=0)
+    key_rotation_period: int = Field(2_592_000, ge=1)
+    key_prepublish: int = Field(86_400, ge=1)
+    jwks_max_age: int = Field(300, ge=1)
+    clock_skew: int = Field(60, ge=0)
+    default_client_id: str = Field("cli", min_length=1, max_length=200)
+    default_audience: str = Field("authsvc", min_length=1, max_length=200)
+    argon2_memory_kib: int = Field(19_456, ge=8)
+    argon2_time_cost: int = Field(2, ge=1)
+    argon2_parallelism: int = Field(1, ge=1)
+    login_max_per_user: int = Field(10, ge=1)
+    login_max_per_address: int = Field(100, ge=1)
+    login_window: int = Field(900, ge=1)
+    trusted_proxies: str = ""
+    redis_url: str | None = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        check_issuer(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for item in _split(value):
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("key_passphrase")
+    @classmethod
+    def _empty_passphrase_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> AuthSettings:
+        if self.key_prepublish < self.jwks_max_age:
+            raise ValueError("key_prepublish: must be at least AUTHSVC_JWKS_MAX_AGE")
+        if self.key_store == "database" and self.key_passphrase is None:
+            raise ValueError("key_passphrase: required when AUTHSVC_KEY_STORE=database")
+        return self
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in _split(self.trusted_proxies))
+
+    @property
+    def resolved_issuer(self) -> str:
+        """The issuer, defaulting to the loopback address on the default port."""
+        return self.issuer or f"http://127.0.0.1:{DEFAULT_PORT}"
+
+    def for_port(self, port: int) -> AuthSettings:
+        """A copy whose default issuer names the port ``serve`` listens on."""
+        if self.issuer is not None:
+            return self
+        return self.model_copy(update={"issuer": f"http://127.0.0.1:{port}"})
+
+    @property
+    def passphrase_bytes(self) -> bytes | None:
+        return self.key_passphrase.get_secret_value().encode() if self.key_passphrase else None
+
+
+def check_issuer(value: str) -> None:
+    """Raise ValueError unless ``value`` is a valid issuer (CONTRACT.md)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    if parts.path or parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValueError("must have no path, query, fragment or trailing '/'")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError("must use https except on loopback")
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.replace(",", " ").split() if item.strip()]
+
+
+def _unknown_variables(env_file: Path | None) -> list[str]:
+    known = {_PREFIX + name.upper() for name in AuthSettings.model_fields}
+    names = [key.upper() for key in os.environ if key.upper().startswith(_PREFIX)]
+    if env_file is not None and env_file.is_file():
+        for line in env_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            key = line.split("=", 1)[0].strip().removeprefix("export ").strip().upper()
+            if key.startswith(_PREFIX) and "=" in line:
+                names.append(key)
+    return sorted(
+        {name for name in names if name not in known and not name.startswith(_PREFIX + "TEST_")}
+    )
+
+
+def load_settings(**overrides: Any) -> AuthSettings:
+    """Read and validate settings, raising ConfigError with one line on failure."""
+    env_file = Path(".env")
+    unknown = _unknown_variables(env_file)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting")
+    try:
+        return AuthSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def get_settings() -> AuthSettings:
+    """Settings for the CLI, the scripts and create_app's default."""
+    return load_settings()
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    loc = [str(part) for part in error.get("loc", ()) if part]
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not loc and ":" in message:
+        field, message = message.split(":", 1)
+        loc = [field.strip()]
+        message = message.strip()
+    name = _PREFIX + (loc[0].upper() if loc else "SETTINGS")
+    return f"{name}: {message}"

@@ -1,0 +1,1 @@
+"""Persistent state: users, clients, sessions and refresh tokens."""

@@ -1,0 +1,75 @@
+"""The async engine: URL normalisation, SQLite pragmas, migrations on start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from authsvc.errors import ConfigError
+
+__all__ = ["async_url", "create_engine", "is_sqlite"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def async_url(database_url: str) -> tuple[URL, dict[str, Any]]:
+    """The URL with its async driver chosen, and the connect arguments it needs."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        raise ConfigError("AUTHSVC_DATABASE_URL: not a database URL") from None
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_MS / 1000
+    elif backend in ("postgresql", "postgres"):
+        query = dict(url.query)
+        sslmode = query.pop("sslmode", None)
+        if sslmode is not None:
+            if sslmode not in ("disable", "require", "prefer", "allow", "verify-ca", "verify-full"):
+                raise ConfigError("AUTHSVC_DATABASE_URL: unsupported sslmode")
+            connect_args["ssl"] = False if sslmode == "disable" else sslmode
+        url = url.set(drivername="postgresql+asyncpg", query=query)
+        connect_args.setdefault("timeout", 10)
+        connect_args["command_timeout"] = 30
+    else:
+        raise ConfigError("AUTHSVC_DATABASE_URL: only sqlite and postgresql are supported")
+    return url, connect_args
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An engine for the configured database; SQLite gets WAL and a busy timeout."""
+    url, connect_args = async_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args=connect_args)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(
+        url,
+        connect_args=connect_args,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=10,
+        pool_pre_ping=True,
+    )

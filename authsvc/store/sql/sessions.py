@@ -1,0 +1,299 @@
+"""Sessions (refresh-token families), refresh-token rows and revocations in SQL.
+
+The refresh rotation is a compare-and-set: the transaction's first statement
+marks the presented token spent only if it is still unspent, so of N
+concurrent refreshes exactly one sees ``rowcount == 1`` — on SQLite (the
+first write takes the database's write lock) and on PostgreSQL (the row lock
+makes the losers re-check ``spent_at``) alike, across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from authsvc.store.records import RefreshTokenRow, SessionRecord
+from authsvc.store.sql.tables import refresh_tokens, revoked_access_tokens, sessions
+
+__all__ = ["NewRefreshToken", "RotateOutcome", "RotateResult", "SqlSessionStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRefreshToken:
+    """What the caller minted for a successor, and the response that carries it."""
+
+    jti: str
+    kid: str
+    issued_at: float
+    expires_at: float
+    body: str
+
+
+class RotateOutcome(StrEnum):
+    ROTATED = "rotated"  # the token was spent now; body is the new response
+    REPLAYED = "replayed"  # a retry inside the grace window; body is the first response
+    REUSED = "reused"  # a spent token came back: the family is now revoked
+    INVALID = "invalid"  # unknown, expired, revoked or another client's
+
+
+@dataclass(frozen=True, slots=True)
+class RotateResult:
+    outcome: RotateOutcome
+    body: str | None = None
+    session_id: str | None = None
+    reason: str = ""
+
+
+class _SessionEnded(Exception):
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+
+def _session(row: object) -> SessionRecord:
+    m = row._mapping  # type: ignore[attr-defined]
+    return SessionRecord(
+        id=m["id"],
+        user_id=m["user_id"],
+        client_id=m["client_id"],
+        scope=m["scope"],
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+        revoked_at=m["revoked_at"],
+        revoked_reason=m["revoked_reason"],
+    )
+
+
+def _token(row: object) -> RefreshTokenRow:
+    m = row._mapping  # type: ignore[attr-defined]
+    return RefreshTokenRow(**{c.name: m[c.name] for c in refresh_tokens.columns})
+
+
+class SqlSessionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(
+        self, session: SessionRecord, first: Callable[[SessionRecord], NewRefreshToken]
+    ) -> NewRefreshToken:
+        """Start a family and record its first refresh token, atomically."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(sessions).values(
+                    id=session.id,
+                    user_id=session.user_id,
+                    client_id=session.client_id,
+                    scope=session.scope,
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                )
+            )
+            token = first(session)
+            await self._insert_token(conn, token, session)
+        return token
+
+    @staticmethod
+    async def _insert_token(conn: AsyncConnection, token: NewRefreshToken, session: SessionRecord) -> None:
+        await conn.execute(
+            insert(refresh_tokens).values(
+                jti=token.jti,
+                session_id=session.id,
+                client_id=session.client_id,
+                kid=token.kid,
+                issued_at=token.issued_at,
+                expires_at=token.expires_at,
+            )
+        )
+
+    async def rotate(
+        self,
+        jti: str,
+        client_id: str,
+        now: float,
+        grace: int,
+        successor: Callable[[SessionRecord], NewRefreshToken],
+    ) -> RotateResult:
+        """Spend ``jti`` and record its successor, or tell why not."""
+        try:
+            return await self._rotate(jti, client_id, now, grace, successor)
+        except _SessionEnded as ended:
+            return RotateResult(RotateOutcome.INVALID, session_id=ended.session_id, reason="session ended")
+
+    async def _rotate(
+        self,
+        jti: str,
+        client_id: str,
+        now: float,
+        grace: int,
+        successor: Callable[[SessionRecord], NewRefreshToken],
+    ) -> RotateResult:
+        async with self.engine.begin() as conn:
+            spent = await conn.execute(
+                update(refresh_tokens)
+                .where(
+                    refresh_tokens.c.jti == jti,
+                    refresh_tokens.c.spent_at.is_(None),
+                    refresh_tokens.c.client_id == client_id,
+                    refresh_tokens.c.expires_at > now,
+                )
+                .values(spent_at=now)
+            )
+            if spent.rowcount == 1:
+                row = (
+                    await conn.execute(
+                        select(sessions).join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
+                        .where(refresh_tokens.c.jti == jti)
+                    )
+                ).one()
+                session = _session(row)
+                if session.revoked_at is not None or session.expires_at <= now:
+                    raise _SessionEnded(session.id)  # rolls the spend back
+                token = successor(session)
+                await self._insert_token(conn, token, session)
+                await conn.execute(
+                    update(refresh_tokens)
+                    .where(refresh_tokens.c.jti == jti)
+                    .values(
+                        successor_jti=token.jti,
+                        grace_body=token.body if grace > 0 else None,
+                        grace_until=now + grace if grace > 0 else None,
+                    )
+                )
+                return RotateResult(RotateOutcome.ROTATED, body=token.body, session_id=session.id)
+            return await self._not_spent_now(conn, jti, client_id, now)
+
+    async def _not_spent_now(self, conn: AsyncConnection, jti: str, client_id: str, now: float) -> RotateResult:
+        row = (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti))).first()
+        if row is None:
+            return RotateResult(RotateOutcome.INVALID, reason="unknown refresh token")
+        token = _token(row)
+        if token.client_id != client_id:
+            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="other client")
+        if token.spent_at is None:
+            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="expired")
+        session_row = (
+            await conn.execute(select(sessions).where(sessions.c.id == token.session_id))
+        ).first()
+        session = _session(session_row) if session_row else None
+        if session is None or session.revoked_at is not None:
+            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="session ended")
+        if (
+            token.grace_body is not None
+            and token.grace_until is not None
+            and now < token.grace_until
+            and token.successor_jti is not None
+            and await self._unspent(conn, token.successor_jti)
+        ):
+            return RotateResult(RotateOutcome.REPLAYED, body=token.grace_body, session_id=token.session_id)
+        await conn.execute(
+            update(sessions)
+            .where(sessions.c.id == token.session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason="reuse")
+        )
+        return RotateResult(RotateOutcome.REUSED, session_id=token.session_id, reason="reuse")
+
+    @staticmethod
+    async def _unspent(conn: AsyncConnection, jti: str) -> bool:
+        spent_at = (
+            await conn.execute(select(refresh_tokens.c.spent_at).where(refresh_tokens.c.jti == jti))
+        ).scalar_one_or_none()
+        return spent_at is None
+
+    # --- lookups ------------------------------------------------------------------
+    async def get(self, session_id: str) -> SessionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        return _session(row) if row else None
+
+    async def token(self, jti: str) -> RefreshTokenRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti))).first()
+        return _token(row) if row else None
+
+    async def access_allowed(self, session_id: str | None, jti: str, now: float) -> bool:
+        """False if the access token's session ended or the token itself was revoked."""
+        async with self.engine.connect() as conn:
+            revoked = (
+                await conn.execute(select(exists().where(revoked_access_tokens.c.jti == jti)))
+            ).scalar()
+            if revoked:
+                return False
+            if session_id is None:
+                return True
+            row = (
+                await conn.execute(
+                    select(sessions.c.revoked_at, sessions.c.expires_at).where(sessions.c.id == session_id)
+                )
+            ).first()
+        return row is not None and row.revoked_at is None and row.expires_at > now
+
+    async def live_for_user(self, user_id: str, now: float) -> list[SessionRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sessions)
+                    .where(
+                        sessions.c.user_id == user_id,
+                        sessions.c.revoked_at.is_(None),
+                        sessions.c.expires_at > now,
+                    )
+                    .order_by(sessions.c.created_at)
+                )
+            ).all()
+        return [_session(r) for r in rows]
+
+    # --- revocation ---------------------------------------------------------------
+    async def revoke(self, session_id: str, now: float, reason: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+        return result.rowcount > 0
+
+    async def revoke_user(self, user_id: str, now: float, reason: str) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+        return result.rowcount
+
+    async def revoke_access_token(self, jti: str, expires_at: float) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(revoked_access_tokens).values(jti=jti, expires_at=expires_at))
+        except IntegrityError:
+            pass  # already revoked
+
+    # --- housekeeping -------------------------------------------------------------
+    async def prune(self, now: float) -> dict[str, int]:
+        """Delete rows nothing can use any more; drop grace bodies past their window."""
+        counts: dict[str, int] = {}
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(refresh_tokens)
+                .where(refresh_tokens.c.grace_until <= now, refresh_tokens.c.grace_body.is_not(None))
+                .values(grace_body=None)
+            )
+            counts["grace_bodies"] = result.rowcount
+            result = await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= now))
+            counts["refresh_tokens"] = result.rowcount
+            has_tokens = exists().where(refresh_tokens.c.session_id == sessions.c.id)
+            result = await conn.execute(
+                delete(sessions).where(
+                    (sessions.c.expires_at <= now) | and_(sessions.c.revoked_at.is_not(None), ~has_tokens)
+                )
+            )
+            counts["sessions"] = result.rowcount
+            result = await conn.execute(
+                delete(revoked_access_tokens).where(revoked_access_tokens.c.expires_at <= now)
+            )
+            counts["revoked_access_tokens"] = result.rowcount
+        return counts

@@ -1,0 +1,106 @@
+"""Table definitions (SQLAlchemy Core). The migrations are the schema's history;
+these describe the current head and must match it (a test checks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "client_assertions",
+    "clients",
+    "metadata",
+    "refresh_tokens",
+    "revoked_access_tokens",
+    "sessions",
+    "users",
+]
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),  # opaque, immutable: the token `sub`
+    Column("username", String(150), nullable=False, unique=True),
+    Column("password_hash", String(512), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("scopes", Text, nullable=False, default=""),
+    Column("email", String(320)),
+    Column("full_name", String(300)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("client_type", String(20), nullable=False),  # public | confidential
+    Column("secret_hash", String(512)),
+    Column("grant_types", Text, nullable=False, default=""),
+    Column("scopes", Text, nullable=False, default=""),
+    Column("audiences", Text, nullable=False, default=""),
+    Column("access_token_ttl", Integer),
+    Column("jwks", Text),
+    Column("created_at", Float, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the `sid` claim
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("scope", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),  # absolute limit of the family
+    Column("revoked_at", Float),
+    Column("revoked_reason", String(40)),
+    Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("kid", String(128), nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("spent_at", Float),
+    Column("successor_jti", String(64)),
+    Column("grace_body", Text),  # the first response, kept only until grace_until
+    Column("grace_until", Float),
+    Index("ix_refresh_tokens_session_id", "session_id"),
+    Index("ix_refresh_tokens_expires_at", "expires_at"),
+)
+
+revoked_access_tokens = Table(
+    "revoked_access_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_revoked_access_tokens_expires_at", "expires_at"),
+)
+
+client_assertions = Table(
+    "client_assertions",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_client_assertions_expires_at", "expires_at"),
+)

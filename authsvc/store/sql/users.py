@@ -1,0 +1,108 @@
+"""Users in SQL."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authsvc.store.records import User
+from authsvc.store.sql.tables import users
+
+__all__ = ["DuplicateUser", "SqlUserStore", "new_user_id"]
+
+
+class DuplicateUser(Exception):
+    """The username is taken."""
+
+
+def new_user_id() -> str:
+    """An opaque, never reused subject identifier."""
+    return "u_" + secrets.token_urlsafe(16)
+
+
+def _user(row: object) -> User:
+    m = row._mapping  # type: ignore[attr-defined]
+    return User(
+        id=m["id"],
+        username=m["username"],
+        password_hash=m["password_hash"],
+        disabled=bool(m["disabled"]),
+        scopes=frozenset(m["scopes"].split()),
+        email=m["email"],
+        full_name=m["full_name"],
+    )
+
+
+class SqlUserStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def by_username(self, username: str) -> User | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.username == username))).first()
+        return _user(row) if row else None
+
+    async def by_id(self, user_id: str) -> User | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def list(self) -> list[User]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.username))).all()
+        return [_user(r) for r in rows]
+
+    async def add(
+        self,
+        username: str,
+        password_hash: str,
+        now: float,
+        *,
+        scopes: frozenset[str] = frozenset(),
+        email: str | None = None,
+        full_name: str | None = None,
+    ) -> User:
+        user = User(new_user_id(), username, password_hash, False, scopes, email, full_name)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(users).values(
+                        id=user.id,
+                        username=username,
+                        password_hash=password_hash,
+                        disabled=False,
+                        scopes=" ".join(sorted(scopes)),
+                        email=email,
+                        full_name=full_name,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise DuplicateUser(username) from None
+        return user
+
+    async def set_disabled(self, username: str, disabled: bool, now: float) -> User | None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users).where(users.c.username == username).values(disabled=disabled, updated_at=now)
+            )
+        return await self.by_username(username)
+
+    async def set_password_hash(self, user_id: str, password_hash: str, now: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=now)
+            )
+
+    async def replace_hash(self, user_id: str, old_hash: str, new_hash: str, now: float) -> None:
+        """Re-hash on login, unless the password changed meanwhile."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.password_hash == old_hash)
+                .values(password_hash=new_hash, updated_at=now)
+            )

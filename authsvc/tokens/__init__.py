@@ -1,0 +1,1 @@
+"""Tokens: signing (issuer), checking our own (validation), families (sessions)."""

@@ -1,0 +1,136 @@
+"""Checking tokens this service signed: signature by kid, typ, time claims.
+
+The key is found by ``kid`` among our own keys and pins the algorithm; the
+header's ``alg`` must match it. Headers that point elsewhere for a key
+(``jwk``, ``jku``, ``x5u``, ``x5c``) and any ``crit`` are refused outright.
+JOSE parsing and signature checks are joserfc's; this module adds the policy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from authsvc.jose import registry_for
+from authsvc.keys.manager import LoadedKey
+
+__all__ = ["MAX_TOKEN_LENGTH", "TokenRejected", "check_token", "peek_claims"]
+
+MAX_TOKEN_LENGTH = 8192
+_FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64", "zip", "enc"})
+_ANY_REGISTRY = registry_for("RS256")  # extraction only checks sizes and syntax
+
+
+class TokenRejected(Exception):
+    """The token is not one of ours, or not valid now. ``reason`` is for logs."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError("duplicate member")
+        result[name] = value
+    return result
+
+
+def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if required:
+            raise TokenRejected(f"missing {name}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenRejected(f"{name} is not a number")
+    return float(value)
+
+
+def _extract(token: object) -> jws.CompactSignature:
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenRejected("malformed")
+    if token.count(".") != 2 or not token.isascii():
+        raise TokenRejected("malformed")
+    try:
+        obj = jws.extract_compact(token.encode("ascii"), registry=_ANY_REGISTRY)
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        raise TokenRejected("malformed") from None
+    if not isinstance(obj.headers(), dict):
+        raise TokenRejected("malformed")
+    return obj
+
+
+def _payload(obj: jws.CompactSignature) -> dict[str, Any]:
+    try:
+        claims = json.loads(obj.payload, object_pairs_hook=_no_duplicates)
+    except (ValueError, TypeError, UnicodeError):
+        raise TokenRejected("malformed payload") from None
+    if not isinstance(claims, dict):
+        raise TokenRejected("malformed payload")
+    return claims
+
+
+def peek_claims(token: object) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and claims without checking anything: only for routing a revocation."""
+    try:
+        obj = _extract(token)
+        return obj.headers(), _payload(obj)
+    except TokenRejected:
+        return None
+
+
+def check_token(
+    token: object,
+    *,
+    typs: frozenset[str],
+    key_for: Callable[[str], LoadedKey | None],
+    issuer: str,
+    now: float,
+    skew: int,
+) -> tuple[dict[str, Any], str]:
+    """The verified claims and the kid, or TokenRejected."""
+    obj = _extract(token)
+    header = obj.headers()
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in typs:
+        raise TokenRejected("wrong typ")
+    if _FORBIDDEN_HEADERS.intersection(header):
+        raise TokenRejected("forbidden header")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenRejected("no kid")
+    key = key_for(kid)
+    if key is None:
+        raise TokenRejected("unknown or retired kid")
+    if header.get("alg") != key.alg:
+        raise TokenRejected("alg does not match the key")
+    try:
+        valid = jws.validate_compact(obj, key.key, registry=registry_for(key.alg))
+    except (JoseError, ValueError, TypeError):
+        raise TokenRejected("bad signature") from None
+    if not valid:
+        raise TokenRejected("bad signature")
+    claims = _payload(obj)
+    if claims.get("iss") != issuer:
+        raise TokenRejected("wrong issuer")
+    exp = _number(claims, "exp", required=True)
+    iat = _number(claims, "iat", required=True)
+    nbf = _number(claims, "nbf", required=False)
+    assert exp is not None and iat is not None
+    if exp <= now - skew:
+        raise TokenRejected("expired")
+    if iat > now + skew:
+        raise TokenRejected("issued in the future")
+    if nbf is not None and nbf > now + skew:
+        raise TokenRejected("not yet valid")
+    for name in ("jti", "sub", "client_id"):
+        if not isinstance(claims.get(name), str) or not claims[name]:
+            raise TokenRejected(f"missing {name}")
+    return claims, kid

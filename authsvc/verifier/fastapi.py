@@ -1,0 +1,136 @@
+"""FastAPI glue: a Bearer-token dependency with RFC 6750 errors.
+
+Imported lazily by :meth:`Verifier.require` because FastAPI is not part of the
+base install. The token is read from the ``Authorization`` header only, never
+from the query string or a form (RFC 6750 §2.1; RFC 9700 §4.3.2). Challenges:
+
+- no (Bearer) credentials → 401 ``WWW-Authenticate: Bearer realm="…"``;
+- a refused token → 401 ``…, error="invalid_token", error_description="…"``;
+- a valid token without the scopes → 403 ``…, error="insufficient_scope", …, scope="…"``;
+- two ``Authorization`` headers or an empty Bearer credential → 400 ``invalid_request``;
+- no usable JWKS (the issuer is unreachable and the cache is gone) → 503
+  ``temporarily_unavailable``: the token may be fine, so clients must not drop it.
+
+FastAPI renders every ``HTTPException`` as ``{"detail": …}``;
+:func:`install_error_handler` renders :class:`BearerError` as the RFC 6750 body
+``{"error", "error_description"}`` instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from fastapi import HTTPException, Request, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from authsvc.verifier.errors import InvalidToken
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from authsvc.verifier.verifier import Verifier
+
+__all__ = ["BearerError", "bearer_dependency", "bearer_error_handler", "install_error_handler"]
+
+# RFC 6749 §3.3 scope-token and the characters RFC 6750 §3 allows in quoted values.
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+_RETRY_AFTER: Final = "5"
+# Only for the OpenAPI security scheme; the dependency parses the header itself.
+_OPENAPI_SCHEME: Final = HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+
+class BearerError(HTTPException):
+    """An RFC 6750 refusal: status, ``WWW-Authenticate`` challenge and JSON body."""
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str,
+        description: str,
+        *,
+        realm: str,
+        challenge_error: bool = True,
+        scope: str | None = None,
+    ) -> None:
+        if status_code == 503:
+            headers = {"Retry-After": _RETRY_AFTER}
+        else:
+            challenge = f'Bearer realm="{realm}"'
+            if challenge_error:
+                challenge += f', error="{error}", error_description="{description}"'
+            if scope:
+                challenge += f', scope="{scope}"'
+            headers = {"WWW-Authenticate": challenge}
+        self.error = error
+        self.description = description
+        super().__init__(status_code, detail=self.body, headers=headers)
+
+    @property
+    def body(self) -> dict[str, str]:
+        """The RFC 6749 §5.2-style JSON error object."""
+        return {"error": self.error, "error_description": self.description}
+
+    @classmethod
+    def from_invalid_token(cls, exc: InvalidToken, *, realm: str) -> BearerError:
+        """Map a verifier refusal to its HTTP form."""
+        if exc.reason == "jwks_unavailable":
+            return cls(503, "temporarily_unavailable", exc.description, realm=realm)
+        if exc.code == "insufficient_scope":
+            return cls(403, "insufficient_scope", exc.description, realm=realm, scope=exc.scope)
+        return cls(401, "invalid_token", exc.description, realm=realm)
+
+
+async def bearer_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Render a :class:`BearerError` as ``{"error", "error_description"}``."""
+    if not isinstance(exc, BearerError):  # pragma: no cover - registered for BearerError only
+        raise exc
+    return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_handler(app: Starlette) -> None:
+    """Make ``app`` answer Bearer errors with the RFC 6750 JSON body."""
+    app.add_exception_handler(BearerError, bearer_error_handler)
+
+
+def _no_credentials(realm: str) -> BearerError:
+    # RFC 6750 §3.1: a request without credentials gets a challenge with no error code.
+    return BearerError(
+        401, "invalid_request", "A Bearer access token is required.", realm=realm, challenge_error=False
+    )
+
+
+def bearer_dependency(
+    verifier: Verifier, scopes: Sequence[str], *, realm: str = "authsvc"
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """A dependency returning the claims of a valid Bearer token holding ``scopes``."""
+    if not _QUOTABLE.fullmatch(realm):
+        raise ValueError("realm must be printable ASCII without '\"' or '\\'")
+    if not all(_SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
+        raise ValueError("scopes must be RFC 6749 scope tokens")
+    required = tuple(scopes)
+
+    async def require_bearer(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_OPENAPI_SCHEME)],
+    ) -> dict[str, Any]:
+        values = request.headers.getlist("authorization")
+        if not values:
+            raise _no_credentials(realm)
+        if len(values) > 1:
+            raise BearerError(400, "invalid_request", "Send one Authorization header.", realm=realm)
+        scheme, _, token = values[0].strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise _no_credentials(realm)
+        token = token.strip()
+        if not token:
+            raise BearerError(400, "invalid_request", "The Bearer credential is empty.", realm=realm)
+        try:
+            return await verifier.verify(token, scopes=required)
+        except InvalidToken as exc:
+            raise BearerError.from_invalid_token(exc, realm=realm) from None
+
+    return require_bearer

@@ -1,0 +1,207 @@
+"""The token side of verification: parse, check the header, the signature, the claims.
+
+Pure functions over a token string, a key and a time; JOSE itself (base64url,
+JSON header, signature algorithms) is joserfc's. What is added here is policy
+(RFC 8725, RFC 9068): a size cap before parsing, canonical base64url only (no
+second spelling of one token), no key material or URLs from the token, no
+``crit`` extension, ``typ`` ``at+jwt``, the algorithm pinned by the key, and
+strict RFC 9068 claims.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Final
+
+from joserfc import jws
+from joserfc.errors import ExceededSizeError, JoseError
+
+from authsvc.jose import ASYMMETRIC_ALGS, PinnedRegistry, registry_for
+from authsvc.verifier.errors import InvalidToken
+from authsvc.verifier.keyset import MAX_KID_LENGTH, VerificationKey
+
+__all__ = [
+    "ACCESS_TOKEN_TYPES",
+    "MAX_TOKEN_LENGTH",
+    "ParsedToken",
+    "check_claims",
+    "check_scopes",
+    "check_signature",
+    "parse_token",
+]
+
+#: Tokens longer than this are refused before any decoding.
+MAX_TOKEN_LENGTH: Final = 8192
+#: RFC 9068 §2.1 ``typ`` values, compared case-insensitively.
+ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+
+# Headers that would let the token choose its own key or extensions. We pick
+# keys by kid from our JWKS only, understand no crit extension, and never
+# accept RFC 7797 unencoded payloads.
+_REFUSED_HEADERS: Final = ("jwk", "jku", "x5u", "x5c", "crit", "b64")
+_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
+# Size limits and header-name checks only; the algorithm is pinned per key later.
+_PARSE_REGISTRY: Final = PinnedRegistry(ASYMMETRIC_ALGS)
+
+
+def _invalid(reason: str) -> InvalidToken:
+    return InvalidToken("invalid_token", reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A structurally valid token whose header passed policy; not yet verified."""
+
+    alg: str
+    kid: str
+    compact: jws.CompactSignature
+
+
+def _is_canonical(segment: str) -> bool:
+    """Base64url with zero pad bits: each token has exactly one spelling."""
+    if len(segment) % 4 == 1:
+        return False
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") == segment
+
+
+def parse_token(token: object) -> ParsedToken:
+    """Split and decode a compact JWS and apply the header policy."""
+    if not isinstance(token, str):
+        raise _invalid("malformed")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise _invalid("too_large")
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_SEGMENT.fullmatch(s) and _is_canonical(s) for s in segments):
+        raise _invalid("malformed")
+    try:
+        compact = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
+        header = compact.headers()
+    except ExceededSizeError as exc:
+        raise _invalid("too_large") from exc
+    except (JoseError, ValueError, TypeError) as exc:
+        raise _invalid("malformed") from exc
+    if not isinstance(header, dict) or any(name in header for name in _REFUSED_HEADERS):
+        raise _invalid("malformed")
+
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
+        raise _invalid("unsupported_algorithm")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise _invalid("bad_type")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
+        raise _invalid("no_matching_key")
+    try:
+        _PARSE_REGISTRY.check_header(header)  # joserfc's own member types and names
+    except JoseError as exc:
+        raise _invalid("malformed") from exc
+    return ParsedToken(alg=alg, kid=kid, compact=compact)
+
+
+def check_signature(token: ParsedToken, key: VerificationKey) -> None:
+    """Verify with the key's algorithm; the token's ``alg`` must be one the key allows."""
+    if token.alg not in key.algs:
+        raise _invalid("unsupported_algorithm")
+    try:
+        valid = jws.validate_compact(token.compact, key.key, registry=registry_for(token.alg))
+    except JoseError:
+        valid = False
+    if not valid:
+        raise _invalid("bad_signature")
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in obj:
+            raise ValueError("duplicate member")
+        obj[name] = value
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number: not a bool, not a string, finite."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _number(claims: dict[str, Any], name: str) -> float:
+    """A required NumericDate claim; present but not a JSON number is malformed."""
+    if name not in claims:
+        raise _invalid("missing_claim")
+    value = claims[name]
+    if not _is_number(value):
+        raise _invalid("malformed")
+    return value  # type: ignore[no-any-return]
+
+
+def check_claims(
+    payload: bytes,
+    *,
+    issuer: str,
+    audiences: frozenset[str],
+    leeway: float,
+    now: float,
+) -> dict[str, Any]:
+    """Decode the (already authenticated) payload and check RFC 9068 claims."""
+    try:
+        claims = json.loads(payload, object_pairs_hook=_strict_object, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise _invalid("malformed") from exc
+    if not isinstance(claims, dict):
+        raise _invalid("malformed")
+
+    if "iss" not in claims:
+        raise _invalid("missing_claim")
+    if claims["iss"] != issuer or not isinstance(claims["iss"], str):
+        raise _invalid("bad_issuer")
+
+    if "aud" not in claims:
+        raise _invalid("missing_claim")
+    aud = claims["aud"]
+    token_audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(token_audiences, list) or not all(isinstance(a, str) for a in token_audiences):
+        raise _invalid("bad_audience")
+    if audiences.isdisjoint(token_audiences):
+        raise _invalid("bad_audience")
+
+    exp = _number(claims, "exp")
+    iat = _number(claims, "iat")
+    if exp <= now - leeway:
+        raise _invalid("expired")
+    if "nbf" in claims and _number(claims, "nbf") > now + leeway:
+        raise _invalid("not_yet_valid")
+    if iat > now + leeway:
+        raise _invalid("issued_in_future")
+
+    for name in ("sub", "jti", "client_id"):
+        if name not in claims:
+            raise _invalid("missing_claim")
+        if not isinstance(claims[name], str) or not claims[name]:
+            raise _invalid("malformed")
+    if "scope" in claims and not isinstance(claims["scope"], str):
+        raise _invalid("malformed")
+    return claims
+
+
+def check_scopes(claims: dict[str, Any], required: Collection[str]) -> None:
+    """Every required scope must be in the token's space-separated ``scope``."""
+    if not required:
+        return
+    granted = set(str(claims.get("scope", "")).split(" "))
+    if not all(scope in granted for scope in required):
+        raise InvalidToken("insufficient_scope", "insufficient_scope", scope=" ".join(required))
