@@ -1,0 +1,316 @@
+"""The operator's command line: serve, users, keys, db.
+
+Every command reads the same ``AUTHSVC_`` settings as the server. Exit 0 on
+success, 1 on error (one line on stderr, no traceback), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from authsvc.clock import SystemClock
+from authsvc.errors import AuthsvcError
+from authsvc.passwords import PasswordHasher
+from authsvc.settings import DEFAULT_PORT, AuthSettings, get_settings
+
+__all__ = ["app", "run"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="authsvc: an OAuth 2.0 token service.",
+)
+users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema and housekeeping.")
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+
+
+class CommandError(AuthsvcError):
+    """A command failed in a way the operator can fix; printed as one line."""
+
+
+def _settings() -> AuthSettings:
+    return get_settings()
+
+
+def _run(coro: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(coro())  # type: ignore[arg-type]
+
+
+def _read_secret(from_stdin: bool, prompt: str) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        value = line.rstrip("\r\n")
+    else:
+        value = getpass.getpass(f"{prompt}: ")
+        if getpass.getpass(f"{prompt} (again): ") != value:
+            raise CommandError("the two entries differ")
+    if not value:
+        raise CommandError("empty password")
+    return value
+
+
+def _hasher(settings: AuthSettings) -> PasswordHasher:
+    return PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
+
+
+# --- serve ---------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = DEFAULT_PORT,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the token service (creates the database and the first key if missing)."""
+    import uvicorn
+
+    from authsvc.app import create_app
+    from authsvc.keys.rotation import create_first_key
+    from authsvc.runtime import build_key_store
+
+    settings = _settings().for_port(port)
+    change = create_first_key(
+        build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
+    )
+    issuer = settings.resolved_issuer
+    typer.echo(f"authsvc {issuer} (keys: {settings.keys_dir}, database: {_redact(settings.database_url)})")
+    if change is not None:
+        typer.echo(f"key store was empty: {change}")
+    typer.echo("add a user with: authsvc users add NAME --scope 'read write'")
+    if workers > 1:
+        os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
+        uvicorn.run("authsvc.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", server_header=False)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", server_header=False)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable)"
+
+
+# --- users ---------------------------------------------------------------------------
+async def _with_stores(settings: AuthSettings, action: Callable[[Any, Any], Awaitable[T]]) -> T:
+    from authsvc.runtime import open_database
+    from authsvc.store.sql.sessions import SqlSessionStore
+    from authsvc.store.sql.users import SqlUserStore
+
+    engine = await open_database(settings)
+    try:
+        return await action(SqlUserStore(engine), SqlSessionStore(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _require_user(users: Any, name: str) -> Any:
+    user = await users.by_username(name)
+    if user is None:
+        raise CommandError(f"no user named {name!r}")
+    return user
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    scope: Annotated[str, typer.Option(help="Space-separated scopes the user may get.")] = "",
+    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
+    full_name: Annotated[str | None, typer.Option("--full-name", help="Full name.")] = None,
+) -> None:
+    """Add a user."""
+    from authsvc.store.sql.users import DuplicateUser
+    from authsvc.tokens.sessions import parse_scope
+
+    settings = _settings()
+    if not name or len(name) > 150 or any(c.isspace() or not c.isprintable() for c in name):
+        raise CommandError("a user name is 1 to 150 printable characters without spaces")
+    if name == settings.default_client_id:
+        raise CommandError("a user name may not equal a client id")
+    scopes = parse_scope(scope) if scope.strip() else frozenset()
+    password = _read_secret(password_stdin, "password")
+    password_hash = _hasher(settings).hash_sync(password)
+
+    async def add(users: Any, _sessions: Any) -> Any:
+        try:
+            return await users.add(name, password_hash, SystemClock().now(), scopes=scopes or frozenset(),
+                                   email=email, full_name=full_name)
+        except DuplicateUser:
+            raise CommandError(f"user {name!r} exists") from None
+
+    user = _run(lambda: _with_stores(settings, add))
+    typer.echo(f"added user {user.username} (sub {user.id})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    users = _run(lambda: _with_stores(_settings(), lambda u, _s: u.list()))
+    for user in users:
+        state = "disabled" if user.disabled else "active"
+        typer.echo(f"{user.username}\t{user.id}\t{state}\t{' '.join(sorted(user.scopes))}")
+
+
+def _set_disabled(name: str, disabled: bool) -> None:
+    async def change(users: Any, sessions: Any) -> int:
+        user = await _require_user(users, name)
+        now = SystemClock().now()
+        await users.set_disabled(name, disabled, now)
+        revoked = await sessions.revoke_user(user.id, now, "user_disabled") if disabled else 0
+        logging.getLogger("authsvc.audit").info(
+            "user disabled" if disabled else "user enabled",
+            extra={"event": "user.disabled" if disabled else "user.enabled", "user_id": user.id},
+        )
+        return int(revoked)
+
+    revoked = _run(lambda: _with_stores(_settings(), change))
+    typer.echo(f"{'disabled' if disabled else 'enabled'} {name}" + (f"; revoked {revoked} sessions" if revoked else ""))
+
+
+@users_app.command("disable")
+def users_disable(name: str) -> None:
+    """Disable a user and end all their sessions."""
+    _set_disabled(name, True)
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Enable a user."""
+    _set_disabled(name, False)
+
+
+@users_app.command("set-password")
+def users_set_password(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Change a user's password and end all their sessions."""
+    settings = _settings()
+    password = _read_secret(password_stdin, "new password")
+    password_hash = _hasher(settings).hash_sync(password)
+
+    async def change(users: Any, sessions: Any) -> int:
+        user = await _require_user(users, name)
+        now = SystemClock().now()
+        await users.set_password_hash(user.id, password_hash, now)
+        return int(await sessions.revoke_user(user.id, now, "password_changed"))
+
+    revoked = _run(lambda: _with_stores(settings, change))
+    typer.echo(f"password of {name} changed; revoked {revoked} sessions")
+
+
+@users_app.command("sessions")
+def users_sessions(name: str) -> None:
+    """List a user's live sessions."""
+    from datetime import UTC, datetime
+
+    async def listing(users: Any, sessions: Any) -> list[Any]:
+        user = await _require_user(users, name)
+        return list(await sessions.live_for_user(user.id, SystemClock().now()))
+
+    for session in _run(lambda: _with_stores(_settings(), listing)):
+        started = datetime.fromtimestamp(session.created_at, UTC).isoformat(timespec="seconds")
+        ends = datetime.fromtimestamp(session.expires_at, UTC).isoformat(timespec="seconds")
+        typer.echo(f"{session.id}\tclient {session.client_id}\tstarted {started}\tends by {ends}\t{session.scope}")
+
+
+@users_app.command("logout")
+def users_logout(name: str) -> None:
+    """End all of a user's sessions (their refresh tokens stop working at once)."""
+
+    async def logout(users: Any, sessions: Any) -> int:
+        user = await _require_user(users, name)
+        count = int(await sessions.revoke_user(user.id, SystemClock().now(), "logout"))
+        logging.getLogger("authsvc.audit").info(
+            "sessions revoked", extra={"event": "session.logout", "user_id": user.id, "count": count}
+        )
+        return count
+
+    typer.echo(f"revoked {_run(lambda: _with_stores(_settings(), logout))} sessions of {name}")
+
+
+# --- db ------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the current revision."""
+    from authsvc.migrations import current_revision, upgrade
+    from authsvc.store.sql.engine import create_engine
+
+    async def go() -> str | None:
+        engine = create_engine(_settings().database_url)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"database at revision {_run(go)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the code's."""
+    from authsvc.migrations import current_revision, head_revision
+    from authsvc.store.sql.engine import create_engine
+
+    async def go() -> str | None:
+        engine = create_engine(_settings().database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current = _run(go)
+    head = head_revision()
+    typer.echo(f"database {current or 'empty'}; code {head}" + ("" if current == head else " (run: authsvc db upgrade)"))
+
+
+@db_app.command("prune")
+def db_prune() -> None:
+    """Delete expired refresh tokens, sessions and revocations."""
+
+    async def prune(_users: Any, sessions: Any) -> dict[str, int]:
+        return dict(await sessions.prune(SystemClock().now()))
+
+    counts = _run(lambda: _with_stores(_settings(), prune))
+    typer.echo("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+# --- entry -----------------------------------------------------------------------------
+def run() -> None:
+    """Run the CLI with one-line errors."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except (typer.Exit, SystemExit) as exc:
+        raise SystemExit(getattr(exc, "exit_code", getattr(exc, "code", 0))) from None
+    except typer.Abort:
+        sys.stderr.write("authsvc: aborted\n")
+        raise SystemExit(1) from None
+    except Exception as exc:  # click usage errors, ours, and anything else: one line
+        show = getattr(exc, "show", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):  # typer's (vendored) click exceptions
+            show()
+            raise SystemExit(exit_code) from None
+        if isinstance(exc, AuthsvcError):
+            sys.stderr.write(f"authsvc: {exc}\n")
+        else:
+            sys.stderr.write(f"authsvc: unexpected error: {type(exc).__name__}\n")
+        raise SystemExit(1) from None

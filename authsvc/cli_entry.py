@@ -1,0 +1,21 @@
+"""The ``authsvc`` console script: one clear line when the server extras are missing."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+
+def main() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import typer  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        sys.stderr.write("authsvc: the service needs its extras: pip install 'authsvc[server]'\n")
+        raise SystemExit(1) from None
+    from authsvc.cli import run
+
+    run()

@@ -1,0 +1,225 @@
+"""Shared fixtures: settings on a temp dir, the ASGI app with its lifespan, a live server.
+
+Every test runs in its own temporary directory with no ``AUTHSVC_`` variables
+from the outer environment (``AUTHSVC_TEST_*`` excepted), so a stray ``.env``
+or setting on the developer's machine cannot change a result.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
+
+from authsvc.app import create_app
+from authsvc.clock import FrozenClock
+from authsvc.runtime import Services
+from authsvc.settings import AuthSettings
+
+hypothesis_settings.register_profile(
+    "ci", deadline=None, max_examples=50, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile("dev", deadline=None, max_examples=25)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# Cheap argon2 for tests; one test checks the real defaults.
+CHEAP_ARGON2 = {"argon2_memory_kib": 64, "argon2_time_cost": 1, "argon2_parallelism": 1}
+ISSUER = "http://127.0.0.1:9000"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("AUTHSVC_") and not name.upper().startswith("AUTHSVC_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> AuthSettings:
+    values: dict[str, Any] = {
+        "issuer": ISSUER,
+        "database_url": f"sqlite:///{tmp_path / 'authsvc.db'}",
+        "keys_dir": tmp_path / "keys",
+        **CHEAP_ARGON2,
+    }
+    values.update(overrides)
+    return AuthSettings(**values)
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., AuthSettings]:
+    return lambda **overrides: make_settings(tmp_path, **overrides)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(1_800_000_000.0)
+
+
+@dataclass
+class AppHarness:
+    """The ASGI app under test, its services and an HTTP client to it."""
+
+    client: httpx.AsyncClient
+    services: Services
+    clock: FrozenClock
+    settings: AuthSettings
+
+    async def add_user(self, username: str = "alice", password: str = "correct horse", *,
+                       scopes: str = "read write", email: str | None = "alice@example.com",
+                       full_name: str | None = "Alice Example", disabled: bool = False) -> Any:
+        password_hash = await self.services.hasher.hash(password)
+        user = await self.services.users.add(
+            username, password_hash, self.clock.now(), scopes=frozenset(scopes.split()),
+            email=email, full_name=full_name,
+        )
+        if disabled:
+            await self.services.users.set_disabled(username, True, self.clock.now())
+        return user
+
+    async def login(self, username: str = "alice", password: str = "correct horse", **extra: str) -> httpx.Response:
+        return await self.client.post(
+            "/token", data={"grant_type": "password", "username": username, "password": password, **extra}
+        )
+
+    async def refresh(self, refresh_token: str, **extra: str) -> httpx.Response:
+        return await self.client.post(
+            "/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+        )
+
+    async def me(self, access_token: str) -> httpx.Response:
+        return await self.client.get("/users/me", headers={"Authorization": f"Bearer {access_token}"})
+
+
+@pytest.fixture
+async def harness_factory(
+    tmp_path: Path, clock: FrozenClock
+) -> AsyncIterator[Callable[..., Any]]:
+    """Build an app harness with setting overrides: ``h = await harness_factory(signing_alg="EdDSA")``."""
+    stack: list[Any] = []
+
+    async def build(**overrides: Any) -> AppHarness:
+        settings = make_settings(tmp_path, **overrides)
+        app = create_app(settings, clock)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        stack.append(lifespan)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=ISSUER)
+        stack.append(client)
+        return AppHarness(client, app.state.services, clock, settings)
+
+    yield build
+    for item in reversed(stack):
+        await item.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def harness(harness_factory: Callable[..., Any]) -> AppHarness:
+    return await harness_factory()  # type: ignore[no-any-return]
+
+
+# --- a real server process ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the ``authsvc`` CLI against this server's settings."""
+        return run_cli(*args, env=self.env, input=input)
+
+
+def authsvc_command() -> list[str]:
+    return [sys.executable, "-c", "from authsvc.cli_entry import main; main()"]
+
+
+def run_cli(*args: str, env: dict[str, str], input: str | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*authsvc_command(), *args], env=env, input=input, capture_output=True, text=True,
+        timeout=60, cwd=cwd, check=False,
+    )
+
+
+def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AUTHSVC_") or k.upper().startswith("AUTHSVC_TEST_")}
+    env.update(
+        {
+            "AUTHSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+            "AUTHSVC_KEYS_DIR": str(tmp_path / "live-keys"),
+            "AUTHSVC_ARGON2_MEMORY_KIB": "64",
+            "AUTHSVC_ARGON2_TIME_COST": "1",
+        }
+    )
+    env.update({f"AUTHSVC_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def start_server(tmp_path: Path, *, port: int | None = None, extra_args: tuple[str, ...] = (),
+                 **settings: str) -> LiveServer:
+    port = port or free_port()
+    env = server_env(tmp_path, **settings)
+    log_path = tmp_path / f"server-{port}.log"
+    with log_path.open("ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [*authsvc_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return LiveServer(url, env, process, log_path)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log_path.read_text()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(**settings: str) -> LiveServer:
+        server = start_server(tmp_path, **settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        stop_server(server)
+
+
+@pytest.fixture
+def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
+    return live_server_factory()
