@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from authsvc.cli_keys import keys_app
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
 from authsvc.passwords import PasswordHasher
@@ -34,6 +35,7 @@ app = typer.Typer(
 users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema and housekeeping.")
 app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
 
@@ -91,8 +93,15 @@ def serve(
     typer.echo("add a user with: authsvc users add NAME --scope 'read write'")
     if workers > 1:
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
-        uvicorn.run("authsvc.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", server_header=False)
+        uvicorn.run(
+            "authsvc.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            server_header=False,
+        )
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", server_header=False)
 
@@ -129,7 +138,9 @@ async def _require_user(users: Any, name: str) -> Any:
 @users_app.command("add")
 def users_add(
     name: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
     scope: Annotated[str, typer.Option(help="Space-separated scopes the user may get.")] = "",
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
     full_name: Annotated[str | None, typer.Option("--full-name", help="Full name.")] = None,
@@ -149,8 +160,14 @@ def users_add(
 
     async def add(users: Any, _sessions: Any) -> Any:
         try:
-            return await users.add(name, password_hash, SystemClock().now(), scopes=scopes or frozenset(),
-                                   email=email, full_name=full_name)
+            return await users.add(
+                name,
+                password_hash,
+                SystemClock().now(),
+                scopes=scopes or frozenset(),
+                email=email,
+                full_name=full_name,
+            )
         except DuplicateUser:
             raise CommandError(f"user {name!r} exists") from None
 
@@ -180,7 +197,10 @@ def _set_disabled(name: str, disabled: bool) -> None:
         return int(revoked)
 
     revoked = _run(lambda: _with_stores(_settings(), change))
-    typer.echo(f"{'disabled' if disabled else 'enabled'} {name}" + (f"; revoked {revoked} sessions" if revoked else ""))
+    typer.echo(
+        f"{'disabled' if disabled else 'enabled'} {name}"
+        + (f"; revoked {revoked} sessions" if revoked else "")
+    )
 
 
 @users_app.command("disable")
@@ -198,7 +218,9 @@ def users_enable(name: str) -> None:
 @users_app.command("set-password")
 def users_set_password(
     name: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
 ) -> None:
     """Change a user's password and end all their sessions."""
     settings = _settings()
@@ -227,7 +249,9 @@ def users_sessions(name: str) -> None:
     for session in _run(lambda: _with_stores(_settings(), listing)):
         started = datetime.fromtimestamp(session.created_at, UTC).isoformat(timespec="seconds")
         ends = datetime.fromtimestamp(session.expires_at, UTC).isoformat(timespec="seconds")
-        typer.echo(f"{session.id}\tclient {session.client_id}\tstarted {started}\tends by {ends}\t{session.scope}")
+        typer.echo(
+            f"{session.id}\tclient {session.client_id}\tstarted {started}\tends by {ends}\t{session.scope}"
+        )
 
 
 @users_app.command("logout")
@@ -278,7 +302,10 @@ def db_current() -> None:
 
     current = _run(go)
     head = head_revision()
-    typer.echo(f"database {current or 'empty'}; code {head}" + ("" if current == head else " (run: authsvc db upgrade)"))
+    typer.echo(
+        f"database {current or 'empty'}; code {head}"
+        + ("" if current == head else " (run: authsvc db upgrade)")
+    )
 
 
 @db_app.command("prune")

@@ -139,9 +139,7 @@ def _unknown_variables(env_file: Path | None) -> list[str]:
             key = line.split("=", 1)[0].strip().removeprefix("export ").strip().upper()
             if key.startswith(_PREFIX) and "=" in line:
                 names.append(key)
-    return sorted(
-        {name for name in names if name not in known and not name.startswith(_PREFIX + "TEST_")}
-    )
+    return sorted({name for name in names if name not in known and not name.startswith(_PREFIX + "TEST_")})
 
 
 def load_settings(**overrides: Any) -> AuthSettings:

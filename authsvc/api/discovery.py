@@ -45,8 +45,11 @@ def _body(issuer: str) -> bytes:
 
 @router.get("/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)")
 async def oauth_metadata(services: ServicesDep) -> Response:
-    return Response(_body(services.sessions.issuer), media_type="application/json",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    return Response(
+        _body(services.sessions.issuer),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get("/.well-known/openid-configuration", summary="The same metadata, for clients that look here")

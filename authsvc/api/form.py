@@ -36,8 +36,9 @@ async def read_form(request: Request) -> dict[str, str]:
         chunks.append(chunk)
     try:
         text = b"".join(chunks).decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict",
-                          max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=MAX_FIELDS
+        )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The request body is not valid UTF-8 form data.") from None
     form: dict[str, str] = {}
@@ -54,8 +55,19 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 _KNOWN = {
-    "grant_type", "username", "password", "scope", "client_id", "client_secret", "refresh_token",
-    "token", "token_type_hint", "client_assertion", "client_assertion_type", "audience", "resource",
+    "grant_type",
+    "username",
+    "password",
+    "scope",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "token",
+    "token_type_hint",
+    "client_assertion",
+    "client_assertion_type",
+    "audience",
+    "resource",
 }
 
 

@@ -118,8 +118,12 @@ class KeyManager:
             if record.revoked_at is not None and record.revoked_at <= now:
                 continue
             public[record.kid] = LoadedKey(record.kid, record.alg, _import_public(record.public_jwk))
-            if timetable.sign_until(record.kid) > now and record.private_deleted_at is None:
-                loaded = self._load_private(record.kid, record.alg)
+            if timetable.sign_until(record.kid) > now:
+                # Keep a key already in memory: another host whose clock runs a little
+                # ahead may delete the file a moment before our clock says it stopped.
+                loaded = self._private.get(record.kid)
+                if loaded is None and record.private_deleted_at is None:
+                    loaded = self._load_private(record.kid, record.alg)
                 if loaded is not None:
                     private[record.kid] = loaded
         self._doc, self._version, self.timetable = doc, version, timetable

@@ -1,22 +1,32 @@
-"""Changes to the key set: the first key, rotation, revocation, pruning.
+"""Changes to the key set: the first key, scheduled rotation, revocation, pruning.
 
-Every change runs under the store's lock, re-reads the store inside it, and
-commits by replacing the manifest (after any new private key is on disk).
+Every change runs under the store's lock, re-reads the store inside it, plans
+from the timetable, and commits by replacing the manifest once — after any new
+private key is on disk and before any old one is deleted. A crash at any
+moment therefore leaves a manifest that names only keys whose private halves
+exist (or were deliberately deleted), and a leftover file is removed by the
+next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from authsvc.clock import Clock
+from authsvc.errors import KeyStoreError
 from authsvc.keys.generate import generate_key, private_pem
 from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.store_file import FileKeyStore
+from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
 
-__all__ = ["Change", "create_first_key"]
+__all__ = ["Change", "RotationPlan", "create_first_key", "plan_rotation", "revoke_key", "rotate"]
 
-log = logging.getLogger("authsvc.audit")
+audit = logging.getLogger("authsvc.audit")
+
+LOCK_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,32 +41,209 @@ class Change:
         return f"{self.action} {self.kid} {self.detail}".rstrip()
 
 
-def new_record(
+@dataclass
+class RotationPlan:
+    """What a run will do; ``new_alg`` set means a key is to be generated."""
+
+    changes: list[Change] = field(default_factory=list)
+    new_alg: str | None = None
+    new_sign_from: float | None = None
+    delete_private: list[str] = field(default_factory=list)
+    prune: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _generate(
     store: FileKeyStore, alg: str, now: float, sign_from: float, passphrase: bytes | None
 ) -> KeyRecord:
     """Generate a key pair and write its private half (not yet in the manifest)."""
     generated = generate_key(alg)
     store.write_private(generated.kid, private_pem(generated.private_key, passphrase))
-    return KeyRecord(
-        kid=generated.kid,
-        alg=alg,
-        public_jwk=generated.public_jwk,
-        created_at=now,
-        sign_from=sign_from,
-    )
+    return KeyRecord(generated.kid, alg, generated.public_jwk, created_at=now, sign_from=sign_from)
 
 
-def create_first_key(
-    store: FileKeyStore, alg: str, clock: Clock, passphrase: bytes | None
-) -> Change | None:
+def _commit(store: FileKeyStore, doc: KeySetDoc, new: KeyRecord | None) -> None:
+    """Replace the manifest; undo a new private key if that fails."""
+    try:
+        store.write(KeySetDoc(keys=doc.keys, generation=doc.generation + 1))
+    except OSError as exc:
+        if new is not None:
+            store.delete_private(new.kid)
+        raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+
+
+def _remove_leftovers(store: FileKeyStore, doc: KeySetDoc) -> None:
+    """Private files the manifest does not need: crash leftovers and retired keys."""
+    needed = {k.kid for k in doc.keys if k.private_deleted_at is None}
+    with contextlib.suppress(OSError):
+        for kid in store.private_kids() - needed:
+            store.delete_private(kid)
+        store.clean_temporaries()
+
+
+def _require_keys(doc: KeySetDoc, store: FileKeyStore) -> None:
+    if not doc.keys:
+        raise KeyStoreError(f"key store {store.describe()} is empty; `authsvc serve` creates the first key")
+
+
+def create_first_key(store: FileKeyStore, alg: str, clock: Clock, passphrase: bytes | None) -> Change | None:
     """Give an empty store its first key, signing at once. Only ``serve`` calls this."""
-    with store.lock():
+    with store.lock(LOCK_TIMEOUT):
         doc = store.read()
         if doc.keys:
             return None
         now = clock.now()
-        record = new_record(store, alg, now, now, passphrase)
-        store.write(KeySetDoc(keys=(record,), generation=doc.generation + 1))
-    change = Change("created", record.kid, f"{alg} first key, signing now")
-    log.info("key created", extra={"event": "key.created", "kid": record.kid, "alg": alg})
-    return change
+        try:
+            record = _generate(store, alg, now, now, passphrase)
+        except OSError as exc:
+            raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+        _commit(store, KeySetDoc(keys=(record,), generation=doc.generation), record)
+        _remove_leftovers(store, store.read())
+    audit.info("key created", extra={"event": "key.created", "kid": record.kid, "alg": alg})
+    return Change("created", record.kid, f"{alg}, first key, signing now")
+
+
+def plan_rotation(doc: KeySetDoc, lifetimes: Lifetimes, now: float, alg: str, *, force: bool) -> RotationPlan:
+    """Pure: what the timetable asks for at ``now`` (see CONTRACT.md, Keys)."""
+    plan = RotationPlan()
+    table = Timetable(doc.keys, lifetimes)
+    current = table.signing(now)
+    successor = table.successor(current.kid) if current else None
+    pending = successor is not None and successor.sign_from > now
+    if current is None:
+        plan.new_alg, plan.new_sign_from = alg, now
+        plan.changes.append(Change("create", "(new)", f"{alg}, no key can sign: signs now"))
+    elif not pending:
+        period_end = current.sign_from + lifetimes.rotation_period
+        if current.alg != alg:
+            plan.new_alg, plan.new_sign_from = alg, now + lifetimes.prepublish
+            reason = f"algorithm changes from {current.alg}"
+        elif force:
+            plan.new_alg, plan.new_sign_from = alg, now + lifetimes.prepublish
+            reason = "forced"
+        elif now >= period_end - lifetimes.prepublish:
+            plan.new_alg, plan.new_sign_from = alg, max(period_end, now + lifetimes.prepublish)
+            reason = "scheduled"
+        if plan.new_alg is not None:
+            assert plan.new_sign_from is not None
+            plan.changes.append(
+                Change(
+                    "create",
+                    "(new)",
+                    f"{alg}, {reason}: published now, signs from {_iso(plan.new_sign_from)}",
+                )
+            )
+    for record in doc.keys:
+        state = table.state(record, now)
+        life = max(lifetimes.access_ttl, lifetimes.refresh_ttl) + lifetimes.skew
+        revoked_long_ago = record.revoked_at is not None and now >= record.revoked_at + life
+        if state is KeyState.PRUNABLE or revoked_long_ago:
+            plan.prune.append(record.kid)
+            plan.changes.append(Change("prune", record.kid, "nothing it signed can still be valid"))
+        elif record.private_deleted_at is None and state not in (KeyState.PENDING, KeyState.SIGNING):
+            plan.delete_private.append(record.kid)
+            plan.changes.append(Change("destroy-private", record.kid, f"stopped signing ({state.value})"))
+    return plan
+
+
+def rotate(
+    store: FileKeyStore,
+    lifetimes: Lifetimes,
+    clock: Clock,
+    alg: str,
+    passphrase: bytes | None,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> list[Change]:
+    """One cron run: plan under the lock and apply it. Idempotent."""
+    if dry_run:
+        doc = store.read()
+        _require_keys(doc, store)
+        return plan_rotation(doc, lifetimes, clock.now(), alg, force=force).changes
+    with store.lock(LOCK_TIMEOUT):
+        doc = store.read()
+        _require_keys(doc, store)
+        now = clock.now()
+        plan = plan_rotation(doc, lifetimes, now, alg, force=force)
+        if plan.empty:
+            _remove_leftovers(store, doc)
+            return []
+        keys = [k for k in doc.keys if k.kid not in plan.prune]
+        keys = [k.with_changes(private_deleted_at=now) if k.kid in plan.delete_private else k for k in keys]
+        new: KeyRecord | None = None
+        changes = list(plan.changes)
+        if plan.new_alg is not None:
+            assert plan.new_sign_from is not None
+            try:
+                new = _generate(store, plan.new_alg, now, plan.new_sign_from, passphrase)
+            except OSError as exc:
+                raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+            keys.append(new)
+            changes = [Change("created", new.kid, c.detail) if c.action == "create" else c for c in changes]
+        committed = KeySetDoc(keys=tuple(keys), generation=doc.generation)
+        _commit(store, committed, new)
+        _remove_leftovers(store, committed)
+    for change in changes:
+        audit.info(f"key {change.action}", extra={"event": f"key.{change.action}", "kid": change.kid})
+    return changes
+
+
+def revoke_key(
+    store: FileKeyStore, kid: str, clock: Clock, alg: str, passphrase: bytes | None
+) -> list[Change]:
+    """Emergency: take ``kid`` out of the JWKS and out of signing now.
+
+    If it was signing, its pending successor signs at once, else a new key
+    does (caches may miss that key until they re-fetch: the price of an
+    emergency). Every token it signed is refused here from now on.
+    """
+    with store.lock(LOCK_TIMEOUT):
+        doc = store.read()
+        _require_keys(doc, store)
+        record = doc.find(kid)
+        if record is None:
+            raise KeyStoreError("no key with that kid in the store")
+        if record.revoked_at is not None:
+            return []
+        now = clock.now()
+        table = Timetable(doc.keys, _NO_LIFETIMES)
+        was_signing = table.signing(now) is not None and table.signing(now).kid == kid  # type: ignore[union-attr]
+        changes = [Change("revoked", kid, "removed from the JWKS and from signing")]
+        keys = [
+            k.with_changes(revoked_at=now, private_deleted_at=now) if k.kid == kid else k for k in doc.keys
+        ]
+        new: KeyRecord | None = None
+        if was_signing:
+            successor = table.successor(kid)
+            if successor is not None and successor.sign_from > now and successor.private_deleted_at is None:
+                keys = [k.with_changes(sign_from=now) if k.kid == successor.kid else k for k in keys]
+                changes.append(Change("signing", successor.kid, "pending successor signs now"))
+            else:
+                try:
+                    new = _generate(store, alg, now, now, passphrase)
+                except OSError as exc:
+                    raise KeyStoreError(
+                        f"cannot write key store {store.describe()}: {exc.strerror}"
+                    ) from None
+                keys.append(new)
+                changes.append(Change("created", new.kid, f"{alg}, replacement, signing now"))
+        committed = KeySetDoc(keys=tuple(keys), generation=doc.generation)
+        _commit(store, committed, new)
+        _remove_leftovers(store, committed)
+    for change in changes:
+        audit.warning(f"key {change.action}", extra={"event": f"key.{change.action}", "kid": change.kid})
+    return changes
+
+
+# Revocation only needs slot order, which does not depend on lifetimes.
+_NO_LIFETIMES = Lifetimes(
+    access_ttl=1, refresh_ttl=1, skew=0, rotation_period=1, prepublish=1, jwks_max_age=1
+)

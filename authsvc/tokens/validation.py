@@ -123,7 +123,8 @@ def check_token(
     exp = _number(claims, "exp", required=True)
     iat = _number(claims, "iat", required=True)
     nbf = _number(claims, "nbf", required=False)
-    assert exp is not None and iat is not None
+    assert exp is not None
+    assert iat is not None
     if exp <= now - skew:
         raise TokenRejected("expired")
     if iat > now + skew:

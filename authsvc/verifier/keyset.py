@@ -17,6 +17,7 @@ Policy, after panva/jose's remote JWK set and RFC 9111:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -119,13 +120,18 @@ def _import_entry(entry: object) -> VerificationKey | None:
             return None
         members[name] = value
     try:
+        if kty == "RSA" and _rsa_bits(members["n"]) < _MIN_RSA_BITS:
+            return None  # checked before import: joserfc would warn, not refuse
         key = import_key(members, kty)  # type: ignore[call-overload]
     except Exception as exc:  # joserfc/cryptography raise several types for bad material
         logger.debug("ignoring JWKS key %r: %s", kid, type(exc).__name__)
         return None
-    if kty == "RSA" and key.raw_value.key_size < _MIN_RSA_BITS:
-        return None
     return VerificationKey(kid=kid, algs=algs, key=key)
+
+
+def _rsa_bits(modulus: str) -> int:
+    raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    return int.from_bytes(raw, "big").bit_length()
 
 
 def parse_jwks(body: bytes) -> dict[str, VerificationKey]:

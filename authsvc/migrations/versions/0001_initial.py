@@ -84,5 +84,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("client_assertions", "revoked_access_tokens", "refresh_tokens", "sessions", "clients", "users"):
+    for table in (
+        "client_assertions",
+        "revoked_access_tokens",
+        "refresh_tokens",
+        "sessions",
+        "clients",
+        "users",
+    ):
         op.drop_table(table)

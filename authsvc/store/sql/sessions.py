@@ -145,7 +145,8 @@ class SqlSessionStore:
             if spent.rowcount == 1:
                 row = (
                     await conn.execute(
-                        select(sessions).join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
+                        select(sessions)
+                        .join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
                         .where(refresh_tokens.c.jti == jti)
                     )
                 ).one()
@@ -166,7 +167,9 @@ class SqlSessionStore:
                 return RotateResult(RotateOutcome.ROTATED, body=token.body, session_id=session.id)
             return await self._not_spent_now(conn, jti, client_id, now)
 
-    async def _not_spent_now(self, conn: AsyncConnection, jti: str, client_id: str, now: float) -> RotateResult:
+    async def _not_spent_now(
+        self, conn: AsyncConnection, jti: str, client_id: str, now: float
+    ) -> RotateResult:
         row = (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti))).first()
         if row is None:
             return RotateResult(RotateOutcome.INVALID, reason="unknown refresh token")
@@ -175,9 +178,7 @@ class SqlSessionStore:
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="other client")
         if token.spent_at is None:
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="expired")
-        session_row = (
-            await conn.execute(select(sessions).where(sessions.c.id == token.session_id))
-        ).first()
+        session_row = (await conn.execute(select(sessions).where(sessions.c.id == token.session_id))).first()
         session = _session(session_row) if session_row else None
         if session is None or session.revoked_at is not None:
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="session ended")

@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""Rotate authsvc's signing keys as the timetable says; safe every minute from cron.
+
+Exit codes: 0 done (one line printed per change, nothing when nothing was due),
+1 error (one line on stderr: missing or empty store, lock held over 60 s,
+unwritable store, bad setting), 2 usage. ``--dry-run`` prints the plan and
+changes nothing; ``--force`` publishes a successor now unless one is pending.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":
+    try:
+        from authsvc.cli_keys import cron_main
+    except ImportError:
+        sys.stderr.write("rotate_keys: install 'authsvc[server]'\n")
+        raise SystemExit(1) from None
+    raise SystemExit(cron_main())
