@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authsvc import __version__
-from authsvc.api import discovery, health, jwks, token, users
+from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
 from authsvc.api.responses import error_response, json_response
@@ -54,7 +54,7 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
         docs_url=None,
         redoc_url=None,
     )
-    for module in (token, jwks, discovery, users, health):
+    for module in (token, revoke, introspect, jwks, discovery, users, health):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(Guard, max_body=MAX_BODY)

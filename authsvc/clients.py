@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from authsvc.settings import AuthSettings
 from authsvc.store.records import Client
+from authsvc.store.sql.clients import SqlClientStore
 
 __all__ = ["ClientDirectory", "default_client"]
 
@@ -20,8 +21,11 @@ def default_client(settings: AuthSettings) -> Client:
 
 
 class ClientDirectory:
-    def __init__(self, settings: AuthSettings) -> None:
+    """Finds clients; the default client exists out of the box."""
+
+    def __init__(self, settings: AuthSettings, store: SqlClientStore) -> None:
         self._default = default_client(settings)
+        self.store = store
 
     @property
     def default(self) -> Client:
@@ -30,4 +34,7 @@ class ClientDirectory:
     async def get(self, client_id: str) -> Client | None:
         if client_id == self._default.id:
             return self._default
-        return None
+        return await self.store.get(client_id)
+
+    async def use_assertion(self, client_id: str, jti: str, expires_at: float, now: float) -> bool:
+        return await self.store.use_assertion(client_id, jti, expires_at, now)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
 from authsvc.errors import ConfigError
@@ -21,6 +22,7 @@ from authsvc.keys.timetable import Lifetimes
 from authsvc.migrations import current_revision, head_revision, upgrade
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
+from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.engine import create_engine, is_sqlite
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
@@ -69,6 +71,7 @@ class Services:
     session_store: SqlSessionStore
     sessions: SessionService
     clients: ClientDirectory
+    client_auth: ClientAuthenticator
     hasher: PasswordHasher
 
     @classmethod
@@ -85,6 +88,10 @@ class Services:
         keys.load()
         engine = await open_database(settings)
         session_store = SqlSessionStore(engine)
+        hasher = PasswordHasher(
+            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+        )
+        clients = ClientDirectory(settings, SqlClientStore(engine))
         return cls(
             settings=settings,
             clock=clock,
@@ -93,10 +100,11 @@ class Services:
             users=SqlUserStore(engine),
             session_store=session_store,
             sessions=SessionService(settings, clock, keys, session_store),
-            clients=ClientDirectory(settings),
-            hasher=PasswordHasher(
-                settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+            clients=clients,
+            client_auth=ClientAuthenticator(
+                clients, hasher, clock, settings.resolved_issuer, settings.clock_skew
             ),
+            hasher=hasher,
         )
 
     async def close(self) -> None:

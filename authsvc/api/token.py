@@ -10,25 +10,14 @@ from authsvc.api.deps import ServicesDep
 from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.schemas import TOKEN_ERRORS, form_body, token_response_schema
-from authsvc.errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from authsvc.grants import password, refresh_token
-from authsvc.runtime import Services
-from authsvc.store.records import Client
+from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from authsvc.grants import client_credentials, password, refresh_token
 
 __all__ = ["router"]
 
 router = APIRouter()
 
-_GRANTS = ("password", "refresh_token")
-
-
-async def _client(form: dict[str, str], services: Services) -> Client:
-    """The calling client. Without any client identification: the default client."""
-    client_id = form.get("client_id", services.clients.default.id)
-    client = await services.clients.get(client_id)
-    if client is None:
-        raise InvalidClient(detail="unknown client")
-    return client
+_GRANTS = ("password", "refresh_token", "client_credentials")
 
 
 @router.post(
@@ -42,6 +31,9 @@ async def _client(form: dict[str, str], services: Services) -> Client:
             "refresh_token": {"type": "string"},
             "scope": {"type": "string"},
             "client_id": {"type": "string"},
+            "client_secret": {"type": "string"},
+            "client_assertion": {"type": "string"},
+            "client_assertion_type": {"type": "string"},
         },
         required=["grant_type"],
     ),
@@ -54,13 +46,18 @@ async def token(request: Request, services: ServicesDep) -> Response:
         raise InvalidRequest("The grant_type parameter is required.")
     if grant_type not in _GRANTS:
         raise UnsupportedGrantType()
-    client = await _client(form, services)
+    identity = await services.client_auth.authenticate(
+        request.headers.get("authorization"), form, allow_default=grant_type != "client_credentials"
+    )
+    client = identity.client
     if grant_type not in client.grant_types:
         raise UnauthorizedClient()
     if grant_type == "password":
         result = await password.handle(
             form, client, users=services.users, hasher=services.hasher, sessions=services.sessions
         )
-    else:
+    elif grant_type == "refresh_token":
         result = await refresh_token.handle(form, client, sessions=services.sessions)
+    else:
+        result = await client_credentials.handle(form, client, sessions=services.sessions)
     return json_response(result.body, headers=NO_STORE)

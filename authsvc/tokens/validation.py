@@ -94,17 +94,23 @@ def check_token(
     issuer: str,
     now: float,
     skew: int,
+    required: tuple[str, ...] = ("jti", "sub", "client_id"),
+    typ_required: bool = True,
 ) -> tuple[dict[str, Any], str]:
-    """The verified claims and the kid, or TokenRejected."""
+    """The verified claims and the kid, or TokenRejected.
+
+    ``key_for`` gets the header's kid ("" when absent and ``typ_required`` is
+    off, for client assertions whose client has a single key).
+    """
     obj = _extract(token)
     header = obj.headers()
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in typs:
+    if (typ is not None or typ_required) and (not isinstance(typ, str) or typ.lower() not in typs):
         raise TokenRejected("wrong typ")
     if _FORBIDDEN_HEADERS.intersection(header):
         raise TokenRejected("forbidden header")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
+    kid = header.get("kid", None if typ_required else "")
+    if not isinstance(kid, str) or (typ_required and not kid):
         raise TokenRejected("no kid")
     key = key_for(kid)
     if key is None:
@@ -131,7 +137,7 @@ def check_token(
         raise TokenRejected("issued in the future")
     if nbf is not None and nbf > now + skew:
         raise TokenRejected("not yet valid")
-    for name in ("jti", "sub", "client_id"):
+    for name in required:
         if not isinstance(claims.get(name), str) or not claims[name]:
             raise TokenRejected(f"missing {name}")
     return claims, kid

@@ -1,0 +1,74 @@
+"""POST /revoke (RFC 7009): a refresh token ends its session; an access token is remembered."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authsvc.api.deps import ServicesDep
+from authsvc.api.form import read_form
+from authsvc.api.responses import NO_STORE
+from authsvc.api.schemas import TOKEN_ERRORS, form_body
+from authsvc.errors import InvalidGrant, InvalidRequest
+from authsvc.tokens.inspection import identify
+
+__all__ = ["router"]
+
+router = APIRouter()
+audit = logging.getLogger("authsvc.audit")
+
+
+@router.post(
+    "/revoke",
+    summary="Token revocation (RFC 7009)",
+    openapi_extra=form_body(
+        {
+            "token": {"type": "string"},
+            "token_type_hint": {"type": "string"},
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string"},
+            "client_assertion": {"type": "string"},
+            "client_assertion_type": {"type": "string"},
+        },
+        required=["token"],
+    ),
+    responses={200: {"description": "Revoked, or not a live token of ours"}, **TOKEN_ERRORS},
+)
+async def revoke(request: Request, services: ServicesDep) -> Response:
+    form = await read_form(request)
+    identity = await services.client_auth.authenticate(
+        request.headers.get("authorization"), form, allow_default=True
+    )
+    token = form.get("token")
+    if token is None:
+        raise InvalidRequest("The token parameter is required.")
+    now = services.clock.now()
+    presented = identify(
+        token,
+        form.get("token_type_hint"),
+        services.keys,
+        services.sessions.issuer,
+        now,
+        services.settings.clock_skew,
+    )
+    if presented is None:
+        return Response(status_code=200, headers=NO_STORE)
+    claims = presented.claims
+    if claims.get("client_id") != identity.client.id:
+        raise InvalidGrant("The token was issued to another client.", detail="revoke: other client")
+    context = {"client_id": identity.client.id, "user_id": claims.get("sub"), "sid": claims.get("sid")}
+    if presented.kind == "refresh_token":
+        if isinstance(claims.get("sid"), str):
+            await services.session_store.revoke(claims["sid"], now, "revoked")
+        audit.info(
+            "refresh token revoked", extra={"event": "token.revoked", "token_use": "refresh_token", **context}
+        )
+    else:
+        await services.session_store.revoke_access_token(claims["jti"], float(claims["exp"]))
+        audit.info(
+            "access token revoked", extra={"event": "token.revoked", "token_use": "access_token", **context}
+        )
+    return Response(status_code=200, headers=NO_STORE)

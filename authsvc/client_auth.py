@@ -1,0 +1,170 @@
+"""Client authentication at /token, /revoke and /introspect.
+
+Methods: ``client_secret_basic`` (RFC 6749 §2.3.1: id and secret are
+form-encoded before Basic encoding), ``client_secret_post``,
+``private_key_jwt`` (RFC 7523) and, for public clients, ``none`` (just a
+``client_id``). Using two methods at once is ``invalid_request``. Every
+failure is ``invalid_client`` (401 with ``WWW-Authenticate: Basic``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from joserfc.jwk import KeySet
+
+from authsvc.client_secrets import verify_secret
+from authsvc.clients import ClientDirectory
+from authsvc.clock import Clock
+from authsvc.errors import InvalidClient, InvalidRequest
+from authsvc.jose import ASYMMETRIC_ALGS
+from authsvc.keys.manager import LoadedKey
+from authsvc.passwords import PasswordHasher
+from authsvc.store.records import Client
+from authsvc.tokens.validation import TokenRejected, check_token, peek_claims
+
+__all__ = ["ASSERTION_TYPE", "ClientAuthenticator", "ClientIdentity"]
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 3600
+_KTY_ALG = {"RSA": "RS256", "OKP": "EdDSA", "EC": "ES256"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    client: Client
+    method: str  # client_secret_basic | client_secret_post | private_key_jwt | none | default
+
+
+def _basic(header: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(header.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient(detail="malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient(detail="malformed Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+class ClientAuthenticator:
+    def __init__(
+        self,
+        clients: ClientDirectory,
+        hasher: PasswordHasher,
+        clock: Clock,
+        issuer: str,
+        skew: int,
+    ) -> None:
+        self.clients = clients
+        self.hasher = hasher
+        self.clock = clock
+        self.issuer = issuer
+        self.audiences = frozenset({issuer, issuer + "/token"})
+        self.skew = skew
+
+    async def authenticate(
+        self, authorization: str | None, form: Mapping[str, str], *, allow_default: bool
+    ) -> ClientIdentity:
+        basic = None
+        if authorization is not None:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() == "basic":
+                basic = _basic(credentials)
+        assertion = form.get("client_assertion")
+        secret = form.get("client_secret")
+        methods = sum(x is not None for x in (basic, assertion, secret))
+        if methods > 1:
+            raise InvalidRequest("Use exactly one client authentication method.")
+        form_id = form.get("client_id")
+        if basic is not None:
+            client_id, secret_value = basic
+            if form_id is not None and form_id != client_id:
+                raise InvalidRequest("The client_id parameter does not match the credentials.")
+            return ClientIdentity(await self._by_secret(client_id, secret_value), "client_secret_basic")
+        if secret is not None:
+            if form_id is None:
+                raise InvalidClient(detail="client_secret without client_id")
+            return ClientIdentity(await self._by_secret(form_id, secret), "client_secret_post")
+        if assertion is not None:
+            if form.get("client_assertion_type") != ASSERTION_TYPE:
+                raise InvalidClient(detail="unsupported client_assertion_type")
+            return ClientIdentity(await self._by_assertion(assertion, form_id), "private_key_jwt")
+        if form_id is None:
+            if not allow_default:
+                raise InvalidClient(detail="no client authentication")
+            return ClientIdentity(self.clients.default, "default")
+        client = await self.clients.get(form_id)
+        if client is None or not client.public:
+            raise InvalidClient(detail="unknown client or authentication required")
+        return ClientIdentity(client, "none")
+
+    async def _by_secret(self, client_id: str, secret: str) -> Client:
+        client = await self.clients.get(client_id)
+        stored = client.secret_hash if client is not None and not client.public else None
+        if not await verify_secret(secret, stored, self.hasher) or client is None:
+            raise InvalidClient(detail="bad client secret")
+        return client
+
+    async def _by_assertion(self, assertion: str, form_id: str | None) -> Client:
+        peeked = peek_claims(assertion)
+        if peeked is None:
+            raise InvalidClient(detail="malformed client assertion")
+        _header, unverified = peeked
+        client_id = unverified.get("iss")
+        if not isinstance(client_id, str) or (form_id is not None and form_id != client_id):
+            raise InvalidClient(detail="assertion issuer does not match client_id")
+        client = await self.clients.get(client_id)
+        if client is None or client.public or not client.jwks:
+            raise InvalidClient(detail="client has no registered keys")
+        keys = _client_keys(client.jwks)
+        now = self.clock.now()
+        try:
+            claims, _kid = check_token(
+                assertion,
+                typs=frozenset({"jwt", "client-authentication+jwt"}),
+                key_for=lambda kid: (
+                    keys.get(kid) or (next(iter(keys.values())) if not kid and len(keys) == 1 else None)
+                ),
+                issuer=client_id,
+                now=now,
+                skew=self.skew,
+                required=("jti", "sub"),
+                typ_required=False,
+            )
+        except TokenRejected as exc:
+            raise InvalidClient(detail=f"client assertion: {exc.reason}") from None
+        if claims["sub"] != client_id:
+            raise InvalidClient(detail="assertion sub is not the client")
+        aud = claims.get("aud")
+        audiences = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+        if not audiences & self.audiences:
+            raise InvalidClient(detail="assertion audience is not this server")
+        exp = float(claims["exp"])
+        if exp > now + MAX_ASSERTION_LIFETIME + self.skew:
+            raise InvalidClient(detail="assertion lives too long")
+        if not await self.clients.use_assertion(client_id, claims["jti"], exp, now):
+            raise InvalidClient(detail="client assertion replayed")
+        return client
+
+
+def _client_keys(jwks: str) -> dict[str, LoadedKey]:
+    """The client's registered signature keys by kid; alg pinned per key."""
+    try:
+        data: Any = json.loads(jwks)
+        keyset = KeySet.import_key_set(data)
+    except Exception:  # a broken registration is the client's failure, not ours
+        return {}
+    result: dict[str, LoadedKey] = {}
+    for raw, key in zip(data.get("keys", []), keyset.keys, strict=False):
+        kid = raw.get("kid") or key.thumbprint()
+        alg = raw.get("alg") or _KTY_ALG.get(raw.get("kty", ""))
+        if alg in ASYMMETRIC_ALGS and raw.get("use", "sig") == "sig":
+            result[kid] = LoadedKey(kid, alg, key)  # type: ignore[arg-type]
+    return result

@@ -1,0 +1,92 @@
+"""OAuth clients and used client-assertion ids in SQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authsvc.store.records import Client
+from authsvc.store.sql.tables import client_assertions, clients
+
+__all__ = ["DuplicateClient", "SqlClientStore"]
+
+
+class DuplicateClient(Exception):
+    """The client id is taken."""
+
+
+def _client(row: object) -> Client:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Client(
+        id=m["client_id"],
+        public=m["client_type"] == "public",
+        grant_types=frozenset(m["grant_types"].split()),
+        scopes=frozenset(m["scopes"].split()),
+        audiences=tuple(m["audiences"].split()),
+        access_token_ttl=m["access_token_ttl"],
+        secret_hash=m["secret_hash"],
+        jwks=m["jwks"],
+    )
+
+
+class SqlClientStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def get(self, client_id: str) -> Client | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
+        return _client(row) if row else None
+
+    async def list(self) -> list[Client]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(clients).order_by(clients.c.client_id))).all()
+        return [_client(r) for r in rows]
+
+    async def add(self, client: Client, now: float) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(clients).values(
+                        client_id=client.id,
+                        client_type="public" if client.public else "confidential",
+                        secret_hash=client.secret_hash,
+                        grant_types=" ".join(sorted(client.grant_types)),
+                        scopes=" ".join(sorted(client.scopes or ())),
+                        audiences=" ".join(client.audiences),
+                        access_token_ttl=client.access_token_ttl,
+                        jwks=client.jwks,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise DuplicateClient(client.id) from None
+
+    async def remove(self, client_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
+        return result.rowcount > 0
+
+    async def use_assertion(self, client_id: str, jti: str, expires_at: float, now: float) -> bool:
+        """Record an assertion id; False if any instance saw it before (a replay)."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    delete(client_assertions).where(
+                        client_assertions.c.client_id == client_id, client_assertions.c.expires_at <= now
+                    )
+                )
+                await conn.execute(
+                    insert(client_assertions).values(client_id=client_id, jti=jti, expires_at=expires_at)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def prune_assertions(self, now: float) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(client_assertions).where(client_assertions.c.expires_at <= now)
+            )
+        return result.rowcount
