@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from authsvc.cli_clients import clients_app
 from authsvc.cli_keys import keys_app
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
@@ -35,6 +36,7 @@ app = typer.Typer(
 users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema and housekeeping.")
 app.add_typer(users_app, name="users")
+app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 

@@ -1,0 +1,161 @@
+"""``authsvc clients add|list|remove``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from authsvc.client_secrets import generate_secret, hash_generated
+from authsvc.clock import SystemClock
+from authsvc.errors import AuthsvcError
+from authsvc.passwords import PasswordHasher
+from authsvc.settings import AuthSettings, get_settings
+from authsvc.store.records import Client
+
+__all__ = ["clients_app"]
+
+clients_app = typer.Typer(no_args_is_help=True, help="Manage OAuth clients.")
+
+_GRANTS = {"password", "refresh_token", "client_credentials"}
+
+
+class ClientCommandError(AuthsvcError):
+    """A clients command failed; printed as one line."""
+
+
+async def _run(settings: AuthSettings, action):  # type: ignore[no-untyped-def]
+    from authsvc.runtime import open_database
+    from authsvc.store.sql.clients import SqlClientStore
+    from authsvc.store.sql.users import SqlUserStore
+
+    engine = await open_database(settings)
+    try:
+        return await action(SqlClientStore(engine), SqlUserStore(engine))
+    finally:
+        await engine.dispose()
+
+
+def _read_jwks(path: Path) -> str:
+    from joserfc.jwk import KeySet
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keyset = KeySet.import_key_set(data)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ClientCommandError(f"--jwks {path}: not a readable JWKS ({type(exc).__name__})") from None
+    except Exception:
+        raise ClientCommandError(f"--jwks {path}: not a valid JWKS") from None
+    if any(key.is_private for key in keyset.keys):
+        raise ClientCommandError(f"--jwks {path}: holds private keys; register only the public half")
+    return json.dumps(data, separators=(",", ":"))
+
+
+@clients_app.command("add")
+def clients_add(
+    client_id: str,
+    secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Read the secret from stdin.")] = False,
+    public: Annotated[bool, typer.Option("--public", help="A public client (no secret).")] = False,
+    grant: Annotated[list[str] | None, typer.Option("--grant", help="Allowed grant type (repeat).")] = None,
+    scope: Annotated[str, typer.Option(help="Space-separated scopes the client may get.")] = "",
+    audience: Annotated[list[str] | None, typer.Option("--audience", help="Audience of its tokens.")] = None,
+    jwks: Annotated[Path | None, typer.Option("--jwks", help="Public JWKS file (private_key_jwt).")] = None,
+    access_token_ttl: Annotated[
+        int | None, typer.Option("--access-token-ttl", min=1, help="Access-token lifetime, seconds.")
+    ] = None,
+) -> None:
+    """Register a client. A generated secret is printed once."""
+    from authsvc.store.sql.clients import DuplicateClient
+    from authsvc.tokens.sessions import parse_scope
+
+    settings = get_settings()
+    if not client_id or len(client_id) > 200 or any(c.isspace() or not c.isprintable() for c in client_id):
+        raise ClientCommandError("a client id is 1 to 200 printable characters without spaces")
+    if client_id == settings.default_client_id:
+        raise ClientCommandError("that id is the built-in default client (AUTHSVC_DEFAULT_CLIENT_ID)")
+    if public and (secret_stdin or jwks):
+        raise ClientCommandError("a public client has no secret and no keys")
+    if secret_stdin and jwks:
+        raise ClientCommandError("choose --secret-stdin or --jwks, not both")
+    # The password grant is never a default (RFC 9700 §2.4): only an explicit --grant password.
+    grants = set(grant or (["refresh_token"] if public else ["client_credentials"]))
+    unknown = grants - _GRANTS
+    if unknown:
+        raise ClientCommandError(f"unknown grant type {sorted(unknown)[0]!r}")
+    if public and "client_credentials" in grants:
+        raise ClientCommandError("a public client cannot use client_credentials")
+    scopes = parse_scope(scope) if scope.strip() else frozenset()
+    secret_hash = secret = jwks_text = None
+    if jwks is not None:
+        jwks_text = _read_jwks(jwks)
+    elif not public:
+        if secret_stdin:
+            chosen = sys.stdin.readline().rstrip("\r\n")
+            if len(chosen) < 16:
+                raise ClientCommandError("a client secret needs at least 16 characters")
+            secret_hash = PasswordHasher(
+                settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+            ).hash_sync(chosen)
+        else:
+            secret = generate_secret()
+            secret_hash = hash_generated(secret)
+    client = Client(
+        id=client_id,
+        public=public,
+        grant_types=frozenset(grants),
+        scopes=scopes or frozenset(),
+        audiences=tuple(audience or [settings.default_audience]),
+        access_token_ttl=access_token_ttl,
+        secret_hash=secret_hash,
+        jwks=jwks_text,
+    )
+
+    async def add(clients, users):  # type: ignore[no-untyped-def]
+        if await users.by_username(client_id) is not None:
+            raise ClientCommandError("a client id may not equal an existing user name")
+        try:
+            await clients.add(client, SystemClock().now())
+        except DuplicateClient:
+            raise ClientCommandError(f"client {client_id!r} exists") from None
+
+    asyncio.run(_run(settings, add))
+    import logging
+
+    logging.getLogger("authsvc.audit").info(
+        "client added", extra={"event": "client.added", "client_id": client_id}
+    )
+    kind = "public" if public else ("private_key_jwt" if jwks_text else "confidential")
+    typer.echo(f"added {kind} client {client_id} (grants: {' '.join(sorted(grants))})")
+    if secret is not None:
+        typer.echo(f"client secret (shown once, store it now): {secret}")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List registered clients."""
+    settings = get_settings()
+    typer.echo(f"{settings.default_client_id}\tpublic\tpassword refresh_token\t(any)\t(built-in default)")
+    for client in asyncio.run(_run(settings, lambda clients, _users: clients.list())):
+        kind = "public" if client.public else ("private_key_jwt" if client.jwks else "confidential")
+        typer.echo(
+            f"{client.id}\t{kind}\t{' '.join(sorted(client.grant_types))}\t"
+            f"{' '.join(sorted(client.scopes or ()))}\t{' '.join(client.audiences)}"
+        )
+
+
+@clients_app.command("remove")
+def clients_remove(client_id: str) -> None:
+    """Remove a client."""
+    removed = asyncio.run(_run(get_settings(), lambda clients, _users: clients.remove(client_id)))
+    if not removed:
+        raise ClientCommandError(f"no client {client_id!r}")
+    import logging
+
+    logging.getLogger("authsvc.audit").info(
+        "client removed", extra={"event": "client.removed", "client_id": client_id}
+    )
+    typer.echo(f"removed client {client_id}")
