@@ -19,6 +19,7 @@ from authsvc.keys.manager import KeyManager
 from authsvc.keys.rotation import create_first_key
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import Lifetimes
+from authsvc.login_limits import LoginLimiter
 from authsvc.migrations import current_revision, head_revision, upgrade
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
@@ -73,6 +74,7 @@ class Services:
     clients: ClientDirectory
     client_auth: ClientAuthenticator
     hasher: PasswordHasher
+    login_limiter: LoginLimiter
 
     @classmethod
     async def start(
@@ -105,6 +107,12 @@ class Services:
                 clients, hasher, clock, settings.resolved_issuer, settings.clock_skew
             ),
             hasher=hasher,
+            login_limiter=LoginLimiter(
+                settings.login_max_per_user,
+                settings.login_max_per_address,
+                settings.login_window,
+                settings.redis_url,
+            ),
         )
 
     async def close(self) -> None:

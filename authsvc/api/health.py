@@ -40,5 +40,8 @@ async def readyz(services: ServicesDep) -> Response:
     except KeyStoreError as exc:
         checks["key_store"] = f"unavailable: {exc}"
         ready = False
+    redis = await services.login_limiter.ping()
+    if redis is not None:  # reported, never a reason for 503: limits fall back to memory
+        checks["redis"] = "ok" if redis else f"unavailable ({services.login_limiter.backend})"
     checks["status"] = "ready" if ready else "not ready"
     return json_response(checks, 200 if ready else 503)

@@ -12,6 +12,7 @@ from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.schemas import TOKEN_ERRORS, form_body, token_response_schema
 from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from authsvc.grants import client_credentials, password, refresh_token
+from authsvc.login_limits import client_address
 
 __all__ = ["router"]
 
@@ -53,8 +54,19 @@ async def token(request: Request, services: ServicesDep) -> Response:
     if grant_type not in client.grant_types:
         raise UnauthorizedClient()
     if grant_type == "password":
+        address = client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            services.settings.trusted_proxy_networks,
+        )
         result = await password.handle(
-            form, client, users=services.users, hasher=services.hasher, sessions=services.sessions
+            form,
+            client,
+            users=services.users,
+            hasher=services.hasher,
+            sessions=services.sessions,
+            limiter=services.login_limiter,
+            address=address,
         )
     elif grant_type == "refresh_token":
         result = await refresh_token.handle(form, client, sessions=services.sessions)
