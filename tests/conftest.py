@@ -128,6 +128,103 @@ async def harness(harness_factory: Callable[..., Any]) -> AppHarness:
     return await harness_factory()  # type: ignore[no-any-return]
 
 
+# --- both database engines ------------------------------------------------------------------
+def postgres_base_url() -> str | None:
+    """The PostgreSQL server for tests; unset on a laptop (tests skip), set in CI (tests must run)."""
+    return os.environ.get("AUTHSVC_TEST_POSTGRES_URL") or None
+
+
+async def _create_database(base_url: str, name: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    conn = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database or "postgres", timeout=10,
+    )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(base_url: str, name: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    conn = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database or "postgres", timeout=10,
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def fresh_postgres_database(upgrade_schema: bool = True) -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database (schema at head unless told not to) and its dropper."""
+    import asyncio
+    import secrets
+
+    from sqlalchemy.engine import make_url
+
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip("AUTHSVC_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
+    name = "authsvc_t_" + secrets.token_hex(6)
+    try:
+        asyncio.run(_create_database(base, name))
+    except (OSError, Exception) as exc:  # set but unreachable: a failure, never a skip
+        pytest.fail(f"AUTHSVC_TEST_POSTGRES_URL is set but PostgreSQL is unusable: {type(exc).__name__}: {exc}")
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    if upgrade_schema:
+        from authsvc.migrations import upgrade
+        from authsvc.store.sql.engine import create_engine
+
+        async def migrate() -> None:
+            engine = create_engine(url)
+            try:
+                await upgrade(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(migrate())
+    return url, lambda: asyncio.run(_drop_database(base, name))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL on each engine: the storage-touching tests run on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'authsvc.db'}"
+        return
+    url, drop = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+async def db_harness_factory(
+    harness_factory: Callable[..., Any], database_url: str
+) -> Callable[..., Any]:
+    """Like harness_factory, on SQLite and on PostgreSQL."""
+
+    async def build(**overrides: Any) -> AppHarness:
+        return await harness_factory(database_url=database_url, **overrides)  # type: ignore[no-any-return]
+
+    return build
+
+
+@pytest.fixture
+async def db_harness(db_harness_factory: Callable[..., Any]) -> AppHarness:
+    return await db_harness_factory()  # type: ignore[no-any-return]
+
+
 # --- a real server process ----------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:

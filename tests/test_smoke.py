@@ -17,3 +17,9 @@ def test_live(live_server) -> None:  # type: ignore[no-untyped-def]
 
     r = httpx.post(live_server.url + "/token", data={"grant_type": "password", "username": "bob", "password": "pw"})
     assert r.status_code == 200
+
+
+async def test_db_harness(db_harness: AppHarness) -> None:
+    await db_harness.add_user()
+    tokens = (await db_harness.login()).json()
+    assert (await db_harness.me(tokens["access_token"])).status_code == 200
