@@ -85,6 +85,8 @@ def serve(
     from authsvc.runtime import build_key_store
 
     settings = _settings().for_port(port)
+    # Migrate (SQLite) or check the schema (PostgreSQL) once, before any worker starts.
+    _run(lambda: _check_database(settings))
     change = create_first_key(
         build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
     )
@@ -106,6 +108,13 @@ def serve(
         )
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", server_header=False)
+
+
+async def _check_database(settings: AuthSettings) -> None:
+    from authsvc.runtime import open_database
+
+    engine = await open_database(settings)
+    await engine.dispose()
 
 
 def _redact(url: str) -> str:
