@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from authsvc.app import create_app
 from authsvc.clock import FrozenClock
@@ -75,19 +76,32 @@ class AppHarness:
     clock: FrozenClock
     settings: AuthSettings
 
-    async def add_user(self, username: str = "alice", password: str = "correct horse", *,
-                       scopes: str = "read write", email: str | None = "alice@example.com",
-                       full_name: str | None = "Alice Example", disabled: bool = False) -> Any:
+    async def add_user(
+        self,
+        username: str = "alice",
+        password: str = "correct horse",
+        *,
+        scopes: str = "read write",
+        email: str | None = "alice@example.com",
+        full_name: str | None = "Alice Example",
+        disabled: bool = False,
+    ) -> Any:
         password_hash = await self.services.hasher.hash(password)
         user = await self.services.users.add(
-            username, password_hash, self.clock.now(), scopes=frozenset(scopes.split()),
-            email=email, full_name=full_name,
+            username,
+            password_hash,
+            self.clock.now(),
+            scopes=frozenset(scopes.split()),
+            email=email,
+            full_name=full_name,
         )
         if disabled:
             await self.services.users.set_disabled(username, True, self.clock.now())
         return user
 
-    async def login(self, username: str = "alice", password: str = "correct horse", **extra: str) -> httpx.Response:
+    async def login(
+        self, username: str = "alice", password: str = "correct horse", **extra: str
+    ) -> httpx.Response:
         return await self.client.post(
             "/token", data={"grant_type": "password", "username": username, "password": password, **extra}
         )
@@ -102,9 +116,7 @@ class AppHarness:
 
 
 @pytest.fixture
-async def harness_factory(
-    tmp_path: Path, clock: FrozenClock
-) -> AsyncIterator[Callable[..., Any]]:
+async def harness_factory(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[Callable[..., Any]]:
     """Build an app harness with setting overrides: ``h = await harness_factory(signing_alg="EdDSA")``."""
     stack: list[Any] = []
 
@@ -140,8 +152,12 @@ async def _create_database(base_url: str, name: str) -> None:
 
     url = make_url(base_url)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database or "postgres", timeout=10,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=10,
     )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -155,8 +171,12 @@ async def _drop_database(base_url: str, name: str) -> None:
 
     url = make_url(base_url)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database or "postgres", timeout=10,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=10,
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -178,7 +198,9 @@ def fresh_postgres_database(upgrade_schema: bool = True) -> tuple[str, Callable[
     try:
         asyncio.run(_create_database(base, name))
     except (OSError, Exception) as exc:  # set but unreachable: a failure, never a skip
-        pytest.fail(f"AUTHSVC_TEST_POSTGRES_URL is set but PostgreSQL is unusable: {type(exc).__name__}: {exc}")
+        pytest.fail(
+            f"AUTHSVC_TEST_POSTGRES_URL is set but PostgreSQL is unusable: {type(exc).__name__}: {exc}"
+        )
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     if upgrade_schema:
         from authsvc.migrations import upgrade
@@ -209,9 +231,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-async def db_harness_factory(
-    harness_factory: Callable[..., Any], database_url: str
-) -> Callable[..., Any]:
+async def db_harness_factory(harness_factory: Callable[..., Any], database_url: str) -> Callable[..., Any]:
     """Like harness_factory, on SQLite and on PostgreSQL."""
 
     async def build(**overrides: Any) -> AppHarness:
@@ -248,16 +268,27 @@ def authsvc_command() -> list[str]:
     return [sys.executable, "-c", "from authsvc.cli_entry import main; main()"]
 
 
-def run_cli(*args: str, env: dict[str, str], input: str | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], input: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*authsvc_command(), *args], env=env, input=input, capture_output=True, text=True,
-        timeout=60, cwd=cwd, check=False,
+        [*authsvc_command(), *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
     )
 
 
 def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AUTHSVC_") or k.upper().startswith("AUTHSVC_TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith("AUTHSVC_") or k.upper().startswith("AUTHSVC_TEST_")
+    }
     env.update(
         {
             "AUTHSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
@@ -270,15 +301,19 @@ def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def start_server(tmp_path: Path, *, port: int | None = None, extra_args: tuple[str, ...] = (),
-                 **settings: str) -> LiveServer:
+def start_server(
+    tmp_path: Path, *, port: int | None = None, extra_args: tuple[str, ...] = (), **settings: str
+) -> LiveServer:
     port = port or free_port()
     env = server_env(tmp_path, **settings)
     log_path = tmp_path / f"server-{port}.log"
     with log_path.open("ab") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [*authsvc_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
