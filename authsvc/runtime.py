@@ -17,6 +17,7 @@ from authsvc.clock import Clock, SystemClock
 from authsvc.errors import ConfigError
 from authsvc.keys.manager import KeyManager
 from authsvc.keys.rotation import create_first_key
+from authsvc.keys.store_db import DatabaseKeyStore
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import Lifetimes
 from authsvc.login_limits import LoginLimiter
@@ -29,7 +30,9 @@ from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.sessions import SessionService
 
-__all__ = ["Services", "build_key_store", "lifetimes", "open_database"]
+__all__ = ["KeyStoreBackend", "Services", "build_key_store", "lifetimes", "open_database"]
+
+KeyStoreBackend = FileKeyStore | DatabaseKeyStore
 
 log = logging.getLogger("authsvc")
 
@@ -45,9 +48,10 @@ def lifetimes(settings: AuthSettings) -> Lifetimes:
     )
 
 
-def build_key_store(settings: AuthSettings) -> FileKeyStore:
-    if settings.key_store != "file":
-        raise ConfigError("AUTHSVC_KEY_STORE: 'database' is not available in this version")
+def build_key_store(settings: AuthSettings) -> KeyStoreBackend:
+    """The configured key store: a directory, or two tables in the database."""
+    if settings.key_store == "database":
+        return DatabaseKeyStore(settings.database_url)
     return FileKeyStore(settings.keys_dir)
 
 
@@ -81,6 +85,7 @@ class Services:
         cls, settings: AuthSettings, clock: Clock | None = None, *, bootstrap_keys: bool = False
     ) -> Services:
         clock = clock or SystemClock()
+        engine = await open_database(settings)  # before the keys: the key store may live there
         store = build_key_store(settings)
         if bootstrap_keys:
             change = create_first_key(store, settings.signing_alg, clock, settings.passphrase_bytes)
@@ -88,7 +93,6 @@ class Services:
                 log.info("key store was empty: %s", change)
         keys = KeyManager(store, lifetimes(settings), clock, settings.passphrase_bytes, settings.signing_alg)
         keys.load()
-        engine = await open_database(settings)
         session_store = SqlSessionStore(engine)
         hasher = PasswordHasher(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism

@@ -33,12 +33,20 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def postgres_pair(tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+@pytest.fixture(params=["file", "database"])
+def postgres_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two instances on one PostgreSQL database; with the database key store they
+    share no directory at all (each gets its own keys dir, which stays unused)."""
     url, drop = fresh_postgres_database()
-    settings = {"database_url": url, "issuer": "http://127.0.0.1:9100"}
-    a = start_server(tmp_path, **settings)
-    b = start_server(tmp_path, **settings)
+    settings = {"database_url": url, "issuer": "http://127.0.0.1:9100", "key_store": request.param}
+    if request.param == "database":
+        settings["key_passphrase"] = "correct horse battery staple"
+    shared = request.param == "file"  # the file store needs a shared directory
+    dir_a, dir_b = (tmp_path, tmp_path) if shared else (tmp_path / "a", tmp_path / "b")
+    dir_a.mkdir(exist_ok=True)
+    dir_b.mkdir(exist_ok=True)
+    a = start_server(dir_a, **settings)
+    b = start_server(dir_b, **settings)
     try:
         yield a, b
     finally:

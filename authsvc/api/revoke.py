@@ -67,7 +67,9 @@ async def revoke(request: Request, services: ServicesDep) -> Response:
             "refresh token revoked", extra={"event": "token.revoked", "token_use": "refresh_token", **context}
         )
     else:
-        await services.session_store.revoke_access_token(claims["jti"], float(claims["exp"]))
+        # Remembered as long as any check here could still accept it: exp plus the leeway.
+        remember_until = float(claims["exp"]) + services.settings.clock_skew
+        await services.session_store.revoke_access_token(claims["jti"], remember_until)
         audit.info(
             "access token revoked", extra={"event": "token.revoked", "token_use": "access_token", **context}
         )

@@ -204,7 +204,7 @@ class KeyManager:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         # Far from the next change the max-age is the configured one; near it the
         # max-age counts down, so rebuild on every request in that window.
-        far = self.timetable.next_change(now) - now > self.lifetimes.jwks_max_age + 1
+        far = self.timetable.next_jwks_change(now) - now > self.lifetimes.jwks_max_age + 1
         valid_until = now + 1.0 if far else now
         return JwksDocument(body, etag, self.timetable.jwks_max_age(now), valid_until)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from authsvc.clock import Clock
 from authsvc.errors import KeyStoreError
 from authsvc.keys.generate import generate_key, private_pem
+from authsvc.keys.manager import CHECK_INTERVAL
 from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
@@ -27,6 +28,7 @@ __all__ = ["Change", "RotationPlan", "create_first_key", "plan_rotation", "revok
 audit = logging.getLogger("authsvc.audit")
 
 LOCK_TIMEOUT = 60.0
+PROPAGATION = CHECK_INTERVAL  # how long servers may take to notice a change of the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +72,22 @@ def _generate(
 
 
 def _commit(store: FileKeyStore, doc: KeySetDoc, new: KeyRecord | None) -> None:
-    """Replace the manifest; undo a new private key if that fails."""
+    """Replace the manifest; undo a new private key if the manifest was not replaced."""
     try:
         store.write(KeySetDoc(keys=doc.keys, generation=doc.generation + 1))
     except OSError as exc:
-        if new is not None:
+        # The rename may have happened before the failure (a failed fsync of the
+        # directory): then the manifest names the new key and its file must stay.
+        if new is not None and not _names(store, new.kid):
             store.delete_private(new.kid)
         raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+
+
+def _names(store: FileKeyStore, kid: str) -> bool:
+    try:
+        return store.read().find(kid) is not None
+    except KeyStoreError:
+        return True  # unknown: keep the file; a later run removes it if it is an orphan
 
 
 def _remove_leftovers(store: FileKeyStore, doc: KeySetDoc) -> None:
@@ -111,28 +122,37 @@ def create_first_key(store: FileKeyStore, alg: str, clock: Clock, passphrase: by
 
 
 def plan_rotation(doc: KeySetDoc, lifetimes: Lifetimes, now: float, alg: str, *, force: bool) -> RotationPlan:
-    """Pure: what the timetable asks for at ``now`` (see CONTRACT.md, Keys)."""
+    """Pure: what the timetable asks for at ``now`` (see CONTRACT.md, Keys).
+
+    A new key signs ``KEY_PREPUBLISH`` + ``PROPAGATION`` after this run writes
+    it: servers notice the store change within ``PROPAGATION``, and only then
+    does the key appear in the JWKS they serve.
+    """
     plan = RotationPlan()
     table = Timetable(doc.keys, lifetimes)
     current = table.signing(now)
-    successor = table.successor(current.kid) if current else None
-    pending = successor is not None and successor.sign_from > now
+    lead = lifetimes.prepublish + PROPAGATION
     if current is None:
         plan.new_alg, plan.new_sign_from = alg, now
         plan.changes.append(Change("create", "(new)", f"{alg}, no key can sign: signs now"))
-    elif not pending:
+    else:
+        last = table.last() or current  # the key that signs last: a pending successor, or the current key
+        pending = last.kid != current.kid
         period_end = current.sign_from + lifetimes.rotation_period
-        if current.alg != alg:
-            plan.new_alg, plan.new_sign_from = alg, now + lifetimes.prepublish
-            reason = f"algorithm changes from {current.alg}"
+        reason = None
+        if last.alg != alg:
+            # A pending successor of the old algorithm still signs until this key takes over.
+            plan.new_sign_from = max(now + lead, last.sign_from)
+            reason = f"algorithm changes from {last.alg}"
+        elif pending:
+            pass
         elif force:
-            plan.new_alg, plan.new_sign_from = alg, now + lifetimes.prepublish
-            reason = "forced"
-        elif now >= period_end - lifetimes.prepublish:
-            plan.new_alg, plan.new_sign_from = alg, max(period_end, now + lifetimes.prepublish)
-            reason = "scheduled"
-        if plan.new_alg is not None:
+            plan.new_sign_from, reason = now + lead, "forced"
+        elif now >= period_end - lead:
+            plan.new_sign_from, reason = max(period_end, now + lead), "scheduled"
+        if reason is not None:
             assert plan.new_sign_from is not None
+            plan.new_alg = alg
             plan.changes.append(
                 Change(
                     "create",

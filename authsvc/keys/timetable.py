@@ -60,9 +60,12 @@ class Timetable:
     def __init__(self, keys: tuple[KeyRecord, ...], lifetimes: Lifetimes) -> None:
         self.keys = keys
         self.lifetimes = lifetimes
+        # Ties (same sign_from) go to the key added to the store later: its
+        # predecessor's slot is then empty, so it never signs.
+        order = {k.kid: index for index, k in enumerate(keys)}
         live = sorted(
             (k for k in keys if k.revoked_at is None or k.revoked_at > k.sign_from),
-            key=lambda k: (k.sign_from, k.created_at, k.kid),
+            key=lambda k: (k.sign_from, k.created_at, order[k.kid]),
         )
         slots: dict[str, Slot] = {}
         for index, record in enumerate(live):
@@ -138,6 +141,13 @@ class Timetable:
         index = ids.index(kid)
         return self._ordered[index + 1] if index + 1 < len(ids) else None
 
+    def last(self) -> KeyRecord | None:
+        """The key whose slot comes last (a pending successor, else the current key)."""
+        for record in reversed(self._ordered):
+            if record.revoked_at is None:
+                return record
+        return None
+
     def next_change(self, now: float) -> float:
         """The next instant at which the JWKS or the signing key changes."""
         moments = [_INF]
@@ -147,9 +157,18 @@ class Timetable:
                     moments.append(moment)
         return min(moments)
 
+    def next_jwks_change(self, now: float) -> float:
+        """The next scheduled change of the key set in the JWKS (a key leaving it).
+
+        Keys join the JWKS only when a rotation run adds them, which no
+        timetable can foresee; that is what ``KEY_PREPUBLISH`` covers.
+        """
+        moments = [self.unpublish_at(k.kid) for k in self.published(now)]
+        return min((m for m in moments if m > now), default=_INF)
+
     def jwks_max_age(self, now: float) -> int:
-        """Cache lifetime: never past the next scheduled change of the set."""
-        until_change = self.next_change(now) - now
+        """Cache lifetime: min(JWKS_MAX_AGE, max(1, seconds until the set next changes))."""
+        until_change = self.next_jwks_change(now) - now
         if until_change == _INF:
             return self.lifetimes.jwks_max_age
         return int(min(self.lifetimes.jwks_max_age, max(1, math.floor(until_change))))

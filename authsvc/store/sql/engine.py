@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authsvc.errors import ConfigError
 
-__all__ = ["async_url", "create_engine", "is_sqlite"]
+__all__ = ["async_url", "create_engine", "is_sqlite", "sync_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -41,6 +41,18 @@ def async_url(database_url: str) -> tuple[URL, dict[str, Any]]:
     else:
         raise ConfigError("AUTHSVC_DATABASE_URL: only sqlite and postgresql are supported")
     return url, connect_args
+
+
+def sync_url(database_url: str) -> tuple[URL, dict[str, Any]]:
+    """The same database through a synchronous driver (sqlite3, psycopg), for the key store."""
+    url, connect_args = async_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite"), {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    sync_args: dict[str, Any] = {"connect_timeout": 10}
+    ssl = connect_args.get("ssl")
+    if ssl is not None:
+        sync_args["sslmode"] = "disable" if ssl is False else ssl
+    return url.set(drivername="postgresql+psycopg"), sync_args
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

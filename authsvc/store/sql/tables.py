@@ -19,7 +19,9 @@ from sqlalchemy import (
 __all__ = [
     "client_assertions",
     "clients",
+    "key_manifest",
     "metadata",
+    "private_keys",
     "refresh_tokens",
     "revoked_access_tokens",
     "sessions",
@@ -103,4 +105,22 @@ client_assertions = Table(
     Column("jti", String(200), primary_key=True),
     Column("expires_at", Float, nullable=False),
     Index("ix_client_assertions_expires_at", "expires_at"),
+)
+
+
+# Revision 0002: the key store in the database (AUTHSVC_KEY_STORE=database).
+key_manifest = Table(
+    "key_manifest",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: one document
+    Column("generation", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+private_keys = Table(
+    "private_keys",
+    metadata,
+    Column("kid", String(128), primary_key=True),
+    Column("pem", Text, nullable=False),  # encrypted PKCS#8
 )
