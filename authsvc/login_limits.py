@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -62,6 +63,7 @@ class LoginLimiter:
         self._memory = MovingWindowRateLimiter(MemoryStorage())
         self._redis_url = redis_url
         self._redis: MovingWindowRateLimiter | None = None
+        self._pool: Any = None
         self._redis_down_since: float | None = None
 
     @property
@@ -77,15 +79,22 @@ class LoginLimiter:
         if down is not None and time.monotonic() - down < RETRY_REDIS_AFTER:
             return self._memory
         if self._redis is None:
+            import redis.asyncio
+
+            url = self._redis_url.removeprefix("async+")
+            self._pool = redis.asyncio.ConnectionPool.from_url(
+                url, socket_timeout=1, socket_connect_timeout=1
+            )
             storage: Storage = RedisStorage(
-                "async+" + self._redis_url if not self._redis_url.startswith("async+") else self._redis_url,
-                implementation="redispy",
-                wrap_exceptions=True,
-                socket_timeout=1,
-                socket_connect_timeout=1,
+                "async+" + url, implementation="redispy", wrap_exceptions=True, connection_pool=self._pool
             )
             self._redis = MovingWindowRateLimiter(storage)
         return self._redis
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (the server's lifespan end)."""
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     async def _call(self, method: str, *args: object) -> object:
         limiter = self._limiter()

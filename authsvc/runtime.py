@@ -120,4 +120,5 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.login_limiter.aclose()
         await self.engine.dispose()
