@@ -115,14 +115,26 @@ class AuthSettings(BaseSettings):
 
 
 def check_issuer(value: str) -> None:
-    """Raise ValueError unless ``value`` is a valid issuer (CONTRACT.md)."""
+    """Raise ValueError unless ``value`` is a valid issuer (CONTRACT.md).
+
+    The issuer goes byte for byte into every token, so it must be exactly
+    ``scheme://host[:port]``: nothing urlsplit would quietly drop or normalise.
+    """
+    if not value.isascii() or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must be a plain URL without spaces or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
-    if parts.path or parts.query or parts.fragment or value.endswith(("?", "#")):
+    if value != f"{parts.scheme}://{parts.netloc}":
         raise ValueError("must have no path, query, fragment or trailing '/'")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise ValueError("must not carry credentials")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if parts.netloc.endswith(":") or (port is not None and port == 0):
+        raise ValueError("has an invalid port")
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
         raise ValueError("must use https except on loopback")
 
