@@ -30,7 +30,7 @@ from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.sessions import SessionService
 
-__all__ = ["KeyStoreBackend", "Services", "build_key_store", "lifetimes", "open_database"]
+__all__ = ["KeyStoreBackend", "Services", "build_key_store", "lifetimes", "load_keys", "open_database"]
 
 KeyStoreBackend = FileKeyStore | DatabaseKeyStore
 
@@ -66,6 +66,18 @@ async def open_database(settings: AuthSettings) -> AsyncEngine:
     return engine
 
 
+def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) -> KeyManager:
+    """The key manager, loaded (and the first key created when ``bootstrap``)."""
+    store = build_key_store(settings)
+    if bootstrap:
+        change = create_first_key(store, settings.signing_alg, clock, settings.passphrase_bytes)
+        if change is not None:
+            log.info("key store was empty: %s", change)
+    keys = KeyManager(store, lifetimes(settings), clock, settings.passphrase_bytes, settings.signing_alg)
+    keys.load()
+    return keys
+
+
 @dataclass
 class Services:
     settings: AuthSettings
@@ -86,13 +98,11 @@ class Services:
     ) -> Services:
         clock = clock or SystemClock()
         engine = await open_database(settings)  # before the keys: the key store may live there
-        store = build_key_store(settings)
-        if bootstrap_keys:
-            change = create_first_key(store, settings.signing_alg, clock, settings.passphrase_bytes)
-            if change is not None:
-                log.info("key store was empty: %s", change)
-        keys = KeyManager(store, lifetimes(settings), clock, settings.passphrase_bytes, settings.signing_alg)
-        keys.load()
+        try:
+            keys = load_keys(settings, clock, bootstrap=bootstrap_keys)
+        except BaseException:
+            await engine.dispose()
+            raise
         session_store = SqlSessionStore(engine)
         hasher = PasswordHasher(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
