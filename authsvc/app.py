@@ -22,14 +22,17 @@ from authsvc.clock import Clock
 from authsvc.errors import (
     InvalidRequest,
     KeyStoreError,
+    LoginRateLimited,
     OAuthError,
     StorageUnavailable,
     TemporarilyUnavailable,
 )
+from authsvc.logs import configure_logging, quiet_leaky_loggers
+from authsvc.metrics import Metrics, MetricsMiddleware
 from authsvc.runtime import Services
 from authsvc.settings import AuthSettings, get_settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_served_app"]
 
 log = logging.getLogger("authsvc")
 
@@ -37,14 +40,22 @@ log = logging.getLogger("authsvc")
 def create_app(settings: AuthSettings | None = None, clock: Clock | None = None) -> FastAPI:
     """The ASGI app. Stores, keys and the engine are built in the lifespan, not at import."""
     settings = settings or get_settings()
+    quiet_leaky_loggers()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(settings, clock, bootstrap_keys=True)
         app.state.services = services
+        metrics.watch_keys(services.keys)
+        audit = logging.getLogger("authsvc.audit")
+        if audit.level == logging.NOTSET:
+            audit.setLevel(logging.INFO)
+        audit.addHandler(metrics)
         try:
             yield
         finally:
+            audit.removeHandler(metrics)
             await services.close()
 
     app = FastAPI(
@@ -56,14 +67,25 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
     )
     for module in (token, revoke, introspect, jwks, discovery, users, health):
         app.include_router(module.router)
-    _install_error_handlers(app)
+    app.state.metrics = metrics
+    _install_error_handlers(app, metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(Guard, max_body=MAX_BODY)
     return app
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def create_served_app() -> FastAPI:
+    """The factory ``serve --workers N`` gives uvicorn: each worker sets up its logging."""
+    configure_logging()
+    return create_app()
+
+
+def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(OAuthError)
     async def oauth_error(_request: Request, exc: OAuthError) -> Response:
+        metrics.token_errors.labels(exc.error).inc()
+        if isinstance(exc, LoginRateLimited):
+            metrics.logins_limited.inc()
         if exc.detail:
             log.info("%s: %s", exc.error, exc.detail)
         return error_response(exc)

@@ -97,10 +97,13 @@ def serve(
     if change is not None:
         typer.echo(f"key store was empty: {change}")
     typer.echo("add a user with: authsvc users add NAME --scope 'read write'")
+    from authsvc.logs import configure_logging
+
+    configure_logging()
     if workers > 1:
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
         uvicorn.run(
-            "authsvc.app:create_app",
+            "authsvc.app:create_served_app",
             factory=True,
             host=host,
             port=port,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from starlette.requests import Request
 from starlette.responses import Response
 
 from authsvc.api.deps import ServicesDep
@@ -13,6 +15,12 @@ from authsvc.errors import KeyStoreError
 __all__ = ["router"]
 
 router = APIRouter()
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    body = request.app.state.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -18,6 +18,9 @@ async def jwks(request: Request, services: ServicesDep) -> Response:
     doc = services.keys.jwks()
     headers = {"Cache-Control": f"public, max-age={doc.max_age}", "ETag": doc.etag}
     if_none_match = request.headers.get("if-none-match")
+    metrics = request.app.state.metrics
     if if_none_match and doc.etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}:
+        metrics.jwks_requests.labels("304").inc()
         return Response(status_code=304, headers=headers)
+    metrics.jwks_requests.labels("200").inc()
     return Response(doc.body, headers=headers, media_type="application/json")

@@ -72,4 +72,5 @@ async def token(request: Request, services: ServicesDep) -> Response:
         result = await refresh_token.handle(form, client, sessions=services.sessions)
     else:
         result = await client_credentials.handle(form, client, sessions=services.sessions)
+    request.app.state.metrics.tokens_issued.labels(grant_type).inc()
     return json_response(result.body, headers=NO_STORE)

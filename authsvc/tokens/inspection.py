@@ -49,8 +49,15 @@ def identify(
 
 
 async def is_active(token: PresentedToken, store: SqlSessionStore, now: float) -> bool:
-    """Whether the server would still honour it (session live, not spent or revoked)."""
+    """Whether the server would still honour it (session live, not spent or revoked).
+
+    ``identify`` allows the clock-skew leeway so that a revocation still finds
+    a token just past its ``exp``; an introspection answer has no such leeway:
+    the token is inactive from its ``exp`` on (RFC 7662 §2.2).
+    """
     claims = token.claims
+    if float(claims["exp"]) <= now:
+        return False
     if token.kind == "access_token":
         sid = claims.get("sid")
         return await store.access_allowed(sid if isinstance(sid, str) else None, claims["jti"], now)

@@ -187,7 +187,6 @@ class SqlSessionStore:
             and token.grace_until is not None
             and now < token.grace_until
             and token.successor_jti is not None
-            and await self._unspent(conn, token.successor_jti)
         ):
             return RotateResult(RotateOutcome.REPLAYED, body=token.grace_body, session_id=token.session_id)
         await conn.execute(

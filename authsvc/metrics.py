@@ -1,0 +1,150 @@
+"""Prometheus metrics, one registry per app (no process-global state).
+
+Security counters are fed by the audit events themselves (a logging handler
+on ``authsvc.audit``), so what operators alert on is exactly what the audit
+trail records. Key gauges are read from the key manager at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authsvc.keys.manager import KeyManager
+from authsvc.logs import new_request_id, request_id
+
+__all__ = ["Metrics", "MetricsMiddleware"]
+
+_ROUTES = frozenset(
+    {
+        "/token",
+        "/revoke",
+        "/introspect",
+        "/users/me",
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
+)
+
+
+class _KeyCollector(Collector):
+    def __init__(self, keys: KeyManager) -> None:
+        self.keys = keys
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        status = self.keys.status()
+        age = status["signing_key_age"]
+        until = status["seconds_until_next_change"]
+        yield GaugeMetricFamily(
+            "authsvc_signing_key_age_seconds",
+            "Seconds since the signing key started signing",
+            value=float(age) if age is not None else math.nan,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_seconds_until_key_change",
+            "Seconds until the next scheduled change of the key set",
+            value=float(until) if math.isfinite(until) else math.inf,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_rotation_overdue",
+            "1 when the signing key has outlived its period without a successor",
+            value=1.0 if status["rotation_overdue"] else 0.0,
+        )
+
+
+class Metrics(logging.Handler):
+    """The app's counters, and the audit-log handler that feeds some of them."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.tokens_issued = Counter(
+            "authsvc_tokens_issued", "Tokens issued, by grant", ["grant"], registry=r
+        )
+        self.token_errors = Counter(
+            "authsvc_token_errors", "OAuth errors returned, by code", ["error"], registry=r
+        )
+        self.reuse_detected = Counter(
+            "authsvc_refresh_reuse_detected", "Spent refresh tokens replayed (families revoked)", registry=r
+        )
+        self.revocations = Counter(
+            "authsvc_revocations", "Revocations, by token use", ["token_use"], registry=r
+        )
+        self.logins_failed = Counter("authsvc_logins_failed", "Failed password logins", registry=r)
+        self.logins_limited = Counter(
+            "authsvc_logins_rate_limited", "Logins refused by the limits", registry=r
+        )
+        self.jwks_requests = Counter(
+            "authsvc_jwks_requests", "JWKS requests, by status", ["status"], registry=r
+        )
+        self.latency = Histogram(
+            "authsvc_request_duration_seconds",
+            "Request latency by route",
+            ["route", "method"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+
+    def watch_keys(self, keys: KeyManager) -> None:
+        self.registry.register(_KeyCollector(keys))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if event == "refresh.reuse_detected":
+            self.reuse_detected.inc()
+        elif event == "token.revoked":
+            self.revocations.labels(getattr(record, "token_use", "unknown")).inc()
+        elif event in ("session.logout", "user.disabled"):
+            self.revocations.labels("session").inc()
+        elif event == "login.failed":
+            self.logins_failed.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Request latency by route, and a request id for logs and the response."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+                break
+        rid = new_request_id(offered)
+        token = request_id.set(rid)
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        path = scope["path"]
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+            route = path if path in _ROUTES else "other"
+            self.metrics.latency.labels(route, scope["method"]).observe(time.perf_counter() - start)
