@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -107,5 +108,5 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         log.error("service unavailable: %s", type(exc).__name__)
         return error_response(TemporarilyUnavailable())
 
-    for kind in (KeyStoreError, StorageUnavailable, OperationalError, DBAPIError, ConnectionError):
+    for kind in (KeyStoreError, StorageUnavailable, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):
         app.add_exception_handler(kind, unavailable)
