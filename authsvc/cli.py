@@ -350,7 +350,9 @@ def run() -> None:
         show = getattr(exc, "show", None)
         exit_code = getattr(exc, "exit_code", None)
         if callable(show) and isinstance(exit_code, int):  # typer's (vendored) click exceptions
-            show()
+            format_message = getattr(exc, "format_message", None)
+            message = format_message() if callable(format_message) else str(exc)
+            sys.stderr.write(f"authsvc: {message} (see --help)\n")
             raise SystemExit(exit_code) from None
         if isinstance(exc, AuthsvcError):
             sys.stderr.write(f"authsvc: {exc}\n")

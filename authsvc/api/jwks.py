@@ -19,7 +19,8 @@ async def jwks(request: Request, services: ServicesDep) -> Response:
     headers = {"Cache-Control": f"public, max-age={doc.max_age}", "ETag": doc.etag}
     if_none_match = request.headers.get("if-none-match")
     metrics = request.app.state.metrics
-    if if_none_match and doc.etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}:
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")} if if_none_match else set()
+    if doc.etag in tags or "*" in tags:
         metrics.jwks_requests.labels("304").inc()
         return Response(status_code=304, headers=headers)
     metrics.jwks_requests.labels("200").inc()

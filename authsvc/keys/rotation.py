@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from authsvc.clock import Clock
 from authsvc.errors import KeyStoreError
-from authsvc.keys.generate import generate_key, private_pem
+from authsvc.keys.generate import GeneratedKey, generate_key, private_pem
 from authsvc.keys.manager import CHECK_INTERVAL
 from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.store_file import FileKeyStore
@@ -62,13 +62,25 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
+def _make_key(alg: str, passphrase: bytes | None) -> tuple[GeneratedKey, bytes]:
+    generated = generate_key(alg)
+    return generated, private_pem(generated.private_key, passphrase)
+
+
+def _write_new(
+    store: FileKeyStore, fresh: tuple[GeneratedKey, bytes], now: float, sign_from: float
+) -> KeyRecord:
+    """Write a new key's private half (not yet in the manifest) and return its record."""
+    generated, pem = fresh
+    store.write_private(generated.kid, pem)
+    return KeyRecord(generated.kid, generated.alg, generated.public_jwk, created_at=now, sign_from=sign_from)
+
+
 def _generate(
     store: FileKeyStore, alg: str, now: float, sign_from: float, passphrase: bytes | None
 ) -> KeyRecord:
     """Generate a key pair and write its private half (not yet in the manifest)."""
-    generated = generate_key(alg)
-    store.write_private(generated.kid, private_pem(generated.private_key, passphrase))
-    return KeyRecord(generated.kid, alg, generated.public_jwk, created_at=now, sign_from=sign_from)
+    return _write_new(store, _make_key(alg, passphrase), now, sign_from)
 
 
 def _commit(store: FileKeyStore, doc: KeySetDoc, new: KeyRecord | None) -> None:
@@ -184,9 +196,9 @@ def rotate(
     dry_run: bool = False,
 ) -> list[Change]:
     """One cron run: plan under the lock and apply it. Idempotent."""
+    doc = store.read()
+    _require_keys(doc, store)  # before the lock, which would create a missing directory
     if dry_run:
-        doc = store.read()
-        _require_keys(doc, store)
         return plan_rotation(doc, lifetimes, clock.now(), alg, force=force).changes
     with store.lock(LOCK_TIMEOUT):
         doc = store.read()
@@ -196,14 +208,24 @@ def rotate(
         if plan.empty:
             _remove_leftovers(store, doc)
             return []
+        fresh: tuple[GeneratedKey, bytes] | None = None
+        if plan.new_alg is not None:
+            # Making a key pair can take a while (RSA, a passphrase): plan again as of
+            # the moment it is published, so it sits in the JWKS for the full lead.
+            fresh = _make_key(plan.new_alg, passphrase)
+            now = clock.now()
+            plan = plan_rotation(doc, lifetimes, now, alg, force=force)
+            if plan.new_alg is not None and plan.new_alg != fresh[0].alg:
+                fresh = _make_key(plan.new_alg, passphrase)
         keys = [k for k in doc.keys if k.kid not in plan.prune]
         keys = [k.with_changes(private_deleted_at=now) if k.kid in plan.delete_private else k for k in keys]
         new: KeyRecord | None = None
         changes = list(plan.changes)
         if plan.new_alg is not None:
             assert plan.new_sign_from is not None
+            assert fresh is not None
             try:
-                new = _generate(store, plan.new_alg, now, plan.new_sign_from, passphrase)
+                new = _write_new(store, fresh, now, plan.new_sign_from)
             except OSError as exc:
                 raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
             keys.append(new)
@@ -225,6 +247,7 @@ def revoke_key(
     does (caches may miss that key until they re-fetch: the price of an
     emergency). Every token it signed is refused here from now on.
     """
+    _require_keys(store.read(), store)  # before the lock, which would create a missing directory
     with store.lock(LOCK_TIMEOUT):
         doc = store.read()
         _require_keys(doc, store)

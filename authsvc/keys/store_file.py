@@ -119,10 +119,15 @@ class FileKeyStore:
         self.ensure_directory()
         lock = FileLock(self.directory / ".lock", timeout=timeout, mode=0o600)
         try:
-            with lock:
-                yield
+            lock.acquire()
         except Timeout:
             raise KeyStoreError(f"key store {self.directory} is locked by another process") from None
+        except OSError as exc:
+            raise KeyStoreError(f"cannot lock key store {self.directory}: {exc.strerror}") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def ensure_directory(self) -> None:
         try:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authsvc.store.records import RefreshTokenRow, SessionRecord
-from authsvc.store.sql.tables import refresh_tokens, revoked_access_tokens, sessions
+from authsvc.store.sql.tables import refresh_tokens, revoked_access_tokens, sessions, users
 
 __all__ = ["NewRefreshToken", "RotateOutcome", "RotateResult", "SqlSessionStore"]
 
@@ -151,10 +151,13 @@ class SqlSessionStore:
                     )
                 ).one()
                 session = _session(row)
-                if session.revoked_at is not None or session.expires_at <= now:
+                if await self._ended(conn, session, now):
                     raise _SessionEnded(session.id)  # rolls the spend back
                 token = successor(session)
                 await self._insert_token(conn, token, session)
+                # Older generations can never be replayed now (their successors are spent):
+                # their stored bodies go at once rather than at the next prune.
+                await self._drop_grace_bodies(conn, session.id, keep=jti)
                 await conn.execute(
                     update(refresh_tokens)
                     .where(refresh_tokens.c.jti == jti)
@@ -179,14 +182,14 @@ class SqlSessionStore:
         if token.spent_at is None:
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="expired")
         session_row = (await conn.execute(select(sessions).where(sessions.c.id == token.session_id))).first()
-        session = _session(session_row) if session_row else None
-        if session is None or session.revoked_at is not None:
+        if session_row is None or await self._ended(conn, _session(session_row), now):
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="session ended")
         if (
             token.grace_body is not None
             and token.grace_until is not None
             and now < token.grace_until
             and token.successor_jti is not None
+            and await self._unspent(conn, token.successor_jti)
         ):
             return RotateResult(RotateOutcome.REPLAYED, body=token.grace_body, session_id=token.session_id)
         await conn.execute(
@@ -194,7 +197,29 @@ class SqlSessionStore:
             .where(sessions.c.id == token.session_id, sessions.c.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason="reuse")
         )
+        await self._drop_grace_bodies(conn, token.session_id)
         return RotateResult(RotateOutcome.REUSED, session_id=token.session_id, reason="reuse")
+
+    @staticmethod
+    async def _drop_grace_bodies(conn: AsyncConnection, session_id: str, keep: str | None = None) -> None:
+        where = [refresh_tokens.c.session_id == session_id, refresh_tokens.c.grace_body.is_not(None)]
+        if keep is not None:
+            where.append(refresh_tokens.c.jti != keep)
+        await conn.execute(update(refresh_tokens).where(*where).values(grace_body=None))
+
+    @staticmethod
+    async def _ended(conn: AsyncConnection, session: SessionRecord, now: float) -> bool:
+        """Revoked, past its absolute limit, or its user is disabled or gone.
+
+        Disabling through the CLI revokes the sessions too; this check keeps a
+        disabled user from refreshing whatever path disabled them.
+        """
+        if session.revoked_at is not None or session.expires_at <= now:
+            return True
+        disabled = (
+            await conn.execute(select(users.c.disabled).where(users.c.id == session.user_id))
+        ).scalar_one_or_none()
+        return disabled is None or bool(disabled)
 
     @staticmethod
     async def _unspent(conn: AsyncConnection, jti: str) -> bool:
@@ -232,6 +257,12 @@ class SqlSessionStore:
         return row is not None and row.revoked_at is None and row.expires_at > now
 
     async def live_for_user(self, user_id: str, now: float) -> list[SessionRecord]:
+        """Sessions that can still be refreshed: not ended, with an unspent, unexpired token."""
+        refreshable = exists().where(
+            refresh_tokens.c.session_id == sessions.c.id,
+            refresh_tokens.c.spent_at.is_(None),
+            refresh_tokens.c.expires_at > now,
+        )
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -240,6 +271,7 @@ class SqlSessionStore:
                         sessions.c.user_id == user_id,
                         sessions.c.revoked_at.is_(None),
                         sessions.c.expires_at > now,
+                        refreshable,
                     )
                     .order_by(sessions.c.created_at)
                 )
