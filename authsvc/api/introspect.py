@@ -9,7 +9,7 @@ from starlette.responses import Response
 from authsvc.api.deps import ServicesDep
 from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE, json_response
-from authsvc.api.schemas import TOKEN_ERRORS, form_body
+from authsvc.api.schemas import CLIENT_AUTH, CLIENT_ERRORS, form_body, introspection_response_schema
 from authsvc.errors import InvalidClient, InvalidRequest
 from authsvc.tokens.inspection import identify, is_active
 
@@ -34,22 +34,9 @@ _COPIED = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti"
             "client_assertion_type": {"type": "string"},
         },
         required=["token"],
+        **CLIENT_AUTH,
     ),
-    responses={
-        200: {
-            "description": "Token state",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"active": {"type": "boolean"}},
-                        "required": ["active"],
-                    }
-                }
-            },
-        },
-        **TOKEN_ERRORS,
-    },
+    responses={200: introspection_response_schema(), **CLIENT_ERRORS},
 )
 async def introspect(request: Request, services: ServicesDep) -> Response:
     form = await read_form(request)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from authsvc.api.deps import ServicesDep
 from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE
-from authsvc.api.schemas import TOKEN_ERRORS, form_body
+from authsvc.api.schemas import CLIENT_AUTH, CLIENT_ERRORS, form_body, revocation_response_schema
 from authsvc.errors import InvalidGrant, InvalidRequest
 from authsvc.tokens.inspection import identify
 
@@ -34,8 +34,10 @@ audit = logging.getLogger("authsvc.audit")
             "client_assertion_type": {"type": "string"},
         },
         required=["token"],
+        **CLIENT_AUTH,
     ),
-    responses={200: {"description": "Revoked, or not a live token of ours"}, **TOKEN_ERRORS},
+    response_class=Response,
+    responses={200: revocation_response_schema(), **CLIENT_ERRORS},
 )
 async def revoke(request: Request, services: ServicesDep) -> Response:
     form = await read_form(request)

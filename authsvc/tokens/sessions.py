@@ -71,12 +71,13 @@ class SessionService:
         cap: float | None = None,
     ) -> tuple[str, int]:
         ttl = min(client.access_token_ttl or self.settings.access_token_ttl, self.settings.access_token_ttl)
+        audiences = client.audiences or (self.settings.default_audience,)
         iat = int(now)
         exp = iat + ttl if cap is None else min(iat + ttl, int(cap))
         claims: dict[str, object] = {
             "iss": self.issuer,
             "sub": sub,
-            "aud": client.audiences[0] if len(client.audiences) == 1 else list(client.audiences),
+            "aud": audiences[0] if len(audiences) == 1 else list(audiences),
             "exp": exp,
             "iat": iat,
             "jti": new_jti(),
