@@ -109,10 +109,18 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            access_log=False,
             server_header=False,
         )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", server_header=False)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,  # a line per request costs more than a JWKS answer; /metrics counts them
+            server_header=False,
+        )
 
 
 async def _check_database(settings: AuthSettings) -> None:

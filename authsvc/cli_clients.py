@@ -13,6 +13,7 @@ import typer
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
+from authsvc.jose import ASYMMETRIC_ALGS
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings, get_settings
 from authsvc.store.records import Client
@@ -43,6 +44,8 @@ async def _run(settings: AuthSettings, action):  # type: ignore[no-untyped-def]
 def _read_jwks(path: Path) -> str:
     from joserfc.jwk import KeySet
 
+    from authsvc.client_auth import registered_keys
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keyset = KeySet.import_key_set(data)
@@ -52,7 +55,21 @@ def _read_jwks(path: Path) -> str:
         raise ClientCommandError(f"--jwks {path}: not a valid JWKS") from None
     if any(key.is_private for key in keyset.keys):
         raise ClientCommandError(f"--jwks {path}: holds private keys; register only the public half")
-    return json.dumps(data, separators=(",", ":"))
+    text = json.dumps(data, separators=(",", ":"))
+    if not registered_keys(text):
+        raise ClientCommandError(
+            f"--jwks {path}: no signature key with an allowed alg ({', '.join(sorted(ASYMMETRIC_ALGS))})"
+        )
+    return text
+
+
+def _words(option: str, values: list[str] | None) -> list[str]:
+    """Values of a repeatable option; each may also be a space-separated list."""
+    words = [word for value in values or () for word in value.split()]
+    for word in words:
+        if not all(0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in word):
+            raise ClientCommandError(f"{option}: printable ASCII without spaces, quotes or backslashes")
+    return words
 
 
 @clients_app.command("add")
@@ -70,7 +87,6 @@ def clients_add(
 ) -> None:
     """Register a client. A generated secret is printed once."""
     from authsvc.store.sql.clients import DuplicateClient
-    from authsvc.tokens.sessions import parse_scope
 
     settings = get_settings()
     if not client_id or len(client_id) > 200 or any(c.isspace() or not c.isprintable() for c in client_id):
@@ -88,7 +104,9 @@ def clients_add(
         raise ClientCommandError(f"unknown grant type {sorted(unknown)[0]!r}")
     if public and "client_credentials" in grants:
         raise ClientCommandError("a public client cannot use client_credentials")
-    scopes = parse_scope(scope) if scope.strip() else frozenset()
+    scopes = frozenset(_words("--scope", [scope]))
+    # No --audience: the tokens get AUTHSVC_DEFAULT_AUDIENCE as it is when they are issued.
+    audiences = tuple(dict.fromkeys(_words("--audience", audience)))
     secret_hash = secret = jwks_text = None
     if jwks is not None:
         jwks_text = _read_jwks(jwks)
@@ -107,16 +125,17 @@ def clients_add(
         id=client_id,
         public=public,
         grant_types=frozenset(grants),
-        scopes=scopes or frozenset(),
-        audiences=tuple(audience or [settings.default_audience]),
+        scopes=scopes,
+        audiences=audiences,
         access_token_ttl=access_token_ttl,
         secret_hash=secret_hash,
         jwks=jwks_text,
     )
 
     async def add(clients, users):  # type: ignore[no-untyped-def]
-        if await users.by_username(client_id) is not None:
-            raise ClientCommandError("a client id may not equal an existing user name")
+        # A client token's sub is its id: it must not name an existing user.
+        if await users.by_username(client_id) is not None or await users.by_id(client_id) is not None:
+            raise ClientCommandError("a client id may not equal an existing user name or user id")
         try:
             await clients.add(client, SystemClock().now())
         except DuplicateClient:
@@ -143,7 +162,7 @@ def clients_list() -> None:
         kind = "public" if client.public else ("private_key_jwt" if client.jwks else "confidential")
         typer.echo(
             f"{client.id}\t{kind}\t{' '.join(sorted(client.grant_types))}\t"
-            f"{' '.join(sorted(client.scopes or ()))}\t{' '.join(client.audiences)}"
+            f"{' '.join(sorted(client.scopes or ()))}\t{' '.join(client.audiences) or '(default audience)'}"
         )
 
 

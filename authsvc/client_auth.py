@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from joserfc.jwk import KeySet
+from joserfc.jwk import JWKRegistry
 
 from authsvc.client_secrets import verify_secret
 from authsvc.clients import ClientDirectory
@@ -29,11 +29,18 @@ from authsvc.passwords import PasswordHasher
 from authsvc.store.records import Client
 from authsvc.tokens.validation import TokenRejected, check_token, peek_claims
 
-__all__ = ["ASSERTION_TYPE", "ClientAuthenticator", "ClientIdentity"]
+__all__ = ["ASSERTION_TYPE", "ClientAuthenticator", "ClientIdentity", "registered_keys"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 3600
 _KTY_ALG = {"RSA": "RS256", "OKP": "EdDSA", "EC": "ES256"}
+_ALG_KEYS = {  # (kty, crv) each assertion alg can be verified with
+    "RS256": {("RSA", None)},
+    "PS256": {("RSA", None)},
+    "ES256": {("EC", "P-256")},
+    "EdDSA": {("OKP", "Ed25519")},
+    "Ed25519": {("OKP", "Ed25519")},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +130,7 @@ class ClientAuthenticator:
         client = await self.clients.get(client_id)
         if client is None or client.public or not client.jwks:
             raise InvalidClient(detail="client has no registered keys")
-        keys = _client_keys(client.jwks)
+        keys = registered_keys(client.jwks)
         now = self.clock.now()
         try:
             claims, _kid = check_token(
@@ -142,29 +149,59 @@ class ClientAuthenticator:
             raise InvalidClient(detail=f"client assertion: {exc.reason}") from None
         if claims["sub"] != client_id:
             raise InvalidClient(detail="assertion sub is not the client")
-        aud = claims.get("aud")
-        audiences = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
-        if not audiences & self.audiences:
+        if _sole_audience(claims.get("aud")) not in self.audiences:
             raise InvalidClient(detail="assertion audience is not this server")
         exp = float(claims["exp"])
         if exp > now + MAX_ASSERTION_LIFETIME + self.skew:
             raise InvalidClient(detail="assertion lives too long")
-        if not await self.clients.use_assertion(client_id, claims["jti"], exp, now):
+        # Remembered as long as check_token could still accept it: exp plus the leeway.
+        if not await self.clients.use_assertion(client_id, claims["jti"], exp + self.skew, now):
             raise InvalidClient(detail="client assertion replayed")
         return client
 
 
-def _client_keys(jwks: str) -> dict[str, LoadedKey]:
-    """The client's registered signature keys by kid; alg pinned per key."""
+def _sole_audience(aud: object) -> str | None:
+    """The one audience of an assertion: a string, or a list holding exactly one string.
+
+    A list naming other parties too is refused (the audience-injection concern
+    behind draft-ietf-oauth-rfc7523bis): the assertion must be meant for us alone.
+    """
+    if isinstance(aud, list) and len(aud) == 1:
+        aud = aud[0]
+    return aud if isinstance(aud, str) else None
+
+
+def registered_keys(jwks: str) -> dict[str, LoadedKey]:
+    """The client's registered signature keys by kid, each with its pinned alg.
+
+    Keys are imported one by one, so a key we cannot use (unknown ``kty``, an
+    encryption key, a symmetric alg, an alg the key type cannot verify, a
+    private key) is skipped without shifting the others. A key without
+    ``kid`` is found by its RFC 7638 thumbprint.
+    """
     try:
         data: Any = json.loads(jwks)
-        keyset = KeySet.import_key_set(data)
-    except Exception:  # a broken registration is the client's failure, not ours
+        raw_keys = data["keys"]
+    except (ValueError, TypeError, KeyError):  # a broken registration is the client's failure
         return {}
     result: dict[str, LoadedKey] = {}
-    for raw, key in zip(data.get("keys", []), keyset.keys, strict=False):
+    for raw in raw_keys if isinstance(raw_keys, list) else ():
+        if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
+            continue
+        kty, alg = raw.get("kty"), raw.get("alg")
+        if alg is None and isinstance(kty, str):
+            alg = _KTY_ALG.get(kty)
+        if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
+            continue
+        if (kty, raw.get("crv")) not in _ALG_KEYS[alg]:  # a key that could never verify this alg
+            continue
+        try:
+            key = JWKRegistry.import_key(raw)
+        except Exception:  # noqa: S112 - joserfc raises several types for a bad key; skip it
+            continue
+        if key.is_private:
+            continue
         kid = raw.get("kid") or key.thumbprint()
-        alg = raw.get("alg") or _KTY_ALG.get(raw.get("kty", ""))
-        if alg in ASYMMETRIC_ALGS and raw.get("use", "sig") == "sig":
+        if isinstance(kid, str) and kid not in result:
             result[kid] = LoadedKey(kid, alg, key)  # type: ignore[arg-type]
     return result

@@ -18,12 +18,20 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 __all__ = ["PasswordHasher"]
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (taskset/cgroups), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class PasswordHasher:
     def __init__(self, memory_kib: int, time_cost: int, parallelism: int, workers: int | None = None) -> None:
         self._hash = PasswordHash(
             (Argon2Hasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism),)
         )
-        self._workers = workers or os.cpu_count() or 1
+        self._workers = workers or _usable_cores()
         self._limiter: anyio.CapacityLimiter | None = None
         self._dummy: str | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +16,11 @@ __all__ = ["DuplicateClient", "SqlClientStore"]
 
 class DuplicateClient(Exception):
     """The client id is taken."""
+
+
+def _jti_key(jti: str) -> str:
+    """What is stored for an assertion id: its SHA-256, so any length fits the column."""
+    return hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _client(row: object) -> Client:
@@ -78,7 +85,9 @@ class SqlClientStore:
                     )
                 )
                 await conn.execute(
-                    insert(client_assertions).values(client_id=client_id, jti=jti, expires_at=expires_at)
+                    insert(client_assertions).values(
+                        client_id=client_id, jti=_jti_key(jti), expires_at=expires_at
+                    )
                 )
         except IntegrityError:
             return False

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authsvc.errors import ConfigError
 
-__all__ = ["async_url", "create_engine", "is_sqlite", "sync_url"]
+__all__ = ["async_url", "create_engine", "is_sqlite", "sync_url", "write_transaction"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -53,6 +57,29 @@ def sync_url(database_url: str) -> tuple[URL, dict[str, Any]]:
     if ssl is not None:
         sync_args["sslmode"] = "disable" if ssl is False else ssl
     return url.set(drivername="postgresql+psycopg"), sync_args
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` for a write; on SQLite one at a time per process.
+
+    SQLite has one writer at a time. Pooled connections that contend for it
+    wait in SQLite's busy handler, which sleeps in steps of up to 100 ms; an
+    asyncio queue in front of it hands the lock over at once. Other processes
+    on the same file still meet the busy handler (WAL keeps readers free).
+    """
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _WRITE_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
+    async with lock, engine.begin() as conn:
+        yield conn
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authsvc.store.records import RefreshTokenRow, SessionRecord
+from authsvc.store.sql.engine import write_transaction
 from authsvc.store.sql.tables import refresh_tokens, revoked_access_tokens, sessions, users
 
 __all__ = ["NewRefreshToken", "RotateOutcome", "RotateResult", "SqlSessionStore"]
@@ -81,7 +82,7 @@ class SqlSessionStore:
         self, session: SessionRecord, first: Callable[[SessionRecord], NewRefreshToken]
     ) -> NewRefreshToken:
         """Start a family and record its first refresh token, atomically."""
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 insert(sessions).values(
                     id=session.id,
@@ -131,7 +132,7 @@ class SqlSessionStore:
         grace: int,
         successor: Callable[[SessionRecord], NewRefreshToken],
     ) -> RotateResult:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             spent = await conn.execute(
                 update(refresh_tokens)
                 .where(
@@ -280,7 +281,7 @@ class SqlSessionStore:
 
     # --- revocation ---------------------------------------------------------------
     async def revoke(self, session_id: str, now: float, reason: str) -> bool:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 update(sessions)
                 .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
@@ -289,7 +290,7 @@ class SqlSessionStore:
         return result.rowcount > 0
 
     async def revoke_user(self, user_id: str, now: float, reason: str) -> int:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 update(sessions)
                 .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
@@ -299,7 +300,7 @@ class SqlSessionStore:
 
     async def revoke_access_token(self, jti: str, expires_at: float) -> None:
         try:
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 await conn.execute(insert(revoked_access_tokens).values(jti=jti, expires_at=expires_at))
         except IntegrityError:
             pass  # already revoked
@@ -308,7 +309,7 @@ class SqlSessionStore:
     async def prune(self, now: float) -> dict[str, int]:
         """Delete rows nothing can use any more; drop grace bodies past their window."""
         counts: dict[str, int] = {}
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 update(refresh_tokens)
                 .where(refresh_tokens.c.grace_until <= now, refresh_tokens.c.grace_body.is_not(None))

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import User
+from authsvc.store.sql.engine import write_transaction
 from authsvc.store.sql.tables import users
 
 __all__ = ["DuplicateUser", "SqlUserStore", "new_user_id"]
@@ -67,7 +68,7 @@ class SqlUserStore:
     ) -> User:
         user = User(new_user_id(), username, password_hash, False, scopes, email, full_name)
         try:
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 await conn.execute(
                     insert(users).values(
                         id=user.id,
@@ -86,21 +87,21 @@ class SqlUserStore:
         return user
 
     async def set_disabled(self, username: str, disabled: bool, now: float) -> User | None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(users).where(users.c.username == username).values(disabled=disabled, updated_at=now)
             )
         return await self.by_username(username)
 
     async def set_password_hash(self, user_id: str, password_hash: str, now: float) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=now)
             )
 
     async def replace_hash(self, user_id: str, old_hash: str, new_hash: str, now: float) -> None:
         """Re-hash on login, unless the password changed meanwhile."""
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(users)
                 .where(users.c.id == user_id, users.c.password_hash == old_hash)
