@@ -183,6 +183,10 @@ def users_add(
     password_hash = _hasher(settings).hash_sync(password)
 
     async def add(users: Any, _sessions: Any) -> Any:
+        from authsvc.store.sql.clients import SqlClientStore
+
+        if await SqlClientStore(users.engine).get(name) is not None:
+            raise CommandError("a user name may not equal a client id")
         try:
             return await users.add(
                 name,

@@ -144,6 +144,7 @@ class ClientAuthenticator:
                 skew=self.skew,
                 required=("jti", "sub"),
                 typ_required=False,
+                iat_required=False,  # optional in RFC 7523 §3
             )
         except TokenRejected as exc:
             raise InvalidClient(detail=f"client assertion: {exc.reason}") from None

@@ -326,6 +326,7 @@ def start_server(
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
+    process.wait()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")
 
 

@@ -61,7 +61,8 @@ async def revoke(request: Request, services: ServicesDep) -> Response:
     claims = presented.claims
     if claims.get("client_id") != identity.client.id:
         raise InvalidGrant("The token was issued to another client.", detail="revoke: other client")
-    context = {"client_id": identity.client.id, "user_id": claims.get("sub"), "sid": claims.get("sid")}
+    user_id = claims.get("sub") if "sid" in claims else None  # client tokens have no user
+    context = {"client_id": identity.client.id, "user_id": user_id, "sid": claims.get("sid")}
     if presented.kind == "refresh_token":
         if isinstance(claims.get("sid"), str):
             await services.session_store.revoke(claims["sid"], now, "revoked")

@@ -96,6 +96,7 @@ def check_token(
     skew: int,
     required: tuple[str, ...] = ("jti", "sub", "client_id"),
     typ_required: bool = True,
+    iat_required: bool = True,
 ) -> tuple[dict[str, Any], str]:
     """The verified claims and the kid, or TokenRejected.
 
@@ -127,13 +128,12 @@ def check_token(
     if claims.get("iss") != issuer:
         raise TokenRejected("wrong issuer")
     exp = _number(claims, "exp", required=True)
-    iat = _number(claims, "iat", required=True)
+    iat = _number(claims, "iat", required=iat_required)
     nbf = _number(claims, "nbf", required=False)
     assert exp is not None
-    assert iat is not None
     if exp <= now - skew:
         raise TokenRejected("expired")
-    if iat > now + skew:
+    if iat is not None and iat > now + skew:
         raise TokenRejected("issued in the future")
     if nbf is not None and nbf > now + skew:
         raise TokenRejected("not yet valid")
