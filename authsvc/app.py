@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,9 @@ from authsvc import __version__
 from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
+from authsvc.api.jwks import JwksFastPath
 from authsvc.api.responses import error_response, json_response
+from authsvc.api.schemas import SECURITY_SCHEMES
 from authsvc.clock import Clock
 from authsvc.errors import (
     InvalidRequest,
@@ -28,7 +31,7 @@ from authsvc.errors import (
     StorageUnavailable,
     TemporarilyUnavailable,
 )
-from authsvc.logs import configure_logging, quiet_leaky_loggers
+from authsvc.logs import audit_logger, configure_logging, quiet_leaky_loggers
 from authsvc.metrics import Metrics, MetricsMiddleware
 from authsvc.runtime import Services
 from authsvc.settings import AuthSettings, get_settings
@@ -49,9 +52,7 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
         services = await Services.start(settings, clock, bootstrap_keys=True)
         app.state.services = services
         metrics.watch_keys(services.keys)
-        audit = logging.getLogger("authsvc.audit")
-        if audit.level == logging.NOTSET:
-            audit.setLevel(logging.INFO)
+        audit = audit_logger()
         audit.addHandler(metrics)
         try:
             yield
@@ -68,10 +69,12 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
     )
     for module in (token, revoke, introspect, jwks, discovery, users, health):
         app.include_router(module.router)
+    _describe_security(app)
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(Guard, max_body=MAX_BODY)
+    app.add_middleware(JwksFastPath)  # outermost: the JWKS skips the whole stack
     return app
 
 
@@ -81,18 +84,35 @@ def create_served_app() -> FastAPI:
     return create_app()
 
 
+def _describe_security(app: FastAPI) -> None:
+    """Add the client and bearer authentication schemes the routes name to the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(OAuthError)
     async def oauth_error(_request: Request, exc: OAuthError) -> Response:
         metrics.token_errors.labels(exc.error).inc()
         if isinstance(exc, LoginRateLimited):
-            metrics.logins_limited.inc()
+            audit_logger().warning(
+                "login refused by the failed-login limits", extra={"event": "login.rate_limited"}
+            )
         if exc.detail:
-            log.info("%s: %s", exc.error, exc.detail)
+            log.debug("%s: %s", exc.error, exc.detail)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, _exc: RequestValidationError) -> Response:
+        metrics.token_errors.labels(InvalidRequest.error).inc()
         return error_response(InvalidRequest())
 
     @app.exception_handler(HTTPException)
@@ -105,7 +125,9 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         )
 
     async def unavailable(_request: Request, exc: Exception) -> Response:
+        # The class only: a database error's text can carry SQL parameters.
         log.error("service unavailable: %s", type(exc).__name__)
+        metrics.token_errors.labels(TemporarilyUnavailable.error).inc()
         return error_response(TemporarilyUnavailable())
 
     for kind in (KeyStoreError, StorageUnavailable, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):

@@ -24,15 +24,19 @@ from authsvc.login_limits import LoginLimiter
 from authsvc.migrations import current_revision, head_revision, upgrade
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
+from authsvc.store.records import User
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.engine import create_engine, is_sqlite
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.sessions import SessionService
+from authsvc.ttl_cache import TtlCache
 
 __all__ = ["KeyStoreBackend", "Services", "build_key_store", "lifetimes", "load_keys", "open_database"]
 
 KeyStoreBackend = FileKeyStore | DatabaseKeyStore
+
+RECENT_TTL = 0.5
 
 log = logging.getLogger("authsvc")
 
@@ -91,6 +95,10 @@ class Services:
     client_auth: ClientAuthenticator
     hasher: PasswordHasher
     login_limiter: LoginLimiter
+    # Hot-path answers that may be up to RECENT_TTL stale (CONTRACT.md allows 1 s);
+    # local revocations clear them at once.
+    recent_access: TtlCache[tuple[str | None, str], bool]
+    recent_users: TtlCache[str, User]
 
     @classmethod
     async def start(
@@ -103,7 +111,14 @@ class Services:
         except BaseException:
             await engine.dispose()
             raise
-        session_store = SqlSessionStore(engine)
+        recent_access: TtlCache[tuple[str | None, str], bool] = TtlCache(RECENT_TTL)
+        recent_users: TtlCache[str, User] = TtlCache(RECENT_TTL)
+
+        def forget() -> None:
+            recent_access.clear()
+            recent_users.clear()
+
+        session_store = SqlSessionStore(engine, on_revoke=forget)
         hasher = PasswordHasher(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         )
@@ -113,7 +128,7 @@ class Services:
             clock=clock,
             engine=engine,
             keys=keys,
-            users=SqlUserStore(engine),
+            users=SqlUserStore(engine, on_change=forget),
             session_store=session_store,
             sessions=SessionService(settings, clock, keys, session_store),
             clients=clients,
@@ -121,6 +136,8 @@ class Services:
                 clients, hasher, clock, settings.resolved_issuer, settings.clock_skew
             ),
             hasher=hasher,
+            recent_access=recent_access,
+            recent_users=recent_users,
             login_limiter=LoginLimiter(
                 settings.login_max_per_user,
                 settings.login_max_per_address,

@@ -65,7 +65,12 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
     sid = claims.get("sid")
     if sid is not None and not isinstance(sid, str):
         raise InvalidTokenError(detail="malformed sid")
-    if not await services.session_store.access_allowed(sid, claims["jti"], now):
+    key = (sid, claims["jti"])
+    allowed = services.recent_access.get(key)
+    if allowed is None:
+        allowed = await services.session_store.access_allowed(sid, claims["jti"], now)
+        services.recent_access.put(key, allowed)
+    if not allowed:
         raise InvalidTokenError(detail="revoked")
     return claims
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from authsvc.api.bearer import AccessClaims
 from authsvc.api.deps import ServicesDep
-from authsvc.api.schemas import error_schema
+from authsvc.api.schemas import BEARER_ERRORS, USER_AUTH
 from authsvc.errors import InvalidTokenError
 
 __all__ = ["UserOut", "router"]
@@ -26,12 +26,17 @@ class UserOut(BaseModel):
     "/users/me",
     response_model=UserOut,
     summary="The user the access token acts for",
-    responses={401: error_schema("invalid_token"), 403: error_schema("insufficient_scope")},
+    responses=BEARER_ERRORS,
+    openapi_extra=USER_AUTH,
 )
 async def me(claims: AccessClaims, services: ServicesDep) -> UserOut:
     if not isinstance(claims.get("sid"), str):
         raise InvalidTokenError("This route needs a user's access token.", detail="no sid")
-    user = await services.users.by_id(claims["sub"])
+    user = services.recent_users.get(claims["sub"])
+    if user is None:
+        user = await services.users.by_id(claims["sub"])
+        if user is not None:
+            services.recent_users.put(user.id, user)
     if user is None or user.disabled:
         raise InvalidTokenError(detail="user gone or disabled")
     return UserOut(username=user.username, email=user.email, full_name=user.full_name, disabled=user.disabled)

@@ -75,8 +75,11 @@ def _token(row: object) -> RefreshTokenRow:
 
 
 class SqlSessionStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, on_revoke: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        # Called after any revocation, so this process's caches of "still allowed"
+        # answers forget at once (other processes within their cache lifetime).
+        self._on_revoke = on_revoke or (lambda: None)
 
     async def create(
         self, session: SessionRecord, first: Callable[[SessionRecord], NewRefreshToken]
@@ -120,9 +123,12 @@ class SqlSessionStore:
     ) -> RotateResult:
         """Spend ``jti`` and record its successor, or tell why not."""
         try:
-            return await self._rotate(jti, client_id, now, grace, successor)
+            result = await self._rotate(jti, client_id, now, grace, successor)
         except _SessionEnded as ended:
             return RotateResult(RotateOutcome.INVALID, session_id=ended.session_id, reason="session ended")
+        if result.outcome is RotateOutcome.REUSED:
+            self._on_revoke()
+        return result
 
     async def _rotate(
         self,
@@ -287,6 +293,7 @@ class SqlSessionStore:
                 .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason=reason)
             )
+        self._on_revoke()
         return result.rowcount > 0
 
     async def revoke_user(self, user_id: str, now: float, reason: str) -> int:
@@ -296,6 +303,7 @@ class SqlSessionStore:
                 .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason=reason)
             )
+        self._on_revoke()
         return result.rowcount
 
     async def revoke_access_token(self, jti: str, expires_at: float) -> None:
@@ -304,6 +312,7 @@ class SqlSessionStore:
                 await conn.execute(insert(revoked_access_tokens).values(jti=jti, expires_at=expires_at))
         except IntegrityError:
             pass  # already revoked
+        self._on_revoke()
 
     # --- housekeeping -------------------------------------------------------------
     async def prune(self, now: float) -> dict[str, int]:

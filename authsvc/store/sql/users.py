@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,8 +39,9 @@ def _user(row: object) -> User:
 
 
 class SqlUserStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, on_change: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self._on_change = on_change or (lambda: None)  # forget cached users at once
 
     async def by_username(self, username: str) -> User | None:
         async with self.engine.connect() as conn:
@@ -91,6 +93,7 @@ class SqlUserStore:
             await conn.execute(
                 update(users).where(users.c.username == username).values(disabled=disabled, updated_at=now)
             )
+        self._on_change()
         return await self.by_username(username)
 
     async def set_password_hash(self, user_id: str, password_hash: str, now: float) -> None:
@@ -98,6 +101,7 @@ class SqlUserStore:
             await conn.execute(
                 update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=now)
             )
+        self._on_change()
 
     async def replace_hash(self, user_id: str, old_hash: str, new_hash: str, now: float) -> None:
         """Re-hash on login, unless the password changed meanwhile."""
