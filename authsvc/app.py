@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from authsvc import __version__
 from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
+from authsvc.api.fastpath import FormEndpoints
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
 from authsvc.api.jwks import JwksFastPath
@@ -72,6 +73,10 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
     _describe_security(app)
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
+    app.add_middleware(
+        FormEndpoints,
+        handlers={"/token": token.token, "/revoke": revoke.revoke, "/introspect": introspect.introspect},
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(Guard, max_body=MAX_BODY)
     app.add_middleware(JwksFastPath)  # outermost: the JWKS skips the whole stack

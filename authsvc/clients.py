@@ -5,6 +5,7 @@ from __future__ import annotations
 from authsvc.settings import AuthSettings
 from authsvc.store.records import Client
 from authsvc.store.sql.clients import SqlClientStore
+from authsvc.ttl_cache import TtlCache
 
 __all__ = ["ClientDirectory", "default_client"]
 
@@ -21,11 +22,21 @@ def default_client(settings: AuthSettings) -> Client:
 
 
 class ClientDirectory:
-    """Finds clients; the default client exists out of the box."""
+    """Finds clients; the default client exists out of the box.
+
+    The registry is configuration that changes rarely: lookups are kept for
+    ``CACHE_TTL`` seconds (hits and misses alike), so a registration or a
+    removal reaches every instance within that time, and the token endpoint
+    does not pay a database round trip per request for it. Assertion ids
+    (replay protection) always go to the database.
+    """
+
+    CACHE_TTL = 0.5
 
     def __init__(self, settings: AuthSettings, store: SqlClientStore) -> None:
         self._default = default_client(settings)
         self.store = store
+        self._recent: TtlCache[str, tuple[Client | None]] = TtlCache(self.CACHE_TTL)
 
     @property
     def default(self) -> Client:
@@ -34,7 +45,12 @@ class ClientDirectory:
     async def get(self, client_id: str) -> Client | None:
         if client_id == self._default.id:
             return self._default
-        return await self.store.get(client_id)
+        cached = self._recent.get(client_id)
+        if cached is not None:
+            return cached[0]
+        client = await self.store.get(client_id)
+        self._recent.put(client_id, (client,))
+        return client
 
     async def use_assertion(self, client_id: str, jti: str, expires_at: float, now: float) -> bool:
         return await self.store.use_assertion(client_id, jti, expires_at, now)

@@ -25,7 +25,8 @@ async def handle(form: Mapping[str, str], client: Client, *, sessions: SessionSe
         raise InvalidScope()
     now = sessions.clock.now()
     token, expires_in = sessions.access_token(sub=client.id, client=client, scopes=scopes, now=now, sid=None)
-    audit.info("client token", extra={"event": "token.client_credentials", "client_id": client.id})
+    # Not an audit event (a service's routine, every few minutes per caller): DEBUG only.
+    audit.debug("client token", extra={"event": "token.client_credentials", "client_id": client.id})
     body = {
         "access_token": token,
         "token_type": "Bearer",
