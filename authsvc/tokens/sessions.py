@@ -89,13 +89,18 @@ class SessionService:
         return sign(self.keys.signing_key(), ACCESS_TYP, claims), max(0, exp - int(now))
 
     def _token_body(
-        self, session: SessionRecord, client: Client, scopes: frozenset[str], now: float
+        self,
+        session: SessionRecord,
+        client: Client,
+        scopes: frozenset[str],
+        now: float,
+        jti: str | None = None,
     ) -> NewRefreshToken:
         key = self.keys.signing_key()
         access, expires_in = self.access_token(
             sub=session.user_id, client=client, scopes=scopes, now=now, sid=session.id, cap=session.expires_at
         )
-        jti = new_jti()
+        jti = jti or new_jti()
         iat = int(now)
         exp = min(iat + self.settings.refresh_token_ttl, int(session.expires_at))
         refresh = sign(
@@ -165,12 +170,14 @@ class SessionService:
         scopes = granted if requested is None else requested
         if not scopes <= granted:
             raise InvalidScope()
+        successor_jti = new_jti()
         result = await self.store.rotate(
             claims["jti"],
             client.id,
             now,
             self.settings.refresh_reuse_grace,
-            lambda session: self._token_body(session, client, scopes, now),
+            lambda session: self._token_body(session, client, scopes, now, successor_jti),
+            successor_jti=successor_jti,
         )
         context = {"client_id": client.id, "sid": result.session_id, "user_id": claims.get("sub")}
         if result.outcome is RotateOutcome.ROTATED or result.outcome is RotateOutcome.REPLAYED:

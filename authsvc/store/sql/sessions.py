@@ -120,10 +120,15 @@ class SqlSessionStore:
         now: float,
         grace: int,
         successor: Callable[[SessionRecord], NewRefreshToken],
+        successor_jti: str | None = None,
     ) -> RotateResult:
-        """Spend ``jti`` and record its successor, or tell why not."""
+        """Spend ``jti`` and record its successor, or tell why not.
+
+        ``successor_jti``, when the caller knows it in advance, is recorded by
+        the compare-and-set itself, saving a statement on the hot path.
+        """
         try:
-            result = await self._rotate(jti, client_id, now, grace, successor)
+            result = await self._rotate(jti, client_id, now, grace, successor, successor_jti)
         except _SessionEnded as ended:
             return RotateResult(RotateOutcome.INVALID, session_id=ended.session_id, reason="session ended")
         if result.outcome is RotateOutcome.REUSED:
@@ -137,33 +142,46 @@ class SqlSessionStore:
         now: float,
         grace: int,
         successor: Callable[[SessionRecord], NewRefreshToken],
+        successor_jti: str | None,
     ) -> RotateResult:
         async with write_transaction(self.engine) as conn:
-            spent = await conn.execute(
-                update(refresh_tokens)
-                .where(
-                    refresh_tokens.c.jti == jti,
-                    refresh_tokens.c.spent_at.is_(None),
-                    refresh_tokens.c.client_id == client_id,
-                    refresh_tokens.c.expires_at > now,
-                )
-                .values(spent_at=now)
-            )
-            if spent.rowcount == 1:
-                row = (
-                    await conn.execute(
-                        select(sessions)
-                        .join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
-                        .where(refresh_tokens.c.jti == jti)
+            values: dict[str, object] = {"spent_at": now}
+            if successor_jti is not None:
+                values["successor_jti"] = successor_jti
+            session_id = (
+                await conn.execute(
+                    update(refresh_tokens)
+                    .where(
+                        refresh_tokens.c.jti == jti,
+                        refresh_tokens.c.spent_at.is_(None),
+                        refresh_tokens.c.client_id == client_id,
+                        refresh_tokens.c.expires_at > now,
                     )
-                ).one()
-                session = _session(row)
-                if await self._ended(conn, session, now):
-                    raise _SessionEnded(session.id)  # rolls the spend back
-                token = successor(session)
-                await self._insert_token(conn, token, session)
-                # Older generations can never be replayed now (their successors are spent):
-                # their stored bodies go at once rather than at the next prune.
+                    .values(**values)
+                    .returning(refresh_tokens.c.session_id)
+                )
+            ).scalar_one_or_none()
+            if session_id is None:
+                return await self._not_spent_now(conn, jti, client_id, now)
+            row = (
+                await conn.execute(
+                    select(sessions, users.c.disabled)
+                    .join(users, users.c.id == sessions.c.user_id)
+                    .where(sessions.c.id == session_id)
+                )
+            ).first()
+            if row is None:
+                raise _SessionEnded(session_id)  # its user is gone; rolls the spend back
+            session = _session(row)
+            if session.revoked_at is not None or session.expires_at <= now or row.disabled:
+                raise _SessionEnded(session.id)  # rolls the spend back
+            token = successor(session)
+            if successor_jti is not None and token.jti != successor_jti:
+                raise ValueError("the successor must carry the announced jti")
+            await self._insert_token(conn, token, session)
+            if successor_jti is None or grace > 0:
+                # Older generations can never be replayed now (their successors are
+                # spent): their stored bodies go at once rather than at the next prune.
                 await self._drop_grace_bodies(conn, session.id, keep=jti)
                 await conn.execute(
                     update(refresh_tokens)
@@ -174,8 +192,7 @@ class SqlSessionStore:
                         grace_until=now + grace if grace > 0 else None,
                     )
                 )
-                return RotateResult(RotateOutcome.ROTATED, body=token.body, session_id=session.id)
-            return await self._not_spent_now(conn, jti, client_id, now)
+            return RotateResult(RotateOutcome.ROTATED, body=token.body, session_id=session.id)
 
     async def _not_spent_now(
         self, conn: AsyncConnection, jti: str, client_id: str, now: float
