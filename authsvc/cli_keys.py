@@ -78,7 +78,8 @@ def keys_rotate(
         typer.echo(line)
 
 
-@keys_app.command("revoke")
+# A kid is base64url and may start with "-": take it as the argument, not as an option.
+@keys_app.command("revoke", context_settings={"ignore_unknown_options": True})
 def keys_revoke(kid: str) -> None:
     """Emergency: remove KID from the JWKS and from signing now; its tokens are refused."""
     settings = get_settings()

@@ -84,6 +84,8 @@ class KeyManager:
         self._private: dict[str, LoadedKey] = {}
         self._jwks: JwksDocument | None = None
         self._warned_alg: str | None = None
+        self._overdue: tuple[str, float] | None = None  # (kid, when) the last key's period ends
+        self._warned_overdue: str | None = None
 
     # --- loading --------------------------------------------------------------
     def load(self) -> None:
@@ -127,6 +129,8 @@ class KeyManager:
                 if loaded is not None:
                     private[record.kid] = loaded
         self._doc, self._version, self.timetable = doc, version, timetable
+        last = timetable.last()
+        self._overdue = (last.kid, last.sign_from + self.lifetimes.rotation_period) if last else None
         self._public, self._private, self._jwks = public, private, None
         current = timetable.signing(now)
         if current is not None and current.alg != self._configured_alg and self._warned_alg != current.alg:
@@ -164,9 +168,13 @@ class KeyManager:
     def signing_key(self) -> LoadedKey:
         """The key the timetable names for now; KeyStoreError if there is none."""
         self._check_fresh()
-        record = self.timetable.signing(self.clock.now())
+        now = self.clock.now()
+        record = self.timetable.signing(now)
         if record is None:
             raise KeyStoreError("no key can sign now")
+        overdue = self._overdue
+        if overdue is not None and overdue[0] == record.kid and now >= overdue[1]:
+            self._warn_overdue(record.kid)
         loaded = self._private.get(record.kid)
         if loaded is None:
             loaded = self._load_private(record.kid, record.alg)  # a pending key just started
@@ -174,6 +182,15 @@ class KeyManager:
                 raise KeyStoreError(f"private key of signing key {record.kid} is missing")
             self._private[record.kid] = loaded
         return loaded
+
+    def _warn_overdue(self, kid: str) -> None:
+        if self._warned_overdue != kid:
+            self._warned_overdue = kid
+            log.warning(
+                "rotation overdue: signing key %s has passed AUTHSVC_KEY_ROTATION_PERIOD and has no "
+                "successor; it keeps signing until scripts/rotate_keys.py runs",
+                kid,
+            )
 
     def access_key(self, kid: str) -> LoadedKey | None:
         """The public key for an access token's kid, if it is still in the JWKS."""

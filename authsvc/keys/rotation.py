@@ -28,7 +28,10 @@ __all__ = ["Change", "RotationPlan", "create_first_key", "plan_rotation", "revok
 audit = logging.getLogger("authsvc.audit")
 
 LOCK_TIMEOUT = 60.0
-PROPAGATION = CHECK_INTERVAL  # how long servers may take to notice a change of the store
+# A new key enters the JWKS servers serve up to CHECK_INTERVAL after the run
+# writes it, so it signs KEY_PREPUBLISH after that; one more second covers the
+# run's own writes and caches that count max-age from when the response arrived.
+PROPAGATION = CHECK_INTERVAL + 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +140,8 @@ def plan_rotation(doc: KeySetDoc, lifetimes: Lifetimes, now: float, alg: str, *,
     """Pure: what the timetable asks for at ``now`` (see CONTRACT.md, Keys).
 
     A new key signs ``KEY_PREPUBLISH`` + ``PROPAGATION`` after this run writes
-    it: servers notice the store change within ``PROPAGATION``, and only then
-    does the key appear in the JWKS they serve.
+    it: servers notice the store change within a second, and only then does
+    the key appear in the JWKS they serve.
     """
     plan = RotationPlan()
     table = Timetable(doc.keys, lifetimes)
