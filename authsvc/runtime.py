@@ -6,9 +6,12 @@ handler and a command see the same stores, keys and clock.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.client_auth import ClientAuthenticator
@@ -37,6 +40,7 @@ __all__ = ["KeyStoreBackend", "Services", "build_key_store", "lifetimes", "load_
 KeyStoreBackend = FileKeyStore | DatabaseKeyStore
 
 RECENT_TTL = 0.5
+KEY_POLL_INTERVAL = 0.5
 
 log = logging.getLogger("authsvc")
 
@@ -99,6 +103,7 @@ class Services:
     # local revocations clear them at once.
     recent_access: TtlCache[tuple[str | None, str], bool]
     recent_users: TtlCache[str, User]
+    key_poller: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -123,7 +128,7 @@ class Services:
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         )
         clients = ClientDirectory(settings, SqlClientStore(engine))
-        return cls(
+        services = cls(
             settings=settings,
             clock=clock,
             engine=engine,
@@ -145,7 +150,26 @@ class Services:
                 settings.redis_url,
             ),
         )
+        services.watch_keys_in_background()
+        return services
+
+    def watch_keys_in_background(self) -> None:
+        """A database key store is read from a worker thread, never on the loop."""
+        if self.keys.store.kind != "database" or self.key_poller is not None:
+            return
+        self.keys.polled_in_background = True
+
+        async def poll_forever() -> None:
+            while True:
+                await asyncio.sleep(KEY_POLL_INTERVAL)
+                await anyio.to_thread.run_sync(self.keys.poll)
+
+        self.key_poller = asyncio.get_running_loop().create_task(poll_forever())
 
     async def close(self) -> None:
+        if self.key_poller is not None:
+            self.key_poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.key_poller
         await self.login_limiter.aclose()
         await self.engine.dispose()

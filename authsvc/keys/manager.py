@@ -86,6 +86,7 @@ class KeyManager:
         self._warned_alg: str | None = None
         self._overdue: tuple[str, float] | None = None  # (kid, when) the last key's period ends
         self._warned_overdue: str | None = None
+        self.polled_in_background = False
 
     # --- loading --------------------------------------------------------------
     def load(self) -> None:
@@ -96,10 +97,22 @@ class KeyManager:
         self._failing_since = None
 
     def refresh(self) -> None:
-        """Notice store changes; cheap unless a second has passed."""
+        """Notice store changes; cheap unless a second has passed.
+
+        With ``polled_in_background`` set (a store behind a network, read by
+        ``poll`` from a worker thread), the hot path does no I/O at all.
+        """
+        if self.polled_in_background:
+            return
         mono = time.monotonic()
         if mono - self._checked_at < CHECK_INTERVAL:
             return
+        self._checked_at = mono
+        self.poll()
+
+    def poll(self) -> None:
+        """Read the store's version now and reload if it changed (blocking I/O)."""
+        mono = time.monotonic()
         self._checked_at = mono
         try:
             version = self.store.version()
