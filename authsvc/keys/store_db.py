@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, delete, insert, select, text, update
+from sqlalchemy import Connection, create_engine, delete, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -56,14 +56,23 @@ class DatabaseKeyStore:
             raise KeyStoreError(f"key store (database) is unreachable: {type(exc).__name__}") from None
 
     # --- reading ---------------------------------------------------------------------
-    def version(self) -> tuple[int, str] | None:
+    def _manifest_row(self, *columns: Any) -> Any:
+        """The manifest row, or None when there is none or no schema yet (an empty store)."""
         with self._connection() as conn:
-            row = conn.execute(select(key_manifest.c.generation, key_manifest.c.updated_by)).first()
+            try:
+                return conn.execute(select(*columns)).first()
+            except SQLAlchemyError:
+                if self._tx is None and not inspect(conn).has_table(key_manifest.name):
+                    return None
+                raise
+
+    def version(self) -> tuple[int, str] | None:
+        row = self._manifest_row(key_manifest.c.generation, key_manifest.c.updated_by)
         return None if row is None else (int(row.generation), str(row.updated_by))
 
     def read(self) -> KeySetDoc:
-        with self._connection() as conn:
-            raw = conn.execute(select(key_manifest.c.document)).scalar_one_or_none()
+        row = self._manifest_row(key_manifest.c.document)
+        raw = None if row is None else row.document
         if raw is None:
             return KeySetDoc()
         try:
