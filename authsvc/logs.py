@@ -19,10 +19,14 @@ from datetime import UTC, datetime
 __all__ = [
     "AUDIT_FIELDS",
     "AuditJsonFormatter",
+    "RequestIdFilter",
+    "SecretScrubber",
+    "audit_logger",
     "configure_logging",
     "new_request_id",
     "quiet_leaky_loggers",
     "request_id",
+    "scrub",
 ]
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("authsvc_request_id", default=None)
@@ -30,8 +34,25 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("authsvc
 AUDIT_FIELDS = ("event", "user_id", "client_id", "sid", "kid", "alg", "token_use", "count")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-# Loggers that print SQL parameters (token bodies, hashes) at DEBUG.
-_LEAKY = ("aiosqlite", "sqlalchemy.engine", "asyncpg", "psycopg", "hpack", "httpcore")
+# Loggers that print SQL statements and their parameters (password and secret hashes,
+# session ids, token bodies kept for the grace replay) or raw HTTP frames. SQLAlchemy
+# echoes every statement when its logger is enabled for INFO, so WARNING is the floor.
+_LEAKY = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg", "psycopg", "hpack", "httpcore")
+
+
+# Defence in depth for the plain log lines: nothing should log a token or a key, but if
+# something does, the JWS (any compact JWS: header "eyJ...") and PEM bodies are cut out.
+_JWS = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+_PEM = re.compile(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", re.DOTALL)
+
+
+def scrub(text: str) -> str:
+    """``text`` with compact JWS and PEM blocks replaced by a marker."""
+    if "eyJ" in text:
+        text = _JWS.sub("[token redacted]", text)
+    if "-----BEGIN" in text:
+        text = _PEM.sub("[key redacted]", text)
+    return text
 
 
 def new_request_id(offered: str | None) -> str:
@@ -41,6 +62,28 @@ def new_request_id(offered: str | None) -> str:
     return secrets.token_hex(8)
 
 
+class RequestIdFilter(logging.Filter):
+    """Stamps the current request id on a record when it is made, so it survives late formatting."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            rid = request_id.get()
+            if rid is not None:
+                record.request_id = rid
+        return True
+
+
+class SecretScrubber(logging.Filter):
+    """A handler filter that renders the message once, with tokens and PEM blocks cut out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 class AuditJsonFormatter(logging.Formatter):
     """One JSON object per line with the audit fields that are present."""
 
@@ -48,24 +91,34 @@ class AuditJsonFormatter(logging.Formatter):
         line: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
         for name in AUDIT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
-        rid = request_id.get()
+        rid = getattr(record, "request_id", None) or request_id.get()
         if rid is not None:
             line["request_id"] = rid
         return json.dumps(line, separators=(",", ":"), ensure_ascii=False)
+
+
+def audit_logger() -> logging.Logger:
+    """The ``authsvc.audit`` logger, at INFO unless set, stamping request ids (idempotent)."""
+    audit = logging.getLogger("authsvc.audit")
+    if audit.level == logging.NOTSET:
+        audit.setLevel(logging.INFO)
+    if not any(isinstance(f, RequestIdFilter) for f in audit.filters):
+        audit.addFilter(RequestIdFilter())
+    return audit
 
 
 def quiet_leaky_loggers() -> None:
     """Keep libraries that log SQL parameters from doing so, whatever the root level."""
     for name in _LEAKY:
         logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
+        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -75,12 +128,13 @@ def configure_logging(level: int = logging.INFO) -> None:
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(SecretScrubber())
         root.addHandler(handler)
     root.setLevel(level)
-    audit = logging.getLogger("authsvc.audit")
+    audit = audit_logger()
     audit.setLevel(logging.INFO)
     audit.propagate = False
-    if not audit.handlers:
+    if not any(isinstance(h, logging.StreamHandler) for h in audit.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(AuditJsonFormatter())
         audit.addHandler(handler)

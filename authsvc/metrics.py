@@ -3,10 +3,16 @@
 Security counters are fed by the audit events themselves (a logging handler
 on ``authsvc.audit``), so what operators alert on is exactly what the audit
 trail records. Key gauges are read from the key manager at scrape time.
+Responses are counted by route, method and status, so 5xx can be alerted on.
+
+The audit logger is process-wide; an event raised while a request of another
+app in the same process is being served (tests run several) is not counted
+here: the middleware marks which app's request is running.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import time
@@ -22,6 +28,8 @@ from authsvc.logs import new_request_id, request_id
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 
+_serving: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar("authsvc_metrics", default=None)
+
 _ROUTES = frozenset(
     {
         "/token",
@@ -36,6 +44,9 @@ _ROUTES = frozenset(
         "/metrics",
     }
 )
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _KeyCollector(Collector):
@@ -55,6 +66,17 @@ class _KeyCollector(Collector):
             "authsvc_seconds_until_key_change",
             "Seconds until the next scheduled change of the key set",
             value=float(until) if math.isfinite(until) else math.inf,
+        )
+        current = self.keys.timetable.signing(self.keys.clock.now())
+        due = (
+            current.sign_from + self.keys.lifetimes.rotation_period - self.keys.clock.now()
+            if current is not None
+            else math.nan
+        )
+        yield GaugeMetricFamily(
+            "authsvc_rotation_due_seconds",
+            "Seconds until the signing key's rotation period ends (negative: overdue)",
+            value=float(due),
         )
         yield GaugeMetricFamily(
             "authsvc_rotation_overdue",
@@ -89,6 +111,12 @@ class Metrics(logging.Handler):
         self.jwks_requests = Counter(
             "authsvc_jwks_requests", "JWKS requests, by status", ["status"], registry=r
         )
+        self.responses = Counter(
+            "authsvc_http_responses",
+            "HTTP responses by route, method and status code",
+            ["route", "method", "status"],
+            registry=r,
+        )
         self.latency = Histogram(
             "authsvc_request_duration_seconds",
             "Request latency by route",
@@ -97,10 +125,32 @@ class Metrics(logging.Handler):
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
 
+        # Every known label value from zero, so rate() and absent-series alerts work at once.
+        for grant in ("password", "refresh_token", "client_credentials"):
+            self.tokens_issued.labels(grant)
+        for code in (
+            "invalid_request",
+            "invalid_client",
+            "invalid_grant",
+            "unauthorized_client",
+            "unsupported_grant_type",
+            "invalid_scope",
+            "invalid_token",
+            "temporarily_unavailable",
+        ):
+            self.token_errors.labels(code)
+        for use in ("access_token", "refresh_token", "session"):
+            self.revocations.labels(use)
+        for status in ("200", "304"):
+            self.jwks_requests.labels(status)
+
     def watch_keys(self, keys: KeyManager) -> None:
         self.registry.register(_KeyCollector(keys))
 
     def emit(self, record: logging.LogRecord) -> None:
+        serving = _serving.get()
+        if serving is not None and serving is not self:
+            return  # another app's request in this process
         event = getattr(record, "event", None)
         if event == "refresh.reuse_detected":
             self.reuse_detected.inc()
@@ -110,6 +160,8 @@ class Metrics(logging.Handler):
             self.revocations.labels("session").inc()
         elif event == "login.failed":
             self.logins_failed.inc()
+        elif event == "login.rate_limited":
+            self.logins_limited.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -133,10 +185,14 @@ class MetricsMiddleware:
                 break
         rid = new_request_id(offered)
         token = request_id.set(rid)
+        serving = _serving.set(self.metrics)
         header = (b"x-request-id", rid.encode())
+        status = "500"  # unless a response starts: an exception escaped to the guard
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = str(message["status"])
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
@@ -146,5 +202,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
+            _serving.reset(serving)
             route = path if path in _ROUTES else "other"
-            self.metrics.latency.labels(route, scope["method"]).observe(time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
+            self.metrics.responses.labels(route, method, status).inc()

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from authsvc.api.deps import ServicesDep
+from authsvc.api.schemas import metadata_responses
 from authsvc.jose import ASYMMETRIC_ALGS
 
 __all__ = ["metadata", "router"]
@@ -43,7 +44,12 @@ def _body(issuer: str) -> bytes:
     return json.dumps(metadata(issuer), separators=(",", ":")).encode()
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)")
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization server metadata (RFC 8414)",
+    response_class=Response,
+    responses=metadata_responses(),
+)
 async def oauth_metadata(services: ServicesDep) -> Response:
     return Response(
         _body(services.sessions.issuer),
@@ -52,6 +58,11 @@ async def oauth_metadata(services: ServicesDep) -> Response:
     )
 
 
-@router.get("/.well-known/openid-configuration", summary="The same metadata, for clients that look here")
+@router.get(
+    "/.well-known/openid-configuration",
+    summary="The same metadata, for clients that look here",
+    response_class=Response,
+    responses=metadata_responses(),
+)
 async def openid_configuration(services: ServicesDep) -> Response:
     return await oauth_metadata(services)

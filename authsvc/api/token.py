@@ -9,7 +9,7 @@ from starlette.responses import Response
 from authsvc.api.deps import ServicesDep
 from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE, json_response
-from authsvc.api.schemas import TOKEN_ERRORS, form_body, token_response_schema
+from authsvc.api.schemas import CLIENT_AUTH, TOKEN_ERRORS, form_body, token_response_schema
 from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from authsvc.grants import client_credentials, password, refresh_token
 from authsvc.login_limits import client_address
@@ -37,6 +37,7 @@ _GRANTS = ("password", "refresh_token", "client_credentials")
             "client_assertion_type": {"type": "string"},
         },
         required=["grant_type"],
+        **CLIENT_AUTH,
     ),
     responses={200: token_response_schema(), **TOKEN_ERRORS},
 )
