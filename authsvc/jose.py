@@ -10,13 +10,24 @@ is joserfc's own.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Collection
+from typing import Any
 
 from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
+from joserfc.util import urlsafe_b64decode
 
-__all__ = ["ASYMMETRIC_ALGS", "PinnedRegistry", "registry_for"]
+__all__ = [
+    "ASYMMETRIC_ALGS",
+    "PinnedRegistry",
+    "is_json_number",
+    "registry_for",
+    "strict_json",
+    "strict_protected_header",
+]
 
 #: The signature algorithms authsvc signs with or accepts. Never HS* or none.
 ASYMMETRIC_ALGS: frozenset[str] = frozenset({"RS256", "PS256", "ES256", "EdDSA", "Ed25519"})
@@ -51,3 +62,42 @@ def registry_for(alg: str) -> PinnedRegistry:
     if reg is None:
         reg = _REGISTRIES[alg] = PinnedRegistry([alg])
     return reg
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in obj:
+            raise ValueError("duplicate member")
+        obj[name] = value
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def strict_json(data: bytes | str) -> Any:
+    """JSON as RFC 8259 means it for JOSE: no duplicate members, no NaN or Infinity.
+
+    joserfc (like ``json.loads``) keeps the last of duplicate members, so a
+    header ``{"alg":"none",...,"alg":"RS256"}`` would mean different things to
+    different parsers; we refuse it before anything reads it.
+    """
+    return json.loads(data, object_pairs_hook=_strict_object, parse_constant=_no_constants)
+
+
+def strict_protected_header(token: str) -> None:
+    """Raise ValueError if the compact JWS's header is not strict JSON.
+
+    Decoding here is only a policy check ahead of joserfc's own parsing.
+    """
+    segment = token.split(".", 1)[0]
+    strict_json(urlsafe_b64decode(segment.encode("ascii")))
+
+
+def is_json_number(value: object) -> bool:
+    """A finite JSON number (not a bool, not a string)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))

@@ -240,15 +240,6 @@ def test_cli_events_carry_the_changed_identifiers(cli_env: dict[str, str], audit
     assert_well_formed(audit.lines, [PASSWORD, secret])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "authsvc/cli.py::run() calls logging.basicConfig(level=WARNING) and never configures "
-        "authsvc.audit, so INFO audit events of CLI commands (users logout/disable, clients add/remove, "
-        "keys rotate) go nowhere; run() should call authsvc.logs.audit_logger() and attach a JSON "
-        "handler (AuditJsonFormatter) to stderr or a configured file"
-    ),
-)
 def test_cli_audit_events_reach_the_process_output(cli_env: dict[str, str]) -> None:
     added = run_cli("users", "add", "alice", "--password-stdin", env=cli_env, input=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr

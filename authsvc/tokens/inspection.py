@@ -44,8 +44,17 @@ def identify(
             )
         except TokenRejected:
             continue
+        if kind == "access_token" and not _has_audience(claims):
+            continue  # RFC 9068 §2.2: aud is required
         return PresentedToken(kind, claims)
     return None
+
+
+def _has_audience(claims: dict[str, Any]) -> bool:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return bool(aud)
+    return isinstance(aud, list) and bool(aud) and all(isinstance(a, str) and a for a in aud)
 
 
 async def is_active(token: PresentedToken, store: SqlSessionStore, now: float) -> bool:

@@ -8,14 +8,13 @@ JOSE parsing and signature checks are joserfc's; this module adds the policy.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from authsvc.jose import registry_for
+from authsvc.jose import is_json_number, registry_for, strict_json, strict_protected_header
 from authsvc.keys.manager import LoadedKey
 
 __all__ = ["MAX_TOKEN_LENGTH", "TokenRejected", "check_token", "peek_claims"]
@@ -33,23 +32,14 @@ class TokenRejected(Exception):
         self.reason = reason
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError("duplicate member")
-        result[name] = value
-    return result
-
-
 def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
     value = claims.get(name)
     if value is None:
         if required:
             raise TokenRejected(f"missing {name}")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenRejected(f"{name} is not a number")
+    if not is_json_number(value):
+        raise TokenRejected(f"{name} is not a finite number")
     return float(value)
 
 
@@ -59,8 +49,9 @@ def _extract(token: object) -> jws.CompactSignature:
     if token.count(".") != 2 or not token.isascii():
         raise TokenRejected("malformed")
     try:
+        strict_protected_header(token)
         obj = jws.extract_compact(token.encode("ascii"), registry=_ANY_REGISTRY)
-    except (JoseError, ValueError, TypeError, UnicodeError):
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
         raise TokenRejected("malformed") from None
     if not isinstance(obj.headers(), dict):
         raise TokenRejected("malformed")
@@ -69,8 +60,8 @@ def _extract(token: object) -> jws.CompactSignature:
 
 def _payload(obj: jws.CompactSignature) -> dict[str, Any]:
     try:
-        claims = json.loads(obj.payload, object_pairs_hook=_no_duplicates)
-    except (ValueError, TypeError, UnicodeError):
+        claims = strict_json(obj.payload)
+    except (ValueError, TypeError, UnicodeError, RecursionError):
         raise TokenRejected("malformed payload") from None
     if not isinstance(claims, dict):
         raise TokenRejected("malformed payload")

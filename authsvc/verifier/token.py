@@ -10,8 +10,6 @@ spelling), no key material or URLs from the token, no ``crit`` extension,
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -20,7 +18,14 @@ from typing import Any, Final
 from joserfc import jws
 from joserfc.errors import ExceededSizeError, JoseError
 
-from authsvc.jose import ASYMMETRIC_ALGS, PinnedRegistry, registry_for
+from authsvc.jose import (
+    ASYMMETRIC_ALGS,
+    PinnedRegistry,
+    is_json_number,
+    registry_for,
+    strict_json,
+    strict_protected_header,
+)
 from authsvc.verifier.errors import InvalidToken
 from authsvc.verifier.keyset import MAX_KID_LENGTH, VerificationKey
 
@@ -71,11 +76,12 @@ def parse_token(token: object) -> ParsedToken:
     if len(segments) != 3 or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise _invalid("malformed")
     try:
+        strict_protected_header(token)
         compact = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
         header = compact.headers()
     except ExceededSizeError as exc:
         raise _invalid("too_large") from exc
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise _invalid("malformed") from exc
     if not isinstance(header, dict) or any(name in header for name in _REFUSED_HEADERS):
         raise _invalid("malformed")
@@ -108,26 +114,8 @@ def check_signature(token: ParsedToken, key: VerificationKey) -> None:
         raise _invalid("bad_signature")
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise ValueError("duplicate member")
-        obj[name] = value
-    return obj
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
 def _is_number(value: object) -> bool:
-    """A JSON number: not a bool, not a string, finite."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
+    return is_json_number(value)
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
@@ -150,7 +138,7 @@ def check_claims(
 ) -> dict[str, Any]:
     """Decode the (already authenticated) payload and check RFC 9068 claims."""
     try:
-        claims = json.loads(payload, object_pairs_hook=_strict_object, parse_constant=_no_constants)
+        claims = strict_json(payload)
     except (ValueError, RecursionError) as exc:
         raise _invalid("malformed") from exc
     if not isinstance(claims, dict):
