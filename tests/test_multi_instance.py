@@ -158,6 +158,18 @@ def test_two_workers_on_sqlite(sqlite_workers: tuple[LiveServer, LiveServer]) ->
     _check_pair(*sqlite_workers)
 
 
+def test_two_workers_on_postgresql(tmp_path: Path) -> None:
+    url, drop = fresh_postgres_database()
+    server = start_server(
+        tmp_path, extra_args=("--workers", "2"), issuer="http://127.0.0.1:9103", database_url=url
+    )
+    try:
+        _check_pair(server, server)
+    finally:
+        stop_server(server)
+        drop()
+
+
 def test_serve_refuses_an_old_postgresql_schema(tmp_path: Path) -> None:
     url, drop = fresh_postgres_database(upgrade_schema=False)
     try:
