@@ -348,23 +348,13 @@ def db_prune() -> None:
 
 
 # --- entry -----------------------------------------------------------------------------
-def _audit_to_stderr() -> None:
-    """Operator actions (logout, disable, clients, keys) leave JSON audit lines on stderr."""
-    from authsvc.logs import AuditJsonFormatter, audit_logger, quiet_leaky_loggers
-
-    quiet_leaky_loggers()
-    audit = audit_logger()
-    audit.propagate = False
-    if not audit.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(AuditJsonFormatter())
-        audit.addHandler(handler)
-
-
 def run() -> None:
     """Run the CLI with one-line errors."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _audit_to_stderr()
+    from authsvc.logs import configure_logging
+
+    # Warnings and errors as plain lines; operator actions (logout, disable,
+    # clients, keys) as JSON audit lines; both on stderr.
+    configure_logging(logging.WARNING)
     try:
         app(standalone_mode=False)
     except (typer.Exit, SystemExit) as exc:

@@ -15,6 +15,7 @@ import re
 import secrets
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 __all__ = [
     "AUDIT_FIELDS",
@@ -28,6 +29,8 @@ __all__ = [
     "request_id",
     "scrub",
 ]
+
+AUDIT_LOGGER = "authsvc.audit"
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("authsvc_request_id", default=None)
 
@@ -105,7 +108,7 @@ class AuditJsonFormatter(logging.Formatter):
 
 def audit_logger() -> logging.Logger:
     """The ``authsvc.audit`` logger, at INFO unless set, stamping request ids (idempotent)."""
-    audit = logging.getLogger("authsvc.audit")
+    audit = logging.getLogger(AUDIT_LOGGER)
     if audit.level == logging.NOTSET:
         audit.setLevel(logging.INFO)
     if not any(isinstance(f, RequestIdFilter) for f in audit.filters):
@@ -121,20 +124,42 @@ def quiet_leaky_loggers() -> None:
             logger.setLevel(logging.WARNING)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not at setup."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _not_audit(record: logging.LogRecord) -> bool:
+    return not record.name.startswith(AUDIT_LOGGER)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """For ``serve``: plain lines on stderr, audit events as JSON lines on stderr."""
+    """Plain lines on stderr, and audit events as JSON lines on stderr (``serve``, the CLI).
+
+    The audit logger keeps propagating (so embedding code and tests still see
+    its records); the plain handler skips them, so each event prints once.
+    """
     quiet_leaky_loggers()
     root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, StderrHandler) for h in root.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(SecretScrubber())
+        handler.addFilter(_not_audit)
         root.addHandler(handler)
     root.setLevel(level)
     audit = audit_logger()
-    audit.setLevel(logging.INFO)
-    audit.propagate = False
-    if not any(isinstance(h, logging.StreamHandler) for h in audit.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, StderrHandler) for h in audit.handlers):
+        handler = StderrHandler()
         handler.setFormatter(AuditJsonFormatter())
         audit.addHandler(handler)
