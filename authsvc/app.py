@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from authsvc import __version__
 from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
-from authsvc.api.fastpath import FormEndpoints
+from authsvc.api.fastpath import DirectEndpoints
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
 from authsvc.api.jwks import JwksFastPath
@@ -74,8 +74,13 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
     app.add_middleware(
-        FormEndpoints,
-        handlers={"/token": token.token, "/revoke": revoke.revoke, "/introspect": introspect.introspect},
+        DirectEndpoints,
+        handlers={
+            ("POST", "/token"): token.token,
+            ("POST", "/revoke"): revoke.revoke,
+            ("POST", "/introspect"): introspect.introspect,
+            ("GET", "/users/me"): users.current_user,
+        },
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(Guard, max_body=MAX_BODY)

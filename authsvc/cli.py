@@ -298,37 +298,32 @@ def users_logout(name: str) -> None:
 
 
 # --- db ------------------------------------------------------------------------------
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Bring the database schema to the current revision."""
+async def _revision(migrate: bool) -> str | None:
+    """The database's schema revision, after bringing it to head when ``migrate``."""
     from authsvc.migrations import current_revision, upgrade
     from authsvc.store.sql.engine import create_engine
 
-    async def go() -> str | None:
-        engine = create_engine(_settings().database_url)
-        try:
+    engine = create_engine(_settings().database_url)
+    try:
+        if migrate:
             await upgrade(engine)
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
 
-    typer.echo(f"database at revision {_run(go)}")
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the current revision."""
+    typer.echo(f"database at revision {_run(lambda: _revision(migrate=True))}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's schema revision and the code's."""
-    from authsvc.migrations import current_revision, head_revision
-    from authsvc.store.sql.engine import create_engine
+    from authsvc.migrations import head_revision
 
-    async def go() -> str | None:
-        engine = create_engine(_settings().database_url)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    current = _run(go)
+    current = _run(lambda: _revision(migrate=False))
     head = head_revision()
     typer.echo(
         f"database {current or 'empty'}; code {head}"

@@ -146,7 +146,8 @@ def postgres_base_url() -> str | None:
     return os.environ.get("AUTHSVC_TEST_POSTGRES_URL") or None
 
 
-async def _create_database(base_url: str, name: str) -> None:
+async def _admin(base_url: str, statement: str) -> None:
+    """Run one statement on the server's maintenance connection (CREATE/DROP DATABASE)."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -160,28 +161,17 @@ async def _create_database(base_url: str, name: str) -> None:
         timeout=10,
     )
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def _create_database(base_url: str, name: str) -> None:
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
 
 
 async def _drop_database(base_url: str, name: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url)
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database or "postgres",
-        timeout=10,
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def fresh_postgres_database(upgrade_schema: bool = True) -> tuple[str, Callable[[], None]]:

@@ -7,18 +7,16 @@ so a logout or revocation takes effect here at once.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from starlette.requests import Request
 
-from authsvc.api.deps import ServicesDep
 from authsvc.errors import InvalidTokenError, OAuthError
 from authsvc.runtime import Services
 from authsvc.tokens.issuer import ACCESS_TYP
 from authsvc.tokens.validation import TokenRejected, check_token
 
-__all__ = ["AccessClaims", "MissingToken", "access_claims"]
+__all__ = ["MissingToken", "access_claims", "verify_access_token"]
 
 _ACCESS_TYPS = frozenset({ACCESS_TYP, "application/at+jwt"})
 
@@ -75,8 +73,5 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
     return claims
 
 
-async def access_claims(request: Request, services: ServicesDep) -> dict[str, Any]:
+async def access_claims(request: Request, services: Services) -> dict[str, Any]:
     return await verify_access_token(_bearer(request), services)
-
-
-AccessClaims = Annotated[dict[str, Any], Depends(access_claims)]

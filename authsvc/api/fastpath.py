@@ -1,8 +1,8 @@
-"""The form endpoints straight to their handlers, past the framework's layers.
+"""The busiest endpoints straight to their handlers, past the framework's layers.
 
-``POST /token``, ``/revoke`` and ``/introspect`` take no framework-parsed
-parameters (they read their own form bodies), so routing, dependency
-injection and the exception middleware add only cost on the busiest paths.
+``POST /token``, ``/revoke``, ``/introspect`` and ``GET /users/me`` take no
+framework-parsed parameters (they read their own form bodies and headers), so
+routing, dependency injection and the exception middleware add only cost.
 This middleware calls the same handler functions the routes declare (the
 routes stay for the OpenAPI document) and maps exceptions through the app's
 own registered handlers, so the answers are identical either way.
@@ -17,19 +17,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["FormEndpoints"]
+__all__ = ["DirectEndpoints"]
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
-class FormEndpoints:
-    def __init__(self, app: ASGIApp, handlers: Mapping[str, Handler]) -> None:
+class DirectEndpoints:
+    def __init__(self, app: ASGIApp, handlers: Mapping[tuple[str, str], Handler]) -> None:
         self.app = app
-        self.handlers = dict(handlers)
+        self.handlers = dict(handlers)  # (method, path) -> handler(request, services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.handlers.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
+        handler = self.handlers.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        if handler is None:
             await self.app(scope, receive, send)
             return
         application = scope["app"]

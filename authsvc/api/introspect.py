@@ -7,11 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authsvc.api.deps import ServicesDep
-from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE, json_response
-from authsvc.api.schemas import CLIENT_AUTH, CLIENT_ERRORS, form_body, introspection_response_schema
-from authsvc.errors import InvalidClient, InvalidRequest
-from authsvc.tokens.inspection import identify, is_active
+from authsvc.api.schemas import CLIENT_ERRORS, introspection_response_schema
+from authsvc.api.token_request import TOKEN_FORM, read_token_request
+from authsvc.tokens.inspection import is_active
 
 __all__ = ["router"]
 
@@ -24,39 +23,12 @@ _COPIED = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti"
 @router.post(
     "/introspect",
     summary="Token introspection (RFC 7662)",
-    openapi_extra=form_body(
-        {
-            "token": {"type": "string"},
-            "token_type_hint": {"type": "string"},
-            "client_id": {"type": "string"},
-            "client_secret": {"type": "string"},
-            "client_assertion": {"type": "string"},
-            "client_assertion_type": {"type": "string"},
-        },
-        required=["token"],
-        **CLIENT_AUTH,
-    ),
+    openapi_extra=TOKEN_FORM,
     responses={200: introspection_response_schema(), **CLIENT_ERRORS},
 )
 async def introspect(request: Request, services: ServicesDep) -> Response:
-    form = await read_form(request)
-    identity = await services.client_auth.authenticate(
-        request.headers.get("authorization"), form, allow_default=False
-    )
-    if identity.client.public:
-        raise InvalidClient(detail="introspection needs a confidential client")
-    token = form.get("token")
-    if token is None:
-        raise InvalidRequest("The token parameter is required.")
-    now = services.clock.now()
-    presented = identify(
-        token,
-        form.get("token_type_hint"),
-        services.keys,
-        services.sessions.issuer,
-        now,
-        services.settings.clock_skew,
-    )
+    parsed = await read_token_request(request, services, allow_default=False, confidential=True)
+    presented, now = parsed.presented, parsed.now
     if presented is None or not await is_active(presented, services.session_store, now):
         return json_response(_INACTIVE, headers=NO_STORE)
     claims = presented.claims

@@ -9,11 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authsvc.api.deps import ServicesDep
-from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE
-from authsvc.api.schemas import CLIENT_AUTH, CLIENT_ERRORS, form_body, revocation_response_schema
-from authsvc.errors import InvalidGrant, InvalidRequest
-from authsvc.tokens.inspection import identify
+from authsvc.api.schemas import CLIENT_ERRORS, revocation_response_schema
+from authsvc.api.token_request import TOKEN_FORM, read_token_request
+from authsvc.errors import InvalidGrant
 
 __all__ = ["router"]
 
@@ -24,38 +23,13 @@ audit = logging.getLogger("authsvc.audit")
 @router.post(
     "/revoke",
     summary="Token revocation (RFC 7009)",
-    openapi_extra=form_body(
-        {
-            "token": {"type": "string"},
-            "token_type_hint": {"type": "string"},
-            "client_id": {"type": "string"},
-            "client_secret": {"type": "string"},
-            "client_assertion": {"type": "string"},
-            "client_assertion_type": {"type": "string"},
-        },
-        required=["token"],
-        **CLIENT_AUTH,
-    ),
+    openapi_extra=TOKEN_FORM,
     response_class=Response,
     responses={200: revocation_response_schema(), **CLIENT_ERRORS},
 )
 async def revoke(request: Request, services: ServicesDep) -> Response:
-    form = await read_form(request)
-    identity = await services.client_auth.authenticate(
-        request.headers.get("authorization"), form, allow_default=True
-    )
-    token = form.get("token")
-    if token is None:
-        raise InvalidRequest("The token parameter is required.")
-    now = services.clock.now()
-    presented = identify(
-        token,
-        form.get("token_type_hint"),
-        services.keys,
-        services.sessions.issuer,
-        now,
-        services.settings.clock_skew,
-    )
+    parsed = await read_token_request(request, services, allow_default=True, confidential=False)
+    identity, presented, now = parsed.identity, parsed.presented, parsed.now
     if presented is None:
         return Response(status_code=200, headers=NO_STORE)
     claims = presented.claims

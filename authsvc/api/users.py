@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
 
-from authsvc.api.bearer import AccessClaims
+from authsvc.api.bearer import access_claims
 from authsvc.api.deps import ServicesDep
+from authsvc.api.responses import json_response
 from authsvc.api.schemas import BEARER_ERRORS, USER_AUTH
 from authsvc.errors import InvalidTokenError
+from authsvc.runtime import Services
 
 __all__ = ["UserOut", "router"]
 
@@ -22,14 +26,9 @@ class UserOut(BaseModel):
     disabled: bool = False
 
 
-@router.get(
-    "/users/me",
-    response_model=UserOut,
-    summary="The user the access token acts for",
-    responses=BEARER_ERRORS,
-    openapi_extra=USER_AUTH,
-)
-async def me(claims: AccessClaims, services: ServicesDep) -> UserOut:
+async def current_user(request: Request, services: Services) -> Response:
+    """The signed-in user of a request (also called straight from the fast path)."""
+    claims = await access_claims(request, services)
     if not isinstance(claims.get("sid"), str):
         raise InvalidTokenError("This route needs a user's access token.", detail="no sid")
     user = services.recent_users.get(claims["sub"])
@@ -39,4 +38,16 @@ async def me(claims: AccessClaims, services: ServicesDep) -> UserOut:
             services.recent_users.put(user.id, user)
     if user is None or user.disabled:
         raise InvalidTokenError(detail="user gone or disabled")
-    return UserOut(username=user.username, email=user.email, full_name=user.full_name, disabled=user.disabled)
+    out = UserOut(username=user.username, email=user.email, full_name=user.full_name, disabled=user.disabled)
+    return json_response(out.model_dump())
+
+
+@router.get(
+    "/users/me",
+    response_model=UserOut,
+    summary="The user the access token acts for",
+    responses=BEARER_ERRORS,
+    openapi_extra=USER_AUTH,
+)
+async def me(request: Request, services: ServicesDep) -> Response:
+    return await current_user(request, services)
