@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,6 +42,7 @@ KeyStoreBackend = FileKeyStore | DatabaseKeyStore
 
 RECENT_TTL = 0.5
 KEY_POLL_INTERVAL = 0.5
+VERIFIED_TOKEN_TTL = 60.0
 
 log = logging.getLogger("authsvc")
 
@@ -103,6 +105,8 @@ class Services:
     # local revocations clear them at once.
     recent_access: TtlCache[tuple[str | None, str], bool]
     recent_users: TtlCache[str, User]
+    # Access tokens whose signature and claims passed under a key-set generation.
+    recent_tokens: TtlCache[str, tuple[int, dict[str, Any]]]
     key_poller: asyncio.Task[None] | None = None
 
     @classmethod
@@ -143,6 +147,7 @@ class Services:
             hasher=hasher,
             recent_access=recent_access,
             recent_users=recent_users,
+            recent_tokens=TtlCache(VERIFIED_TOKEN_TTL, max_entries=10_000),
             login_limiter=LoginLimiter(
                 settings.login_max_per_user,
                 settings.login_max_per_address,

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from authsvc.errors import InvalidTokenError, OAuthError
 from authsvc.runtime import Services
 from authsvc.tokens.issuer import ACCESS_TYP
-from authsvc.tokens.validation import TokenRejected, check_token
+from authsvc.tokens.validation import TokenRejected, check_times, check_token
 
 __all__ = ["MissingToken", "access_claims", "verify_access_token"]
 
@@ -45,15 +45,26 @@ def _bearer(request: Request) -> str:
 async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
     """Claims of a live access token of ours, for our own audience; else InvalidTokenError."""
     now = services.clock.now()
+    skew = services.settings.clock_skew
+    keys = services.keys
+    keys.refresh()  # cheap; a reloaded key set bumps the generation
+    seen = services.recent_tokens.get(token)
     try:
-        claims, _kid = check_token(
-            token,
-            typs=_ACCESS_TYPS,
-            key_for=services.keys.access_key,
-            issuer=services.sessions.issuer,
-            now=now,
-            skew=services.settings.clock_skew,
-        )
+        if seen is not None and seen[0] == keys.generation:
+            # The same bytes passed the full check under this very key set: only
+            # the clock can have changed the answer since.
+            claims = seen[1]
+            check_times(claims, now=now, skew=skew)
+        else:
+            claims, _kid = check_token(
+                token,
+                typs=_ACCESS_TYPS,
+                key_for=keys.access_key,
+                issuer=services.sessions.issuer,
+                now=now,
+                skew=skew,
+            )
+            services.recent_tokens.put(token, (keys.generation, claims))
     except TokenRejected as exc:
         raise InvalidTokenError(detail=exc.reason) from None
     aud = claims.get("aud")

@@ -87,6 +87,7 @@ class KeyManager:
         self._overdue: tuple[str, float] | None = None  # (kid, when) the last key's period ends
         self._warned_overdue: str | None = None
         self.polled_in_background = False
+        self.generation = 0
 
     # --- loading --------------------------------------------------------------
     def load(self) -> None:
@@ -142,6 +143,7 @@ class KeyManager:
                 if loaded is not None:
                     private[record.kid] = loaded
         self._doc, self._version, self.timetable = doc, version, timetable
+        self.generation += 1  # anything derived from the old key set is now stale
         last = timetable.last()
         self._overdue = (last.kid, last.sign_from + self.lifetimes.rotation_period) if last else None
         self._public, self._private, self._jwks = public, private, None

@@ -17,7 +17,7 @@ from joserfc.errors import JoseError
 from authsvc.jose import is_json_number, registry_for, strict_json, strict_protected_header
 from authsvc.keys.manager import LoadedKey
 
-__all__ = ["MAX_TOKEN_LENGTH", "TokenRejected", "check_token", "peek_claims"]
+__all__ = ["MAX_TOKEN_LENGTH", "TokenRejected", "check_times", "check_token", "peek_claims"]
 
 MAX_TOKEN_LENGTH = 8192
 _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64", "zip", "enc"})
@@ -66,6 +66,20 @@ def _payload(obj: jws.CompactSignature) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise TokenRejected("malformed payload")
     return claims
+
+
+def check_times(claims: dict[str, Any], *, now: float, skew: int, iat_required: bool = True) -> None:
+    """``exp``, ``iat`` and ``nbf`` against now, with ``skew`` of leeway."""
+    exp = _number(claims, "exp", required=True)
+    iat = _number(claims, "iat", required=iat_required)
+    nbf = _number(claims, "nbf", required=False)
+    assert exp is not None
+    if exp <= now - skew:
+        raise TokenRejected("expired")
+    if iat is not None and iat > now + skew:
+        raise TokenRejected("issued in the future")
+    if nbf is not None and nbf > now + skew:
+        raise TokenRejected("not yet valid")
 
 
 def peek_claims(token: object) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -118,16 +132,7 @@ def check_token(
     claims = _payload(obj)
     if claims.get("iss") != issuer:
         raise TokenRejected("wrong issuer")
-    exp = _number(claims, "exp", required=True)
-    iat = _number(claims, "iat", required=iat_required)
-    nbf = _number(claims, "nbf", required=False)
-    assert exp is not None
-    if exp <= now - skew:
-        raise TokenRejected("expired")
-    if iat is not None and iat > now + skew:
-        raise TokenRejected("issued in the future")
-    if nbf is not None and nbf > now + skew:
-        raise TokenRejected("not yet valid")
+    check_times(claims, now=now, skew=skew, iat_required=iat_required)
     for name in required:
         if not isinstance(claims.get(name), str) or not claims[name]:
             raise TokenRejected(f"missing {name}")
