@@ -1307,7 +1307,7 @@ class Bench:
                     "in the warm-up, then the generator chains them: every response's refresh token "
                     "is queued and posted once; REFRESH_REUSE_GRACE=0"
                 ),
-                "server_settings": "authsvc serve, 1 worker, uvicorn defaults (access log on), "
+                "server_settings": "authsvc serve, 1 worker, no access log (authsvc serve turns it off), "
                 "AUTHSVC_REFRESH_REUSE_GRACE=0, other settings default; " + uvicorn_stack(),
                 "peer": peer_status,
                 "versions": versions(),
