@@ -99,6 +99,25 @@ class AppHarness:
             await self.services.users.set_disabled(username, True, self.clock.now())
         return user
 
+    async def add_service_client(
+        self, client_id: str, *, scopes: frozenset[str] = frozenset(), audiences: tuple[str, ...] = ()
+    ) -> str:
+        """A confidential client_credentials client with a generated secret; returns the secret."""
+        from authsvc.client_secrets import generate_secret, hash_generated
+        from authsvc.store.records import Client
+
+        secret = generate_secret()
+        client = Client(
+            id=client_id,
+            public=False,
+            grant_types=frozenset({"client_credentials"}),
+            scopes=scopes,
+            audiences=audiences,
+            secret_hash=hash_generated(secret),
+        )
+        await self.services.clients.store.add(client, self.clock.now())
+        return secret
+
     async def login(
         self, username: str = "alice", password: str = "correct horse", **extra: str
     ) -> httpx.Response:

@@ -17,13 +17,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import SystemClock
 from authsvc.keys.rotation import create_first_key, revoke_key, rotate
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.logs import AuditJsonFormatter, audit_logger
 from authsvc.runtime import lifetimes
-from authsvc.store.records import Client
 from tests.conftest import AppHarness, run_cli, server_env
 
 PASSWORD = "correct horse battery 42"
@@ -80,18 +78,7 @@ async def test_http_events_carry_identifiers_and_the_request_id(
 ) -> None:
     h: AppHarness = await harness_factory(signing_alg="EdDSA", refresh_reuse_grace=5, login_max_per_user=2)
     user = await h.add_user(password=PASSWORD)
-    secret = generate_secret()
-    await h.services.clients.store.add(
-        Client(
-            id="reports",
-            public=False,
-            grant_types=frozenset({"client_credentials"}),
-            scopes=frozenset({"read"}),
-            audiences=("orders-api",),
-            secret_hash=hash_generated(secret),
-        ),
-        h.clock.now(),
-    )
+    secret = await h.add_service_client("reports", scopes=frozenset({"read"}), audiences=("orders-api",))
 
     def rid(name: str) -> dict[str, str]:
         return {"X-Request-ID": name}

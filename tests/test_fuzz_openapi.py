@@ -148,17 +148,8 @@ def test_every_operation_conforms_to_the_document(
 async def seeded(harness_factory: Any) -> tuple[AppHarness, str]:
     harness: AppHarness = await harness_factory(signing_alg="EdDSA", login_max_per_user=2)
     await harness.add_user()
-    secret = generate_secret()
-    await harness.services.clients.store.add(
-        Client(
-            id=CLIENT_ID,
-            public=False,
-            grant_types=frozenset({"client_credentials"}),
-            scopes=frozenset({"read"}),
-            audiences=("orders-api",),
-            secret_hash=hash_generated(secret),
-        ),
-        harness.clock.now(),
+    secret = await harness.add_service_client(
+        CLIENT_ID, scopes=frozenset({"read"}), audiences=("orders-api",)
     )
     return harness, secret
 

@@ -35,10 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from authsvc.app import create_app
-from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import FrozenClock
 from authsvc.runtime import Services
-from authsvc.store.records import Client
 from authsvc.verifier import InvalidToken, Verifier
 from tests.conftest import ISSUER, AppHarness, make_settings
 
@@ -442,18 +440,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             services: Services = app.state.services
             harness = AppHarness(client, services, clock, settings)
             await harness.add_user()
-            secret = generate_secret()
-            await services.clients.store.add(
-                Client(
-                    id=INTROSPECTOR,
-                    public=False,
-                    grant_types=frozenset({"client_credentials"}),
-                    scopes=frozenset(),
-                    audiences=(),
-                    secret_hash=hash_generated(secret),
-                ),
-                clock.now(),
-            )
+            secret = await harness.add_service_client(INTROSPECTOR)
             jwks = (await client.get("/.well-known/jwks.json")).json()
             verifier = Verifier(ISSUER, "authsvc", http=verifier_http, clock=clock.now)
             yield World(harness, _keys(services, jwks, clock.now()), secret, verifier)

@@ -12,7 +12,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.store.records import Client
 from tests.conftest import ISSUER, AppHarness
 
@@ -29,16 +28,7 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 async def add_confidential(harness: AppHarness, client_id: str = "rs") -> dict[str, str]:
-    secret = generate_secret()
-    client = Client(
-        id=client_id,
-        public=False,
-        grant_types=frozenset({"client_credentials"}),
-        scopes=frozenset(),
-        audiences=("authsvc",),
-        secret_hash=hash_generated(secret),
-    )
-    await harness.services.clients.store.add(client, harness.clock.now())
+    secret = await harness.add_service_client(client_id, audiences=("authsvc",))
     return basic(client_id, secret)
 
 
@@ -175,18 +165,7 @@ async def test_narrowed_access_token_reports_its_own_scope(harness: AppHarness) 
 
 
 async def test_client_credentials_token(harness: AppHarness) -> None:
-    secret = generate_secret()
-    await harness.services.clients.store.add(
-        Client(
-            id="svc",
-            public=False,
-            grant_types=frozenset({"client_credentials"}),
-            scopes=frozenset({"orders:read"}),
-            audiences=("orders",),
-            secret_hash=hash_generated(secret),
-        ),
-        harness.clock.now(),
-    )
+    secret = await harness.add_service_client("svc", scopes=frozenset({"orders:read"}), audiences=("orders",))
     auth, _body = await setup(harness)
     issued = await harness.client.post(
         "/token", data={"grant_type": "client_credentials"}, headers=basic("svc", secret)
@@ -295,18 +274,7 @@ async def test_access_token_with_sid_refused_after_session_revocation(harness: A
 
 
 async def test_client_without_audience_gets_the_default_audience(harness: AppHarness) -> None:
-    secret = generate_secret()
-    await harness.services.clients.store.add(
-        Client(
-            id="bare",
-            public=False,
-            grant_types=frozenset({"client_credentials"}),
-            scopes=frozenset(),
-            audiences=(),
-            secret_hash=hash_generated(secret),
-        ),
-        harness.clock.now(),
-    )
+    secret = await harness.add_service_client("bare", scopes=frozenset(), audiences=())
     auth, _body = await setup(harness)
     issued = await harness.client.post(
         "/token", data={"grant_type": "client_credentials"}, headers=basic("bare", secret)

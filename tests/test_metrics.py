@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.keys.rotation import rotate
 from authsvc.runtime import lifetimes
-from authsvc.store.records import Client
 from tests.conftest import AppHarness
 from tests.test_fault_injection import Outage
 
@@ -83,18 +81,7 @@ async def harness(harness_factory: Callable[..., Any]) -> tuple[AppHarness, str]
         signing_alg="EdDSA", login_max_per_user=2, key_rotation_period=3600, key_prepublish=600
     )
     await h.add_user()
-    secret = generate_secret()
-    await h.services.clients.store.add(
-        Client(
-            id=CLIENT_ID,
-            public=False,
-            grant_types=frozenset({"client_credentials"}),
-            scopes=frozenset({"read"}),
-            audiences=("orders-api",),
-            secret_hash=hash_generated(secret),
-        ),
-        h.clock.now(),
-    )
+    secret = await h.add_service_client(CLIENT_ID, scopes=frozenset({"read"}), audiences=("orders-api",))
     return h, secret
 
 
