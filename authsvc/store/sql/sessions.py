@@ -50,6 +50,11 @@ class RotateResult:
     reason: str = ""
 
 
+class _SessionEnded(Exception):
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+
 def _session(row: object) -> SessionRecord:
     m = row._mapping  # type: ignore[attr-defined]
     return SessionRecord(
@@ -122,7 +127,10 @@ class SqlSessionStore:
         ``successor_jti``, when the caller knows it in advance, is recorded by
         the compare-and-set itself, saving a statement on the hot path.
         """
-        result = await self._rotate(jti, client_id, now, grace, successor, successor_jti)
+        try:
+            result = await self._rotate(jti, client_id, now, grace, successor, successor_jti)
+        except _SessionEnded as ended:
+            return RotateResult(RotateOutcome.INVALID, session_id=ended.session_id, reason="session ended")
         if result.outcome is RotateOutcome.REUSED:
             self._on_revoke()
         return result
@@ -136,25 +144,11 @@ class SqlSessionStore:
         successor: Callable[[SessionRecord], NewRefreshToken],
         successor_jti: str | None,
     ) -> RotateResult:
-        # Outside the write lock: find the live session and sign the successor for
-        # it (signing is the slow part with RSA). The compare-and-set below re-checks
-        # that the session is still live, so nothing read here can be stale.
-        prepared = await self._prepare(jti, client_id, now, successor, successor_jti)
         async with write_transaction(self.engine) as conn:
-            if prepared is None:
-                return await self._not_spent_now(conn, jti, client_id, now)
-            session, token = prepared
-            live = exists(
-                select(sessions.c.id)
-                .join(users, users.c.id == sessions.c.user_id)
-                .where(
-                    sessions.c.id == refresh_tokens.c.session_id,
-                    sessions.c.revoked_at.is_(None),
-                    sessions.c.expires_at > now,
-                    users.c.disabled.is_(False),
-                )
-            )
-            spent = (
+            values: dict[str, object] = {"spent_at": now}
+            if successor_jti is not None:
+                values["successor_jti"] = successor_jti
+            session_id = (
                 await conn.execute(
                     update(refresh_tokens)
                     .where(
@@ -162,53 +156,43 @@ class SqlSessionStore:
                         refresh_tokens.c.spent_at.is_(None),
                         refresh_tokens.c.client_id == client_id,
                         refresh_tokens.c.expires_at > now,
-                        live,
                     )
-                    .values(spent_at=now, successor_jti=token.jti)
+                    .values(**values)
                     .returning(refresh_tokens.c.session_id)
                 )
             ).scalar_one_or_none()
-            if spent is None:
+            if session_id is None:
                 return await self._not_spent_now(conn, jti, client_id, now)
+            row = (
+                await conn.execute(
+                    select(sessions, users.c.disabled)
+                    .join(users, users.c.id == sessions.c.user_id)
+                    .where(sessions.c.id == session_id)
+                )
+            ).first()
+            if row is None:
+                raise _SessionEnded(session_id)  # its user is gone; rolls the spend back
+            session = _session(row)
+            if session.revoked_at is not None or session.expires_at <= now or row.disabled:
+                raise _SessionEnded(session.id)  # rolls the spend back
+            token = successor(session)
+            if successor_jti is not None and token.jti != successor_jti:
+                raise ValueError("the successor must carry the announced jti")
             await self._insert_token(conn, token, session)
-            if grace > 0:
+            if successor_jti is None or grace > 0:
                 # Older generations can never be replayed now (their successors are
                 # spent): their stored bodies go at once rather than at the next prune.
                 await self._drop_grace_bodies(conn, session.id, keep=jti)
                 await conn.execute(
                     update(refresh_tokens)
                     .where(refresh_tokens.c.jti == jti)
-                    .values(grace_body=token.body, grace_until=now + grace)
+                    .values(
+                        successor_jti=token.jti,
+                        grace_body=token.body if grace > 0 else None,
+                        grace_until=now + grace if grace > 0 else None,
+                    )
                 )
             return RotateResult(RotateOutcome.ROTATED, body=token.body, session_id=session.id)
-
-    async def _prepare(
-        self,
-        jti: str,
-        client_id: str,
-        now: float,
-        successor: Callable[[SessionRecord], NewRefreshToken],
-        successor_jti: str | None,
-    ) -> tuple[SessionRecord, NewRefreshToken] | None:
-        """The token's live session and a successor signed for it; None if there is none."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(sessions, users.c.disabled)
-                    .join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
-                    .join(users, users.c.id == sessions.c.user_id)
-                    .where(refresh_tokens.c.jti == jti, refresh_tokens.c.client_id == client_id)
-                )
-            ).first()
-        if row is None or row.disabled:
-            return None
-        session = _session(row)
-        if session.revoked_at is not None or session.expires_at <= now:
-            return None
-        token = successor(session)
-        if successor_jti is not None and token.jti != successor_jti:
-            raise ValueError("the successor must carry the announced jti")
-        return session, token
 
     async def _not_spent_now(
         self, conn: AsyncConnection, jti: str, client_id: str, now: float
@@ -220,9 +204,7 @@ class SqlSessionStore:
         if token.client_id != client_id:
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="other client")
         if token.spent_at is None:
-            return RotateResult(
-                RotateOutcome.INVALID, session_id=token.session_id, reason="expired, or its session ended"
-            )
+            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="expired")
         session_row = (await conn.execute(select(sessions).where(sessions.c.id == token.session_id))).first()
         if session_row is None or await self._ended(conn, _session(session_row), now):
             return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="session ended")
