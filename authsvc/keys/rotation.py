@@ -86,6 +86,11 @@ def _generate(
     return _write_new(store, _make_key(alg, passphrase), now, sign_from)
 
 
+def _write_failed(store: FileKeyStore, exc: OSError) -> KeyStoreError:
+    """The one-line error for a write the store refused (disk full, permission denied)."""
+    return KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}")
+
+
 def _commit(store: FileKeyStore, doc: KeySetDoc, new: KeyRecord | None) -> None:
     """Replace the manifest; undo a new private key if the manifest was not replaced."""
     try:
@@ -95,7 +100,7 @@ def _commit(store: FileKeyStore, doc: KeySetDoc, new: KeyRecord | None) -> None:
         # directory): then the manifest names the new key and its file must stay.
         if new is not None and not _names(store, new.kid):
             store.delete_private(new.kid)
-        raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+        raise _write_failed(store, exc) from None
 
 
 def _names(store: FileKeyStore, kid: str) -> bool:
@@ -129,7 +134,7 @@ def create_first_key(store: FileKeyStore, alg: str, clock: Clock, passphrase: by
         try:
             record = _generate(store, alg, now, now, passphrase)
         except OSError as exc:
-            raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+            raise _write_failed(store, exc) from None
         _commit(store, KeySetDoc(keys=(record,), generation=doc.generation), record)
         _remove_leftovers(store, store.read())
     audit.info("key created", extra={"event": "key.created", "kid": record.kid, "alg": alg})
@@ -230,7 +235,7 @@ def rotate(
             try:
                 new = _write_new(store, fresh, now, plan.new_sign_from)
             except OSError as exc:
-                raise KeyStoreError(f"cannot write key store {store.describe()}: {exc.strerror}") from None
+                raise _write_failed(store, exc) from None
             keys.append(new)
             changes = [Change("created", new.kid, c.detail) if c.action == "create" else c for c in changes]
         committed = KeySetDoc(keys=tuple(keys), generation=doc.generation)
@@ -276,9 +281,7 @@ def revoke_key(
                 try:
                     new = _generate(store, alg, now, now, passphrase)
                 except OSError as exc:
-                    raise KeyStoreError(
-                        f"cannot write key store {store.describe()}: {exc.strerror}"
-                    ) from None
+                    raise _write_failed(store, exc) from None
                 keys.append(new)
                 changes.append(Change("created", new.kid, f"{alg}, replacement, signing now"))
         committed = KeySetDoc(keys=tuple(keys), generation=doc.generation)
