@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant, InvalidScope
-from authsvc.keys.manager import KeyManager
+from authsvc.keys.manager import KeyManager, LoadedKey
 from authsvc.settings import AuthSettings
 from authsvc.store.records import Client, SessionRecord, User
 from authsvc.store.sql.sessions import NewRefreshToken, RotateOutcome, SqlSessionStore
@@ -69,6 +69,7 @@ class SessionService:
         now: float,
         sid: str | None,
         cap: float | None = None,
+        key: LoadedKey | None = None,
     ) -> tuple[str, int]:
         ttl = min(client.access_token_ttl or self.settings.access_token_ttl, self.settings.access_token_ttl)
         audiences = client.audiences or (self.settings.default_audience,)
@@ -86,7 +87,8 @@ class SessionService:
         }
         if sid is not None:
             claims["sid"] = sid
-        return sign(self.keys.signing_key(), ACCESS_TYP, claims), max(0, exp - int(now))
+        signing_key = key or self.keys.signing_key()
+        return sign(signing_key, ACCESS_TYP, claims), max(0, exp - int(now))
 
     def _token_body(
         self,
@@ -98,7 +100,13 @@ class SessionService:
     ) -> NewRefreshToken:
         key = self.keys.signing_key()
         access, expires_in = self.access_token(
-            sub=session.user_id, client=client, scopes=scopes, now=now, sid=session.id, cap=session.expires_at
+            sub=session.user_id,
+            client=client,
+            scopes=scopes,
+            now=now,
+            sid=session.id,
+            cap=session.expires_at,
+            key=key,  # the refresh token below is signed by the same key, looked up once
         )
         jti = jti or new_jti()
         iat = int(now)
