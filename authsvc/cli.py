@@ -146,9 +146,11 @@ async def _with_stores(settings: AuthSettings, action: Callable[[Any, Any], Awai
     from authsvc.store.sql.users import SqlUserStore
 
     engine = await open_database(settings)
+    sessions = SqlSessionStore.open(settings.database_url, engine)
     try:
-        return await action(SqlUserStore(engine), SqlSessionStore(engine))
+        return await action(SqlUserStore(engine), sessions)
     finally:
+        sessions.close()
         await engine.dispose()
 
 

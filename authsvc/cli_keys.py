@@ -55,9 +55,11 @@ def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool, prune_da
 
         async def prune() -> dict[str, int]:
             engine = await open_database(settings)
+            sessions = SqlSessionStore.open(settings.database_url, engine)
             try:
-                return await SqlSessionStore(engine).prune(SystemClock().now())
+                return await sessions.prune(SystemClock().now())
             finally:
+                sessions.close()
                 await engine.dispose()
 
         counts = asyncio.run(prune())

@@ -127,7 +127,7 @@ class Services:
             recent_access.clear()
             recent_users.clear()
 
-        session_store = SqlSessionStore(engine, on_revoke=forget)
+        session_store = SqlSessionStore.open(settings.database_url, engine, on_revoke=forget)
         hasher = PasswordHasher(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         )
@@ -177,4 +177,5 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.key_poller
         await self.login_limiter.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self.session_store.close)
         await self.engine.dispose()

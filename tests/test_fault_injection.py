@@ -62,42 +62,47 @@ def kid_of(token: str) -> str:
 
 # --- the database -----------------------------------------------------------------------------------
 class Outage:
-    """Switch the engine's database off and on: new connections and statements fail like a lost server.
+    """Switch the services' database off and on: new connections and statements fail like a lost server.
 
+    Both engines go down: the async one (users, clients) and the session store's threaded one.
     ``only`` limits the failure to statements containing that text (a transaction cut midway).
     """
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        self.engines = [services.engine.sync_engine, services.session_store.db.engine]
         self.down = False
         self.only: str | None = None
         self.failures = 0
-        dbapi = engine.dialect.loaded_dbapi
-        self._dbapi_error = dbapi.OperationalError
-        event.listen(engine.sync_engine, "do_connect", self._connect)
-        event.listen(engine.sync_engine, "before_cursor_execute", self._execute)
+        for engine in self.engines:
+            event.listen(engine, "do_connect", self._connect)
+            event.listen(engine, "before_cursor_execute", self._execute)
 
-    def _connect(self, *_args: Any) -> None:
+    def _connect(self, dialect: Any, *_args: Any) -> None:
         if self.down and self.only is None:
             self.failures += 1
-            raise self._dbapi_error("could not connect to server: Connection refused")
+            raise dialect.loaded_dbapi.OperationalError("could not connect to server: Connection refused")
 
-    def _execute(self, _conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
+    def _execute(self, conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
         if self.down and (self.only is None or self.only in statement):
             self.failures += 1
-            raise OperationalError(statement, params, self._dbapi_error("server closed the connection"))
+            error = conn.dialect.loaded_dbapi.OperationalError("server closed the connection")
+            raise OperationalError(statement, params, error)
 
     async def start(self, only: str | None = None) -> None:
         self.down, self.only = True, only
         if only is None:
-            await self.engine.dispose()  # pooled connections go too: the next request must reconnect
+            # pooled connections go too: the next request must reconnect
+            await self.services.engine.dispose()
+            await self.services.session_store.db.dispose()
 
     def stop(self) -> None:
         self.down, self.only = False, None
 
     def remove(self) -> None:
-        event.remove(self.engine.sync_engine, "do_connect", self._connect)
-        event.remove(self.engine.sync_engine, "before_cursor_execute", self._execute)
+        for engine in self.engines:
+            event.remove(engine, "do_connect", self._connect)
+            event.remove(engine, "before_cursor_execute", self._execute)
 
 
 @pytest.fixture
@@ -109,7 +114,7 @@ async def alice(db_harness: AppHarness) -> AppHarness:
 async def test_database_outage_is_503_and_service_returns(alice: AppHarness) -> None:
     harness = alice
     before = (await harness.login()).json()
-    outage = Outage(harness.services.engine)
+    outage = Outage(harness.services)
     try:
         await outage.start()
         ready = await harness.client.get("/readyz")
@@ -151,7 +156,7 @@ async def test_a_refresh_cut_midway_changes_nothing(alice: AppHarness) -> None:
     """The connection dies after the token was marked spent, before its successor is stored."""
     harness = alice
     tokens = (await harness.login()).json()
-    outage = Outage(harness.services.engine)
+    outage = Outage(harness.services)
     try:
         await outage.start(only="INSERT INTO refresh_tokens")
         assert_unavailable(await harness.refresh(tokens["refresh_token"]), "a refresh cut midway")
@@ -167,7 +172,7 @@ async def test_a_refresh_cut_midway_changes_nothing(alice: AppHarness) -> None:
 
 async def test_a_login_cut_midway_leaves_no_half_session(alice: AppHarness) -> None:
     harness = alice
-    outage = Outage(harness.services.engine)
+    outage = Outage(harness.services)
     try:
         await outage.start(only="INSERT INTO refresh_tokens")
         assert_unavailable(await harness.login(), "a login cut midway")
@@ -446,7 +451,7 @@ def test_cli_rotation_on_a_full_disk_is_one_line_exit_1(tmp_path: Path) -> None:
 
 async def test_outage_does_not_hang_requests(alice: AppHarness) -> None:
     """A database that refuses connections answers at once, not after a long timeout."""
-    outage = Outage(alice.services.engine)
+    outage = Outage(alice.services)
     try:
         await outage.start()
         response = await asyncio.wait_for(alice.login(), timeout=5)

@@ -129,7 +129,7 @@ async def test_token_errors_by_code(harness: tuple[AppHarness, str]) -> None:
 
 async def test_temporarily_unavailable_and_5xx_are_counted(harness: tuple[AppHarness, str]) -> None:
     h, _ = harness
-    outage = Outage(h.services.engine)
+    outage = Outage(h.services)
     async with Delta(h) as delta:
         try:
             await outage.start()

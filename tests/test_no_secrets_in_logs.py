@@ -175,7 +175,7 @@ async def test_a_full_flow_at_debug_logs_no_secret(
         await h.login("bob", WRONG_PASSWORD)
 
     # a database outage (its errors carry SQL parameters)
-    outage = Outage(h.services.engine)
+    outage = Outage(h.services)
     try:
         await outage.start()
         assert (await h.login(password=PASSWORD)).status_code == 503

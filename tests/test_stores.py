@@ -31,9 +31,11 @@ class Stores:
 async def stores(database_url: str) -> AsyncIterator[Stores]:
     engine = create_engine(database_url)
     await upgrade(engine)
+    sessions = SqlSessionStore.open(database_url, engine)
     try:
-        yield Stores(engine, SqlUserStore(engine), SqlSessionStore(engine), SqlClientStore(engine))
+        yield Stores(engine, SqlUserStore(engine), sessions, SqlClientStore(engine))
     finally:
+        sessions.close()
         await engine.dispose()
 
 

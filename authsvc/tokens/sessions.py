@@ -96,9 +96,10 @@ class SessionService:
         client: Client,
         scopes: frozenset[str],
         now: float,
+        key: LoadedKey,
         jti: str | None = None,
     ) -> NewRefreshToken:
-        key = self.keys.signing_key()
+        """Both tokens and the response body; runs on the store's worker thread (pure computation)."""
         access, expires_in = self.access_token(
             sub=session.user_id,
             client=client,
@@ -151,7 +152,8 @@ class SessionService:
             revoked_at=None,
             revoked_reason=None,
         )
-        first = await self.store.create(session, lambda s: self._token_body(s, client, scopes, now))
+        key = self.keys.signing_key()  # on the loop: the key manager is not shared with threads
+        first = await self.store.create(session, lambda s: self._token_body(s, client, scopes, now, key))
         audit.info(
             "session started",
             extra={"event": "session.started", "user_id": user.id, "client_id": client.id, "sid": session.id},
@@ -179,12 +181,13 @@ class SessionService:
         if not scopes <= granted:
             raise InvalidScope()
         successor_jti = new_jti()
+        key = self.keys.signing_key()  # on the loop: the key manager is not shared with threads
         result = await self.store.rotate(
             claims["jti"],
             client.id,
             now,
             self.settings.refresh_reuse_grace,
-            lambda session: self._token_body(session, client, scopes, now, successor_jti),
+            lambda session: self._token_body(session, client, scopes, now, key, successor_jti),
             successor_jti=successor_jti,
         )
         context = {"client_id": client.id, "sid": result.session_id, "user_id": claims.get("sub")}

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from authsvc.errors import ConfigError
 
-__all__ = ["async_url", "create_engine", "is_sqlite", "sync_url", "write_transaction"]
+__all__ = [
+    "async_url",
+    "create_engine",
+    "create_sync_engine",
+    "is_sqlite",
+    "sync_url",
+    "write_lock",
+    "write_transaction",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -62,6 +71,20 @@ def sync_url(database_url: str) -> tuple[URL, dict[str, Any]]:
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
+def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    """This process's writer lock for a SQLite database (None on PostgreSQL).
+
+    Keyed by the async engine, and shared with the threaded session store
+    (``authsvc.store.sql.threaded``) that writes to the same file.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _WRITE_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
+    return lock
+
+
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """``engine.begin()`` for a write; on SQLite one at a time per process.
@@ -71,13 +94,11 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     asyncio queue in front of it hands the lock over at once. Other processes
     on the same file still meet the busy handler (WAL keeps readers free).
     """
-    if engine.dialect.name != "sqlite":
+    lock = write_lock(engine)
+    if lock is None:
         async with engine.begin() as conn:
             yield conn
         return
-    lock = _WRITE_LOCKS.get(engine.sync_engine)
-    if lock is None:
-        lock = _WRITE_LOCKS[engine.sync_engine] = asyncio.Lock()
     async with lock, engine.begin() as conn:
         yield conn
 
@@ -86,29 +107,41 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _make_sqlite_dir(url: URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+_PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10, "pool_pre_ping": True}
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     """An engine for the configured database; SQLite gets WAL and a busy timeout."""
     url, connect_args = async_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _make_sqlite_dir(url)
         engine = create_async_engine(url, connect_args=connect_args)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        url,
-        connect_args=connect_args,
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=10,
-        pool_pre_ping=True,
-    )
+    return create_async_engine(url, connect_args=connect_args, **_PG_POOL)
+
+
+def create_sync_engine(database_url: str) -> Engine:
+    """The same database through its synchronous driver (sqlite3, psycopg), same pragmas and pool."""
+    url, connect_args = sync_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        _make_sqlite_dir(url)
+        # Connections are used by the store's worker threads, one thread at a time each.
+        engine = sa_create_engine(url, connect_args={**connect_args, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa_create_engine(url, connect_args=connect_args, **_PG_POOL)
