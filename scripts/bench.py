@@ -43,7 +43,8 @@ with the run): 3 s per load run (``--duration 10`` matches ANCHORS.md), 32
 connections; growth at 10,000 and 1,000,000 live refresh-token rows (filler
 rows inserted straight into ``sessions``/``refresh_tokens`` in batches of
 50,000; ``--growth-rows``); memory after 1,000 and up to 100,000 refreshes, each
-run capped at 60 s (``--memory-seconds``), so the second figure says how many
+run capped by a time budget (``--memory-seconds``; by default what keeps the whole
+run near 4.5 minutes, 30 to 150 s), so the second figure says how many
 refreshes fit. Password hashing is argon2id m=19456 KiB, t=2, p=1 (the OWASP
 minimum, authsvc's default). With ``--database-url`` (a scratch PostgreSQL
 database) every server shares it; bench users and clients stay, filler rows are
@@ -89,6 +90,8 @@ ARGON2 = {"memory_kib": 19456, "time_cost": 2, "parallelism": 1}
 PASSWORD = "correct horse battery staple"
 SCOPES = "read write"
 ALGS = ("RS256", "EdDSA")
+#: The whole full run should end within this many seconds (the issue asks under 5 minutes).
+RUN_BUDGET_S = 270
 
 # Figures from ANCHORS.md: a reference when the peer is not measured in this run.
 ANCHOR_PEER = {
@@ -644,6 +647,7 @@ class Bench:
         self.pool_size = profile.connections + 16
         self.filler_prefix = f"s_fill_{self.run_id}_"
         self.peer_ok = False
+        self.started = time.time()
 
     # --- setup -----------------------------------------------------------------------------
     def _pick_generator(self) -> Generator:
@@ -1224,7 +1228,7 @@ class Bench:
         alg = self.args.growth_alg
         small = self.profile.memory_small
         big = self.args.memory_refreshes or self.profile.memory_big
-        budget = self.args.memory_seconds
+        budget = self.args.memory_seconds or self._memory_budget()
         log(f"memory ({alg}): server RSS after {small:,} and after {big:,} refreshes (≤ {budget} s each)")
         workdir = self.tmp / "memory"
         proc = self.start_authsvc("memory", alg, workdir)
@@ -1277,12 +1281,19 @@ class Bench:
             self.procs.stop(proc)
             self.report.meta["memory_refreshes"] = counts
 
+    def _memory_budget(self) -> int:
+        """Seconds per memory run that keep the whole run near RUN_BUDGET_S (30 to 150)."""
+        if self.args.smoke:
+            return 60  # smoke counts are tiny: the count, not the clock, ends the runs
+        left = RUN_BUDGET_S - (time.time() - self.started) - 25  # set-up, logins, the small run
+        return int(min(150, max(30, left)))
+
     def _form(self, server: AuthsvcServer) -> dict[str, str]:
         return {"Authorization": server.basic, "Content-Type": "application/x-www-form-urlencoded"}
 
     # --- the whole run ------------------------------------------------------------------------
     def run(self) -> Report:
-        started = time.time()
+        started = self.started = time.time()
         self.cores.pin_self_to_generator()
         self.peer_ok, peer_status = self.peer_available()
         meta = self.report.meta
@@ -2076,8 +2087,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--memory-seconds",
         type=int,
-        default=60,
-        help="Time budget of each memory run (default 60 s): the RSS is taken at the count or then.",
+        help="Time budget of each memory run: the RSS is taken at the count or then "
+        "(default: what keeps the whole run near 4.5 minutes, 30 to 150 s).",
     )
     parser.add_argument("--no-peer", action="store_true", help="Do not measure node-oidc-provider.")
     parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs, databases).")
