@@ -91,7 +91,7 @@ PASSWORD = "correct horse battery staple"
 SCOPES = "read write"
 ALGS = ("RS256", "EdDSA")
 #: The whole full run should end within this many seconds (the issue asks under 5 minutes).
-RUN_BUDGET_S = 270
+RUN_BUDGET_S = 280
 
 # Figures from ANCHORS.md: a reference when the peer is not measured in this run.
 ANCHOR_PEER = {
@@ -1285,7 +1285,7 @@ class Bench:
         """Seconds per memory run that keep the whole run near RUN_BUDGET_S (30 to 150)."""
         if self.args.smoke:
             return 60  # smoke counts are tiny: the count, not the clock, ends the runs
-        left = RUN_BUDGET_S - (time.time() - self.started) - 25  # set-up, logins, the small run
+        left = RUN_BUDGET_S - (time.time() - self.started) - 20  # set-up, logins, the small run
         return int(min(150, max(30, left)))
 
     def _form(self, server: AuthsvcServer) -> dict[str, str]:
