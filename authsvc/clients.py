@@ -45,12 +45,12 @@ class ClientDirectory:
     async def get(self, client_id: str) -> Client | None:
         if client_id == self._default.id:
             return self._default
-        cached = self._recent.get(client_id)
-        if cached is not None:
-            return cached[0]
-        client = await self.store.get(client_id)
-        self._recent.put(client_id, (client,))
-        return client
+
+        async def load() -> tuple[Client | None]:
+            return (await self.store.get(client_id),)  # a miss is kept too
+
+        found = await self._recent.get_or_load(client_id, load)
+        return found[0] if found is not None else None
 
     async def use_assertion(self, client_id: str, jti: str, expires_at: float, now: float) -> bool:
         return await self.store.use_assertion(client_id, jti, expires_at, now)

@@ -74,11 +74,10 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
     sid = claims.get("sid")
     if sid is not None and not isinstance(sid, str):
         raise InvalidTokenError(detail="malformed sid")
-    key = (sid, claims["jti"])
-    allowed = services.recent_access.get(key)
-    if allowed is None:
-        allowed = await services.session_store.access_allowed(sid, claims["jti"], now)
-        services.recent_access.put(key, allowed)
+    jti = claims["jti"]
+    allowed = await services.recent_access.get_or_load(
+        (sid, jti), lambda: services.session_store.access_allowed(sid, jti, now)
+    )
     if not allowed:
         raise InvalidTokenError(detail="revoked")
     return claims

@@ -31,11 +31,8 @@ async def current_user(request: Request, services: Services) -> Response:
     claims = await access_claims(request, services)
     if not isinstance(claims.get("sid"), str):
         raise InvalidTokenError("This route needs a user's access token.", detail="no sid")
-    user = services.recent_users.get(claims["sub"])
-    if user is None:
-        user = await services.users.by_id(claims["sub"])
-        if user is not None:
-            services.recent_users.put(user.id, user)
+    sub = claims["sub"]
+    user = await services.recent_users.get_or_load(sub, lambda: services.users.by_id(sub))
     if user is None or user.disabled:
         raise InvalidTokenError(detail="user gone or disabled")
     out = UserOut(username=user.username, email=user.email, full_name=user.full_name, disabled=user.disabled)
