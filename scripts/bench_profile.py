@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Profile one authsvc row of the bench under load: where does a refresh's time go?
+
+    pip install py-spy                       # not a project dependency
+    python scripts/bench_profile.py --alg EdDSA --grant refresh_token
+    python scripts/bench_profile.py --alg RS256 --tool perf    # native split: Python / crypto / kernel
+
+Starts authsvc exactly as ``scripts/bench.py`` does (same pinning, seeding,
+logins and chained refresh tokens, same generator), then records the server
+while the generator runs, and prints what share of the busy samples each part
+of the request holds (py-spy: every thread's stack, idle waits left out) or,
+with ``--tool perf``, the share of CPU per shared object (``perf report``).
+Sampling slows the server; the req/s printed beside the profile is lower than
+the bench's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # the bench's own set-up, reused as is
+
+# Leaves where a thread waits rather than works: uvloop's epoll, an idle executor thread.
+_IDLE_LEAVES = (
+    "Runner.run (asyncio/runners.py:118)",
+    "_worker (concurrent/futures/thread.py:81)",
+    "_worker (concurrent/futures/thread.py:90)",
+    "_connection_worker_thread (aiosqlite/core.py:59)",
+)
+# Steps of a request, by a frame their samples pass through (inclusive; "of it" rows nest).
+STEPS = {
+    "check the presented refresh token": "check_token (authsvc/tokens/validation.py",
+    "database transaction, on its worker thread": "ThreadedDatabase._begin",
+    "  of it: SQLAlchemy Connection.execute": "Connection.execute (sqlalchemy",
+    "  of it: commit": "do_commit",
+    "  of it: signing the new tokens": "SessionService._token_body",
+    "sign an access token (client_credentials)": "client_credentials.py",
+    "form parsing": "read_form",
+    "client authentication": "ClientAuthenticator.authenticate",
+    "audit log line": "Logger.info",
+}
+# Self time by where the sampled frame's code lives (the leaf frame of each sample).
+WHERE = (
+    ("signature maths (cryptography, called from joserfc)", ("jws_algs.py", "jws_eddsa.py")),
+    ("joserfc (JOSE serialising/parsing)", ("joserfc/",)),
+    ("SQLAlchemy, and SQLite called from it", ("sqlalchemy/",)),
+    ("uvicorn / httptools", ("uvicorn/",)),
+    ("Starlette / FastAPI", ("starlette/", "fastapi/")),
+    ("authsvc", ("authsvc/",)),
+    ("asyncio and threads (scheduling, hand-offs)", ("asyncio/", "concurrent/", "threading.py")),
+    ("json, logging, other stdlib", ("json/", "logging/", ".py")),
+)
+
+
+def summarise_py_spy(raw: Path) -> str:
+    busy, idle = 0, 0
+    steps: Counter[str] = Counter()
+    where: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        frames = stack.split(";")
+        if frames[-1] in _IDLE_LEAVES:
+            idle += n
+            continue
+        busy += n
+        for label, needle in STEPS.items():
+            if any(needle in frame for frame in frames):
+                steps[label] += n
+        leaf = frames[-1]
+        label = next((name for name, marks in WHERE if any(m in leaf for m in marks)), "native / other")
+        where[label] += n
+    total = max(busy, 1)
+    lines = [f"busy samples {busy} (left out: {idle} idle waits); every thread, GIL or not"]
+    lines.append("steps (inclusive):")
+    lines += [f"  {steps[label] / total * 100:5.1f} %  {label}" for label in STEPS if steps[label]]
+    lines.append("self time by where the code lives:")
+    lines += [f"  {n / total * 100:5.1f} %  {label}" for label, n in where.most_common()]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alg", choices=bench.ALGS, default="EdDSA")
+    parser.add_argument("--grant", choices=("refresh_token", "client_credentials"), default="refresh_token")
+    parser.add_argument("--tool", choices=("py-spy", "perf", "none"), default="py-spy")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--database-url", help="PostgreSQL scratch database (default: SQLite).")
+    args = parser.parse_args()
+
+    bench_args = bench.parse_args(
+        ["--no-peer", *(["--database-url", args.database_url] if args.database_url else [])]
+    )
+    runner = bench.Bench(bench_args, bench.FULL)
+    runner.cores.pin_self_to_generator()
+    out = Path(tempfile.mkdtemp(prefix="authsvc-profile-"))
+    try:
+        proc = runner.start_authsvc("profile", args.alg)
+        server = runner.seed(proc, args.alg, runner.tmp / "profile")
+        form = {"Authorization": server.basic, "Content-Type": "application/x-www-form-urlencoded"}
+        if args.grant == "refresh_token":
+            pool = runner.warm(server, runner.logins(server, runner.pool_size))
+            load = bench.Load(proc.url + "/token", method="POST", headers=form, chain_tokens=pool)
+        else:
+            body = "grant_type=client_credentials&scope=read%20write"
+            load = bench.Load(proc.url + "/token", method="POST", headers=form, body=body)
+            runner.generator.run(load, 2)  # warm-up
+        seconds = str(int(args.seconds))
+        record: list[str] | None = None
+        raw = out / ("profile.txt" if args.tool == "py-spy" else "perf.data")
+        if args.tool == "py-spy":
+            record = ["py-spy", "record", "-p", str(proc.pid), "-d", seconds, "-r", "250", "-f", "raw"]
+            record += ["-o", str(raw), "--nonblocking"]
+        elif args.tool == "perf":
+            record = ["perf", "record", "-F", "999", "-g", "-p", str(proc.pid), "-o", str(raw)]
+            record += ["--", "sleep", seconds]
+        recorder = subprocess.Popen(record, stdout=subprocess.DEVNULL) if record else None
+        time.sleep(0.5)
+        result = runner.generator.run(load, args.seconds - 1)
+        if recorder is not None:
+            recorder.wait()
+        print(f"{args.alg} {args.grant}: {result.rps:,.0f} req/s while sampled, p50 {result.p50_ms:.2f} ms")
+        if args.tool == "py-spy":
+            print(summarise_py_spy(raw))
+        elif args.tool == "perf":
+            report = ["perf", "report", "-i", str(raw), "--no-children", "--sort", "dso", "--stdio"]
+            report += ["-g", "none"]
+            text = subprocess.run(report, capture_output=True, text=True, check=False).stdout
+            print("\n".join(line for line in text.splitlines() if line.strip() and not line.startswith("#")))
+        print(f"raw profile: {raw}")
+    finally:
+        runner.procs.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
