@@ -13,6 +13,7 @@ import typer
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
+from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings, get_settings
@@ -22,7 +23,7 @@ __all__ = ["clients_app"]
 
 clients_app = typer.Typer(no_args_is_help=True, help="Manage OAuth clients.")
 
-_GRANTS = {"password", "refresh_token", "client_credentials"}
+_GRANTS = frozenset(GRANT_TYPES)
 
 
 class ClientCommandError(AuthsvcError):

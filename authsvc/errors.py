@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "TOKEN_ERROR_CODES",
     "AuthsvcError",
     "ConfigError",
     "InsufficientScope",
@@ -178,3 +179,17 @@ class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
     description = "The service is temporarily unavailable; try again later."
+
+
+#: The RFC 6749 §5.2 codes a token (or revocation/introspection) request's 400 can carry.
+TOKEN_ERROR_CODES: tuple[str, ...] = tuple(
+    e.error
+    for e in (
+        InvalidRequest,
+        InvalidClient,
+        InvalidGrant,
+        UnauthorizedClient,
+        UnsupportedGrantType,
+        InvalidScope,
+    )
+)

@@ -23,6 +23,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authsvc.errors import TOKEN_ERROR_CODES, InvalidTokenError, TemporarilyUnavailable
+from authsvc.grants import GRANT_TYPES
 from authsvc.keys.manager import KeyManager
 from authsvc.logs import new_request_id, request_id
 
@@ -126,18 +128,9 @@ class Metrics(logging.Handler):
         )
 
         # Every known label value from zero, so rate() and absent-series alerts work at once.
-        for grant in ("password", "refresh_token", "client_credentials"):
+        for grant in GRANT_TYPES:
             self.tokens_issued.labels(grant)
-        for code in (
-            "invalid_request",
-            "invalid_client",
-            "invalid_grant",
-            "unauthorized_client",
-            "unsupported_grant_type",
-            "invalid_scope",
-            "invalid_token",
-            "temporarily_unavailable",
-        ):
+        for code in (*TOKEN_ERROR_CODES, InvalidTokenError.error, TemporarilyUnavailable.error):
             self.token_errors.labels(code)
         for use in ("access_token", "refresh_token", "session"):
             self.revocations.labels(use)

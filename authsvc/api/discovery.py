@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from authsvc.api.deps import ServicesDep
 from authsvc.api.schemas import metadata_responses
+from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 
 __all__ = ["metadata", "router"]
@@ -27,7 +28,7 @@ def metadata(issuer: str) -> dict[str, object]:
         "jwks_uri": issuer + "/.well-known/jwks.json",
         "revocation_endpoint": issuer + "/revoke",
         "introspection_endpoint": issuer + "/introspect",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        "grant_types_supported": list(GRANT_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": [*_AUTH_METHODS, "none"],
         "token_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from authsvc.api.form import MAX_FIELD
+from authsvc.errors import TOKEN_ERROR_CODES
 
 __all__ = [
     "BEARER_ERRORS",
@@ -30,15 +31,6 @@ __all__ = [
     "token_response_schema",
 ]
 
-# RFC 6749 §5.2 codes a 400 can carry (RFC 7009/7662 use the same ones).
-_BAD_REQUEST_CODES = [
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-]
 _NO_STORE_HEADERS = {
     "Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}},
     "Pragma": {"schema": {"type": "string", "enum": ["no-cache"]}},
@@ -177,7 +169,7 @@ _HEADERS_TOO_LARGE = error_schema("The request headers are over 64 KiB in all", 
 
 # /revoke and /introspect: RFC 6749 errors, client authentication, size, availability.
 CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: error_schema("RFC 6749 §5.2 error", _BAD_REQUEST_CODES, _NO_STORE_HEADERS),
+    400: error_schema("RFC 6749 §5.2 error", list(TOKEN_ERROR_CODES), _NO_STORE_HEADERS),
     401: error_schema(
         "Client authentication failed",
         ["invalid_client"],

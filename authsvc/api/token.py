@@ -11,14 +11,12 @@ from authsvc.api.form import read_form
 from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.schemas import CLIENT_AUTH, TOKEN_ERRORS, form_body, token_response_schema
 from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from authsvc.grants import client_credentials, password, refresh_token
+from authsvc.grants import GRANT_TYPES, client_credentials, password, refresh_token
 from authsvc.login_limits import client_address
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-_GRANTS = ("password", "refresh_token", "client_credentials")
 
 
 @router.post(
@@ -26,7 +24,7 @@ _GRANTS = ("password", "refresh_token", "client_credentials")
     summary="OAuth 2.0 token endpoint (RFC 6749)",
     openapi_extra=form_body(
         {
-            "grant_type": {"type": "string", "enum": list(_GRANTS)},
+            "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
             "username": {"type": "string"},
             "password": {"type": "string"},
             "refresh_token": {"type": "string"},
@@ -46,7 +44,7 @@ async def token(request: Request, services: ServicesDep) -> Response:
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
-    if grant_type not in _GRANTS:
+    if grant_type not in GRANT_TYPES:
         raise UnsupportedGrantType()
     identity = await services.client_auth.authenticate(
         request.headers.get("authorization"), form, allow_default=grant_type != "client_credentials"
