@@ -266,7 +266,8 @@ def revoke_key(
             return []
         now = clock.now()
         table = Timetable(doc.keys, _NO_LIFETIMES)
-        was_signing = table.signing(now) is not None and table.signing(now).kid == kid  # type: ignore[union-attr]
+        signing = table.signing(now)
+        was_signing = signing is not None and signing.kid == kid
         changes = [Change("revoked", kid, "removed from the JWKS and from signing")]
         keys = [
             k.with_changes(revoked_at=now, private_deleted_at=now) if k.kid == kid else k for k in doc.keys
