@@ -141,17 +141,10 @@ def _redact(url: str) -> str:
 
 # --- users ---------------------------------------------------------------------------
 async def _with_stores(settings: AuthSettings, action: Callable[[Any, Any], Awaitable[T]]) -> T:
-    from authsvc.runtime import open_database
-    from authsvc.store.sql.sessions import SqlSessionStore
-    from authsvc.store.sql.users import SqlUserStore
+    from authsvc.runtime import command_stores
 
-    engine = await open_database(settings)
-    sessions = SqlSessionStore.open(settings.database_url, engine)
-    try:
-        return await action(SqlUserStore(engine), sessions)
-    finally:
-        sessions.close()
-        await engine.dispose()
+    async with command_stores(settings) as (users, sessions):
+        return await action(users, sessions)
 
 
 async def _require_user(users: Any, name: str) -> Any:

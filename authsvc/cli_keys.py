@@ -50,17 +50,11 @@ def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool, prune_da
     if prune_database and not dry_run:
         import asyncio
 
-        from authsvc.runtime import open_database
-        from authsvc.store.sql.sessions import SqlSessionStore
+        from authsvc.runtime import command_stores
 
         async def prune() -> dict[str, int]:
-            engine = await open_database(settings)
-            sessions = SqlSessionStore.open(settings.database_url, engine)
-            try:
+            async with command_stores(settings) as (_users, sessions):
                 return await sessions.prune(SystemClock().now())
-            finally:
-                sessions.close()
-                await engine.dispose()
 
         counts = asyncio.run(prune())
         if any(counts.values()):

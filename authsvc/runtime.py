@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,18 @@ async def open_database(settings: AuthSettings) -> AsyncEngine:
         await engine.dispose()
         raise ConfigError("AUTHSVC_DATABASE_URL: the schema is not current; run `authsvc db upgrade`")
     return engine
+
+
+@contextlib.asynccontextmanager
+async def command_stores(settings: AuthSettings) -> AsyncIterator[tuple[SqlUserStore, SqlSessionStore]]:
+    """The user and session stores for one CLI command, closed (threads and pools) after it."""
+    engine = await open_database(settings)
+    sessions = SqlSessionStore.open(settings.database_url, engine)
+    try:
+        yield SqlUserStore(engine), sessions
+    finally:
+        sessions.close()
+        await engine.dispose()
 
 
 def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) -> KeyManager:

@@ -52,11 +52,8 @@ class ThreadedDatabase:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` in a write transaction: committed if it returns, rolled back if it raises."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None:
-            return await loop.run_in_executor(self._executor, self._begin, fn)
-        async with self._lock:
-            return await loop.run_in_executor(self._executor, self._begin, fn)
+        async with self._lock or contextlib.nullcontext():
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._begin, fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` in a transaction that writes nothing (no writer lock)."""
