@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -65,6 +66,18 @@ def settings_factory(tmp_path: Path) -> Callable[..., AuthSettings]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(1_800_000_000.0)
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A JWT's claims without verification (the tests that need signatures check them elsewhere)."""
+    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
+
+
+def assert_error(response: httpx.Response, status: int, error: str) -> None:
+    """An RFC 6749 error response: status, ``error`` code, never cached."""
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    assert response.headers["cache-control"] == "no-store"
 
 
 @dataclass

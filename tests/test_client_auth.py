@@ -25,7 +25,7 @@ from sqlalchemy import select
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.store.records import Client
 from authsvc.store.sql.tables import clients as clients_table
-from tests.conftest import ISSUER, AppHarness
+from tests.conftest import ISSUER, AppHarness, claims_of
 
 Factory = Callable[..., Any]
 
@@ -70,11 +70,6 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
     """client_secret_basic as RFC 6749 §2.3.1 wants it: form-encode both, then Base64."""
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
 
 
 def header_of(token: str) -> dict[str, Any]:

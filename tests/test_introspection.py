@@ -13,14 +13,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authsvc.store.records import Client
-from tests.conftest import ISSUER, AppHarness
+from tests.conftest import ISSUER, AppHarness, claims_of
 
 Factory = Callable[..., Any]
 INACTIVE = {"active": False}
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:

@@ -11,26 +11,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-import jwt
 import pytest
 from sqlalchemy import func, select
 
 from authsvc.store.records import Client
 from authsvc.store.sql.tables import refresh_tokens, sessions
-from tests.conftest import AppHarness
+from tests.conftest import AppHarness, assert_error, claims_of
 
 Factory = Callable[..., Any]
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"] == error
-    assert response.headers["cache-control"] == "no-store"
 
 
 async def login(harness: AppHarness, **extra: str) -> dict[str, Any]:

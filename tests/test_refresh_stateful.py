@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -32,7 +31,7 @@ from sqlalchemy import func, select
 from authsvc.app import create_app
 from authsvc.clock import FrozenClock
 from authsvc.store.sql.tables import refresh_tokens, sessions
-from tests.conftest import ISSUER, make_settings
+from tests.conftest import ISSUER, claims_of, make_settings
 
 ACCESS_TTL = 20
 REFRESH_TTL = 40
@@ -40,10 +39,6 @@ MAX_TTL = 100
 GRACE = 5
 USERS = ("ann", "bob")
 PASSWORD = "pw"
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
 
 
 @dataclass

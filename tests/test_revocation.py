@@ -12,20 +12,10 @@ import pytest
 
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.store.records import Client
-from tests.conftest import AppHarness
+from tests.conftest import AppHarness, assert_error, claims_of
 
 Factory = Callable[..., Any]
 INACTIVE = {"active": False}
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"] == error
-    assert response.headers["cache-control"] == "no-store"
 
 
 def assert_revoke_ok(response: httpx.Response) -> None:

@@ -19,15 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from authsvc.store.sql.engine import create_sync_engine
-from tests.conftest import AppHarness
-
-
-def _claims(token: str) -> dict[str, Any]:
-    import base64
-    import json
-
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
+from tests.conftest import AppHarness, claims_of
 
 
 class _HeldLock:
@@ -85,7 +77,7 @@ async def test_a_refresh_waiting_for_the_database_does_not_stop_the_loop(db_harn
     harness = db_harness
     await harness.add_user()
     first = (await harness.login()).json()
-    with _HeldLock(harness.settings.database_url, _claims(first["refresh_token"])["jti"]) as held:
+    with _HeldLock(harness.settings.database_url, claims_of(first["refresh_token"])["jti"]) as held:
         pending = asyncio.create_task(harness.refresh(first["refresh_token"]))
         for _ in range(50):  # let it reach the database and block there
             await asyncio.sleep(0.01)

@@ -8,24 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
-from tests.conftest import ISSUER, AppHarness
+from tests.conftest import ISSUER, AppHarness, assert_error, claims_of
 
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    """Claims without verification (the tokens' signatures are checked elsewhere)."""
-    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"] == error
-    assert response.headers["cache-control"] == "no-store"
 
 
 async def _login(harness: AppHarness, **extra: str) -> dict[str, Any]:
