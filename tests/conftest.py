@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,20 @@ def settings_factory(tmp_path: Path) -> Callable[..., AuthSettings]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(1_800_000_000.0)
+
+
+def authlib_async_client() -> Any:
+    """Authlib's httpx client class, without its warning about preferring httpx2.
+
+    Authlib installs an "always" filter for its own warnings on import, so a
+    pytest filterwarnings mark cannot silence this one; a local filter can.
+    """
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+    return AsyncOAuth2Client
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -178,32 +193,38 @@ def postgres_base_url() -> str | None:
     return os.environ.get("AUTHSVC_TEST_POSTGRES_URL") or None
 
 
-async def _admin(base_url: str, statement: str) -> None:
-    """Run one statement on the server's maintenance connection (CREATE/DROP DATABASE)."""
+async def pg_admin(url: str, *statements: str, database: str | None = None) -> None:
+    """Run statements on a maintenance connection to the server of ``url``.
+
+    It connects to ``database``, else to ``url``'s own database (``postgres`` if none):
+    CREATE/DROP DATABASE from the base URL; ALTER or cut off a test database from
+    ``postgres``, never from inside it.
+    """
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    url = make_url(base_url)
+    parts = make_url(url)
     conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database or "postgres",
+        host=parts.host,
+        port=parts.port or 5432,
+        user=parts.username,
+        password=parts.password,
+        database=database or parts.database or "postgres",
         timeout=10,
     )
     try:
-        await conn.execute(statement)
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
 
 
 async def _create_database(base_url: str, name: str) -> None:
-    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    await pg_admin(base_url, f'CREATE DATABASE "{name}"')
 
 
 async def _drop_database(base_url: str, name: str) -> None:
-    await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await pg_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def fresh_postgres_database(upgrade_schema: bool = True) -> tuple[str, Callable[[], None]]:

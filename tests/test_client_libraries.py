@@ -10,7 +10,6 @@ hand, is refused, also by a second server instance on the same database.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,27 +19,13 @@ import jwt
 import pytest
 from joserfc.jwk import RSAKey
 
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer, authlib_async_client, start_server, stop_server
 from tests.test_client_auth import ASSERTION_TYPE
 from tests.test_private_key_jwt import jwks_of, public_jwk
 
 pytestmark = pytest.mark.slow
 
 SECRET_LINE = re.compile(r"client secret \(shown once, store it now\): (\S+)")
-
-
-def _authlib_client() -> Any:
-    """Authlib's httpx client class, without its warning about preferring httpx2.
-
-    Authlib installs an "always" filter for its own warnings on import, so a
-    pytest filterwarnings mark cannot silence this one; a local filter can.
-    """
-    from authlib.deprecate import AuthlibDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
-        from authlib.integrations.httpx_client import AsyncOAuth2Client
-    return AsyncOAuth2Client
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +70,7 @@ async def test_authlib_client_secret_basic_and_post(server: LiveServer) -> None:
     token_endpoint = server.url + "/token"
 
     for method in ("client_secret_basic", "client_secret_post"):
-        async with _authlib_client()(
+        async with authlib_async_client()(
             client_id="svc",
             client_secret=secret,
             token_endpoint_auth_method=method,
@@ -110,7 +95,7 @@ async def test_authlib_client_secret_basic_and_post(server: LiveServer) -> None:
             )
             assert introspected.json()["active"] is False
 
-    async with _authlib_client()(client_id="svc", client_secret=secret + "x") as client:
+    async with authlib_async_client()(client_id="svc", client_secret=secret + "x") as client:
         from authlib.integrations.base_client import OAuthError
 
         with pytest.raises(OAuthError) as refused:
@@ -137,7 +122,7 @@ async def test_authlib_private_key_jwt_and_replay(
         if request.url.path == "/token":
             sent.append(request.content)
 
-    async with _authlib_client()(
+    async with authlib_async_client()(
         client_id="jwt-svc",
         client_secret=rsa_key,
         token_endpoint_auth_method="private_key_jwt",

@@ -37,7 +37,7 @@ from authsvc.keys import manager as manager_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
 from authsvc.runtime import lifetimes
-from tests.conftest import AppHarness, authsvc_command, fresh_postgres_database
+from tests.conftest import AppHarness, authsvc_command, fresh_postgres_database, pg_admin
 
 UNAVAILABLE = "temporarily_unavailable"
 
@@ -186,24 +186,6 @@ async def test_a_login_cut_midway_leaves_no_half_session(alice: AppHarness) -> N
     assert (await harness.login()).status_code == 200
 
 
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    parts = make_url(url)
-    conn = await asyncpg.connect(
-        host=parts.host,
-        port=parts.port or 5432,
-        user=parts.username,
-        password=parts.password,
-        database="postgres",
-    )
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     url, drop = fresh_postgres_database()
@@ -222,10 +204,11 @@ async def test_postgresql_backends_terminated_and_connections_refused(
     await harness.add_user()
     before = (await harness.login()).json()
     name = make_url(database_url).database
-    await _admin(
+    await pg_admin(
         database_url,
         f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
         f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        database="postgres",
     )
     try:
         ready = await harness.client.get("/readyz")
@@ -235,7 +218,7 @@ async def test_postgresql_backends_terminated_and_connections_refused(
         assert_unavailable(await harness.me(before["access_token"]), "/users/me")
         assert (await harness.client.get("/.well-known/jwks.json")).status_code == 200
     finally:
-        await _admin(database_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await pg_admin(database_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true', database="postgres")
     ready = await harness.client.get("/readyz")
     assert ready.status_code == 200, f"expected readiness back with PostgreSQL, got {ready.text}"
     after = await harness.refresh(before["refresh_token"])

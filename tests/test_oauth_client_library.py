@@ -8,7 +8,6 @@ token each time, and every rotated token must be accepted.
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, authlib_async_client
 
 pytestmark = pytest.mark.slow
 
@@ -24,22 +23,8 @@ PASSWORD = "correct horse"
 TTL = 2
 
 
-def _authlib_client() -> Any:
-    """Authlib's httpx client class, without its warning about preferring httpx2.
-
-    Authlib installs an "always" filter for its own warnings on import, so a
-    pytest filterwarnings mark cannot silence this one; a local filter can.
-    """
-    from authlib.deprecate import AuthlibDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
-        from authlib.integrations.httpx_client import AsyncOAuth2Client
-    return AsyncOAuth2Client
-
-
 async def test_authlib_auto_refresh_across_expiries(live_server_factory: Callable[..., LiveServer]) -> None:
-    oauth_client_class = _authlib_client()
+    oauth_client_class = authlib_async_client()
 
     server = live_server_factory(access_token_ttl=str(TTL), clock_skew="0")
     added = server.cli(
