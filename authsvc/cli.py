@@ -66,6 +66,16 @@ def _read_secret(from_stdin: bool, prompt: str) -> str:
     return value
 
 
+def _read_password(settings: AuthSettings, from_stdin: bool, prompt: str) -> str:
+    """A new password in its PRECIS OpaqueString form, at least AUTHSVC_PASSWORD_MIN_LENGTH long."""
+    from authsvc.usernames import InvalidPassword, new_password
+
+    try:
+        return new_password(_read_secret(from_stdin, prompt), settings.password_min_length)
+    except InvalidPassword as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _hasher(settings: AuthSettings) -> PasswordHasher:
     return PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
 
@@ -148,7 +158,10 @@ async def _with_stores(settings: AuthSettings, action: Callable[[Any, Any], Awai
 
 
 async def _require_user(users: Any, name: str) -> Any:
-    user = await users.by_username(name)
+    from authsvc.usernames import login_name
+
+    mapped = login_name(name)
+    user = await users.by_username(mapped) if mapped is not None else None
     if user is None:
         raise CommandError(f"no user named {name!r}")
     return user
@@ -164,35 +177,39 @@ def users_add(
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
     full_name: Annotated[str | None, typer.Option("--full-name", help="Full name.")] = None,
 ) -> None:
-    """Add a user."""
+    """Add a user (the name is kept in its RFC 8265 form: ``Alice`` is ``alice``)."""
     from authsvc.store.sql.users import DuplicateUser
     from authsvc.tokens.sessions import parse_scope
+    from authsvc.usernames import InvalidUsername, new_username
 
     settings = _settings()
-    if not name or len(name) > 150 or any(c.isspace() or not c.isprintable() for c in name):
-        raise CommandError("a user name is 1 to 150 printable characters without spaces")
-    if name == settings.default_client_id:
+    try:
+        username, username_key = new_username(name)
+    except InvalidUsername as exc:
+        raise CommandError(str(exc)) from None
+    if username == settings.default_client_id:
         raise CommandError("a user name may not equal a client id")
     scopes = parse_scope(scope) if scope.strip() else frozenset()
-    password = _read_secret(password_stdin, "password")
+    password = _read_password(settings, password_stdin, "password")
     password_hash = _hasher(settings).hash_sync(password)
 
     async def add(users: Any, _sessions: Any) -> Any:
         from authsvc.store.sql.clients import SqlClientStore
 
-        if await SqlClientStore(users.engine).get(name) is not None:
+        if await SqlClientStore(users.engine).get(username) is not None:
             raise CommandError("a user name may not equal a client id")
         try:
             return await users.add(
-                name,
+                username,
                 password_hash,
                 SystemClock().now(),
+                username_key=username_key,
                 scopes=scopes or frozenset(),
                 email=email,
                 full_name=full_name,
             )
         except DuplicateUser:
-            raise CommandError(f"user {name!r} exists") from None
+            raise CommandError(f"user {username!r} exists, or a name that looks the same") from None
 
     user = _run(lambda: _with_stores(settings, add))
     typer.echo(f"added user {user.username} (sub {user.id})")
@@ -208,11 +225,14 @@ def users_list() -> None:
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
-    async def change(users: Any, sessions: Any) -> int:
+    async def change(users: Any, _sessions: Any) -> int:
         user = await _require_user(users, name)
         now = SystemClock().now()
-        await users.set_disabled(name, disabled, now)
-        revoked = await sessions.revoke_user(user.id, now, "user_disabled") if disabled else 0
+        if disabled:  # one transaction: a new credentials version, then every session ends
+            revoked = await users.change_credentials(user.id, now, "user_disabled", disable=True)
+        else:
+            await users.set_disabled(user.username, False, now)
+            revoked = 0
         logging.getLogger("authsvc.audit").info(
             "user disabled" if disabled else "user enabled",
             extra={"event": "user.disabled" if disabled else "user.enabled", "user_id": user.id},
@@ -247,14 +267,15 @@ def users_set_password(
 ) -> None:
     """Change a user's password and end all their sessions."""
     settings = _settings()
-    password = _read_secret(password_stdin, "new password")
+    password = _read_password(settings, password_stdin, "new password")
     password_hash = _hasher(settings).hash_sync(password)
 
-    async def change(users: Any, sessions: Any) -> int:
+    async def change(users: Any, _sessions: Any) -> int:
         user = await _require_user(users, name)
         now = SystemClock().now()
-        await users.set_password_hash(user.id, password_hash, now)
-        return int(await sessions.revoke_user(user.id, now, "password_changed"))
+        return int(
+            await users.change_credentials(user.id, now, "password_changed", password_hash=password_hash)
+        )
 
     revoked = _run(lambda: _with_stores(settings, change))
     typer.echo(f"password of {name} changed; revoked {revoked} sessions")

@@ -63,6 +63,7 @@ class AuthSettings(BaseSettings):
     login_window: int = Field(900, ge=1)
     trusted_proxies: str = ""
     redis_url: str | None = None
+    password_min_length: int = Field(8, ge=1)
 
     @field_validator("issuer")
     @classmethod

@@ -114,17 +114,21 @@ class AppHarness:
         full_name: str | None = "Alice Example",
         disabled: bool = False,
     ) -> Any:
-        password_hash = await self.services.hasher.hash(password)
+        from authsvc.usernames import new_username, password_form
+
+        name, key = new_username(username)
+        password_hash = await self.services.hasher.hash(password_form(password) or password)
         user = await self.services.users.add(
-            username,
+            name,
             password_hash,
             self.clock.now(),
+            username_key=key,
             scopes=frozenset(scopes.split()),
             email=email,
             full_name=full_name,
         )
         if disabled:
-            await self.services.users.set_disabled(username, True, self.clock.now())
+            await self.services.users.set_disabled(name, True, self.clock.now())
         return user
 
     async def add_service_client(

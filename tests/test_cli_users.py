@@ -97,7 +97,7 @@ async def test_refused_adds_are_one_line_exit_1(harness: AppHarness, cli: Cli) -
     duplicate, empty_password, client_name = await asyncio.gather(
         cli("users", "add", "alice", "--password-stdin", input="other pw\n"),
         cli("users", "add", "bob", "--password-stdin", input="\n"),
-        cli("users", "add", "cli", "--password-stdin", input="pw\n"),  # the default client's id
+        cli("users", "add", "cli", "--password-stdin", input="long enough pw\n"),  # the default client's id
     )
     assert "alice" in assert_one_line_error(duplicate)
     assert "other pw" not in duplicate.stderr
@@ -161,7 +161,7 @@ async def test_set_password(harness: AppHarness, cli: Cli) -> None:
 async def test_unknown_user_is_one_line_exit_1(harness: AppHarness, cli: Cli) -> None:
     results = await asyncio.gather(
         cli("users", "disable", "ghost"),
-        cli("users", "set-password", "ghost", "--password-stdin", input="pw\n"),
+        cli("users", "set-password", "ghost", "--password-stdin", input="long enough pw\n"),
     )
     for result in results:
         assert "ghost" in assert_one_line_error(result)

@@ -58,6 +58,7 @@ async def _seed(tmp_path: Path) -> dict[str, str]:
             "alice",
             await services.hasher.hash("correct horse"),
             services.clock.now(),
+            username_key="alice",
             scopes=frozenset({"read", "write"}),
             email="alice@example.com",
             full_name="Alice Example",

@@ -23,7 +23,7 @@ JWKS = "/.well-known/jwks.json"
 def login(server: LiveServer) -> dict[str, Any]:
     response = httpx.post(
         server.url + "/token",
-        data={"grant_type": "password", "username": "alice", "password": "pw"},
+        data={"grant_type": "password", "username": "alice", "password": "pw-alice-1"},
         timeout=10,
     )
     assert response.status_code == 200, response.text
@@ -71,7 +71,7 @@ def revoke(server: LiveServer, victim: str) -> list[str]:
 
 def test_revoking_keys_of_a_running_server(live_server_factory: Callable[..., LiveServer]) -> None:
     server = live_server_factory(signing_alg="EdDSA")
-    added = server.cli("users", "add", "alice", "--password-stdin", input="pw\n")
+    added = server.cli("users", "add", "alice", "--password-stdin", input="pw-alice-1\n")
     assert added.returncode == 0, added.stderr
     old = login(server)
     first = kid(old["access_token"])

@@ -91,7 +91,9 @@ class RefreshMachine(RuleBasedStateMachine):
         for name in USERS:
             password_hash = self.run(self.services.hasher.hash(PASSWORD))
             self.run(
-                self.services.users.add(name, password_hash, self.clock.now(), scopes=frozenset({"read"}))
+                self.services.users.add(
+                    name, password_hash, self.clock.now(), username_key=name, scopes=frozenset({"read"})
+                )
             )
 
     def run(self, coro: Any) -> Any:

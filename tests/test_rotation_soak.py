@@ -142,7 +142,7 @@ def test_zero_failed_verifications_across_rotations(live_server_factory: Callabl
         refresh_token_ttl="60",
         clock_skew="0",
     )
-    added = server.cli("users", "add", "alice", "--password-stdin", input="pw\n")
+    added = server.cli("users", "add", "alice", "--password-stdin", input="pw-alice-1\n")
     assert added.returncode == 0, added.stderr
 
     rotator = Rotator(server.env)
@@ -159,7 +159,7 @@ def test_zero_failed_verifications_across_rotations(live_server_factory: Callabl
             stand_in.keyset()
             stand_in.expires -= 2 * index / STAND_INS  # as if it had fetched a little earlier
         response = client.post(
-            "/token", data={"grant_type": "password", "username": "alice", "password": "pw"}
+            "/token", data={"grant_type": "password", "username": "alice", "password": "pw-alice-1"}
         )
         assert response.status_code == 200, response.text
         tokens = response.json()

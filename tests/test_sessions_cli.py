@@ -51,7 +51,9 @@ async def _seed_users(env: dict[str, str]) -> None:
         hasher = PasswordHasher(64, 1, 1)
         for name in USERS:
             password_hash = await hasher.hash(PASSWORD)
-            await store.add(name, password_hash, time.time(), scopes=frozenset({"read", "write"}))
+            await store.add(
+                name, password_hash, time.time(), username_key=name, scopes=frozenset({"read", "write"})
+            )
     finally:
         await engine.dispose()
 

@@ -46,18 +46,28 @@ def _token(jti: str, body: str = "", expires: float = NOW + 100) -> NewRefreshTo
 
 
 async def _session(stores: Stores, sid: str = "s1", first: str = "t0") -> SessionRecord:
-    user = await stores.users.by_username("alice") or await stores.users.add("alice", "h", NOW)
+    user = await stores.users.by_username("alice") or await stores.users.add(
+        "alice", "h", NOW, username_key="alice"
+    )
     session = SessionRecord(sid, user.id, "cli", "read", NOW, NOW + 1000, None, None)
-    await stores.sessions.create(session, lambda _s: _token(first))
+    created = await stores.sessions.create(
+        session,
+        lambda _s: _token(first),
+        credentials_version=user.credentials_version,
+        registered_client=False,
+    )
+    assert created is not None
     return session
 
 
 async def test_users(stores: Stores) -> None:
-    user = await stores.users.add("alice", "hash1", NOW, scopes=frozenset({"a", "b"}), email="a@x")
+    user = await stores.users.add(
+        "alice", "hash1", NOW, username_key="alice", scopes=frozenset({"a", "b"}), email="a@x"
+    )
     assert (await stores.users.by_id(user.id)) == user
     assert (await stores.users.by_username("alice")) == user
     with pytest.raises(DuplicateUser):
-        await stores.users.add("alice", "hash2", NOW)
+        await stores.users.add("alice", "hash2", NOW, username_key="alice")
     await stores.users.replace_hash(user.id, "other", "hash3", NOW)  # stale: no change
     assert (await stores.users.by_id(user.id)).password_hash == "hash1"  # type: ignore[union-attr]
     await stores.users.replace_hash(user.id, "hash1", "hash3", NOW)
@@ -167,5 +177,9 @@ async def test_clients_and_assertion_replay(stores: Stores) -> None:
     assert not await stores.clients.use_assertion("svc", "j1", NOW + 60, NOW)
     assert await stores.clients.use_assertion("other", "j1", NOW + 60, NOW)
     assert await stores.clients.prune_assertions(NOW + 61) == 2
-    assert await stores.clients.remove("svc")
-    assert not await stores.clients.remove("svc")
+    assert await stores.clients.remove("svc", NOW) == 0  # removed, no sessions to revoke
+    assert await stores.clients.remove("svc", NOW) is None
+    assert await stores.clients.get("svc") is None
+    with pytest.raises(DuplicateClient) as taken:  # a removed id is never revived
+        await stores.clients.add(client, NOW)
+    assert taken.value.removed

@@ -110,7 +110,7 @@ async def test_async_and_threaded_writers_share_one_queue_on_sqlite(harness: App
 
     async def user_writes() -> int:
         for i in range(20):
-            await harness.services.users.add(f"user{i}", "x", harness.clock.now())
+            await harness.services.users.add(f"user{i}", "x", harness.clock.now(), username_key=f"user{i}")
             await harness.services.users.set_disabled(f"user{i}", True, harness.clock.now())
         return 20
 

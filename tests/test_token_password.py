@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from authsvc.clock import FrozenClock
-from tests.conftest import ISSUER, AppHarness
+from tests.conftest import ISSUER, AppHarness, assert_error, claims_of
 
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
 
@@ -151,11 +151,15 @@ async def test_bad_credentials_are_indistinguishable(harness: AppHarness) -> Non
     assert wrong_password.content == unknown_user.content == disabled_user.content
 
 
-async def test_username_is_case_sensitive(harness: AppHarness) -> None:
-    await harness.add_user()
-    response = await harness.login("Alice")
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_grant"
+async def test_username_is_compared_after_precis_mapping(harness: AppHarness) -> None:
+    """RFC 8265 UsernameCaseMapped: case and width variants name the same account."""
+    user = await harness.add_user()
+    for typed in ("Alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45"):  # the last is fullwidth
+        response = await harness.login(typed)
+        assert response.status_code == 200, typed
+        assert claims_of(response.json()["access_token"])["sub"] == user.id
+    # a Cyrillic look-alike is another (unknown) name
+    assert_error(await harness.login("\u0430lice"), 400, "invalid_grant")
 
 
 async def test_error_never_echoes_input(harness: AppHarness) -> None:

@@ -16,6 +16,9 @@ class User:
     scopes: frozenset[str]
     email: str | None
     full_name: str | None
+    # Bumped by every password change and disable; a login's session is written only
+    # while the version it read is current (CONTRACT.md, Trust rules).
+    credentials_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +59,5 @@ class Client:
     access_token_ttl: int | None = None
     secret_hash: str | None = None
     jwks: str | None = None
+    # False only for the built-in default client, which has no row to re-check.
+    registered: bool = True

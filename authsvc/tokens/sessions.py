@@ -153,7 +153,15 @@ class SessionService:
             revoked_reason=None,
         )
         key = self.keys.signing_key()  # on the loop: the key manager is not shared with threads
-        first = await self.store.create(session, lambda s: self._token_body(s, client, scopes, now, key))
+        first = await self.store.create(
+            session,
+            lambda s: self._token_body(s, client, scopes, now, key),
+            credentials_version=user.credentials_version,
+            registered_client=client.registered,
+        )
+        if first is None:
+            # A password change, disable or client removal won the race with this login.
+            raise InvalidGrant("The username or password is incorrect.", detail="credentials changed")
         audit.info(
             "session started",
             extra={"event": "session.started", "user_id": user.id, "client_id": client.id, "sid": session.id},

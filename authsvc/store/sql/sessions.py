@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import RefreshTokenRow, SessionRecord
-from authsvc.store.sql.tables import refresh_tokens, revoked_access_tokens, sessions, users
+from authsvc.store.sql.tables import clients, refresh_tokens, revoked_access_tokens, sessions, users
 from authsvc.store.sql.threaded import ThreadedDatabase
 
 __all__ = ["NewRefreshToken", "RotateOutcome", "RotateResult", "SqlSessionStore"]
@@ -54,6 +54,10 @@ class RotateResult:
     body: str | None = None
     session_id: str | None = None
     reason: str = ""
+
+
+class _StaleLogin(Exception):
+    """The user or client changed after the login read them; the transaction rolls back."""
 
 
 class _SessionEnded(Exception):
@@ -97,6 +101,16 @@ _SESSION_AND_USER = (
     .join(users, users.c.id == sessions.c.user_id)
     .where(sessions.c.id == bindparam("p_session_id"))
 )
+_USER_CREDENTIALS = (
+    select(users.c.credentials_version, users.c.disabled)
+    .where(users.c.id == bindparam("p_user_id"))
+    .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite holds its write lock already
+)
+_LIVE_CLIENT = (
+    select(clients.c.client_id)
+    .where(clients.c.client_id == bindparam("p_client_id"), clients.c.removed_at.is_(None))
+    .with_for_update(read=True)
+)
 _INSERT_TOKEN = insert(refresh_tokens)
 _INSERT_SESSION = insert(sessions)
 
@@ -120,11 +134,22 @@ class SqlSessionStore:
         self.db.close()
 
     async def create(
-        self, session: SessionRecord, first: Callable[[SessionRecord], NewRefreshToken]
-    ) -> NewRefreshToken:
-        """Start a family and record its first refresh token, atomically.
+        self,
+        session: SessionRecord,
+        first: Callable[[SessionRecord], NewRefreshToken],
+        *,
+        credentials_version: int,
+        registered_client: bool,
+    ) -> NewRefreshToken | None:
+        """Start a family and record its first refresh token, atomically; None if the
+        user's credentials or the client changed since the login read them.
 
-        ``first`` runs on the worker thread, inside the transaction.
+        The session row is written first, then the user (and a registered client)
+        is re-read under a share lock: a password change, disable or client removal
+        either committed before (the versions differ: nothing is written) or waits
+        for this transaction and then revokes the session it wrote. On SQLite the
+        first write already holds the database's write lock. ``first`` runs on the
+        worker thread, inside the transaction.
         """
 
         def tx(conn: Connection) -> NewRefreshToken:
@@ -139,11 +164,21 @@ class SqlSessionStore:
                     "expires_at": session.expires_at,
                 },
             )
+            user = conn.execute(_USER_CREDENTIALS, {"p_user_id": session.user_id}).first()
+            if user is None or user.disabled or user.credentials_version != credentials_version:
+                raise _StaleLogin
+            if registered_client and conn.execute(
+                _LIVE_CLIENT, {"p_client_id": session.client_id}
+            ).first() is None:
+                raise _StaleLogin
             token = first(session)
             self._insert_token(conn, token, session)
             return token
 
-        return await self.db.write(tx)
+        try:
+            return await self.db.write(tx)
+        except _StaleLogin:
+            return None
 
     @staticmethod
     def _insert_token(conn: Connection, token: NewRefreshToken, session: SessionRecord) -> None:
@@ -368,6 +403,15 @@ class SqlSessionStore:
         self._on_revoke()
 
     # --- housekeeping -------------------------------------------------------------
+    async def drop_grace_bodies(self, now: float) -> int:
+        """Forget stored responses whose grace has ended (they hold live tokens)."""
+        statement = (
+            update(refresh_tokens)
+            .where(refresh_tokens.c.grace_body.is_not(None), refresh_tokens.c.grace_until <= now)
+            .values(grace_body=None)
+        )
+        return int(await self.db.write(lambda conn: conn.execute(statement).rowcount))
+
     async def prune(self, now: float) -> dict[str, int]:
         """Delete rows nothing can use any more; drop grace bodies past their window."""
 

@@ -14,12 +14,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = [
     "client_assertions",
     "clients",
     "key_manifest",
+    "login_counters",
     "metadata",
     "private_keys",
     "refresh_tokens",
@@ -34,7 +36,7 @@ users = Table(
     "users",
     metadata,
     Column("id", String(64), primary_key=True),  # opaque, immutable: the token `sub`
-    Column("username", String(150), nullable=False, unique=True),
+    Column("username", String(150), nullable=False, unique=True),  # PRECIS UsernameCaseMapped
     Column("password_hash", String(512), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("scopes", Text, nullable=False, default=""),
@@ -42,6 +44,13 @@ users = Table(
     Column("full_name", String(300)),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Revision 0003. Bumped by a password change and by disabling: a session is written
+    # only if the version its login read is still current.
+    Column("credentials_version", Integer, nullable=False, server_default="0"),
+    # Look-alike skeleton (authsvc.usernames), unique; NULL only for names older than 0003
+    # that could not be mapped.
+    Column("username_key", String(600)),
+    Index("ux_users_username_key", "username_key", unique=True),
 )
 
 clients = Table(
@@ -56,6 +65,8 @@ clients = Table(
     Column("access_token_ttl", Integer),
     Column("jwks", Text),
     Column("created_at", Float, nullable=False),
+    # Revision 0003: a removed client stays as a tombstone, so its id is never revived.
+    Column("removed_at", Float),
 )
 
 sessions = Table(
@@ -88,6 +99,13 @@ refresh_tokens = Table(
     Column("grace_until", Float),
     Index("ix_refresh_tokens_session_id", "session_id"),
     Index("ix_refresh_tokens_expires_at", "expires_at"),
+    # Revision 0003: the sweeper finds stored grace bodies past their window at once.
+    Index(
+        "ix_refresh_tokens_grace_until",
+        "grace_until",
+        sqlite_where=text("grace_body IS NOT NULL"),
+        postgresql_where=text("grace_body IS NOT NULL"),
+    ),
 )
 
 revoked_access_tokens = Table(
@@ -105,6 +123,19 @@ client_assertions = Table(
     Column("jti", String(200), primary_key=True),
     Column("expires_at", Float, nullable=False),
     Index("ix_client_assertions_expires_at", "expires_at"),
+)
+
+
+# Revision 0003: failed-login and client-authentication counters shared by every
+# process when Redis is not configured (or unreachable). ``key`` is a SHA-256 of
+# what is counted, so no username or address is stored here.
+login_counters = Table(
+    "login_counters",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),  # the window's end
+    Index("ix_login_counters_expires_at", "expires_at"),
 )
 
 

@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import User
 from authsvc.store.sql.engine import write_transaction
-from authsvc.store.sql.tables import users
+from authsvc.store.sql.tables import sessions, users
 
 __all__ = ["DuplicateUser", "SqlUserStore", "new_user_id"]
 
 
 class DuplicateUser(Exception):
-    """The username is taken."""
+    """The username (or a look-alike of it) is taken."""
 
 
 def new_user_id() -> str:
@@ -35,15 +35,17 @@ def _user(row: object) -> User:
         scopes=frozenset(m["scopes"].split()),
         email=m["email"],
         full_name=m["full_name"],
+        credentials_version=int(m["credentials_version"]),
     )
 
 
 class SqlUserStore:
     def __init__(self, engine: AsyncEngine, on_change: Callable[[], None] | None = None) -> None:
         self.engine = engine
-        self._on_change = on_change or (lambda: None)  # forget cached users at once
+        self._on_change = on_change or (lambda: None)  # forget cached users and sessions at once
 
     async def by_username(self, username: str) -> User | None:
+        """The user whose (already PRECIS-mapped) name is ``username``."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
         return _user(row) if row else None
@@ -64,10 +66,12 @@ class SqlUserStore:
         password_hash: str,
         now: float,
         *,
+        username_key: str,
         scopes: frozenset[str] = frozenset(),
         email: str | None = None,
         full_name: str | None = None,
     ) -> User:
+        """A new user; DuplicateUser if the name or its look-alike key is taken (unique indexes)."""
         user = User(new_user_id(), username, password_hash, False, scopes, email, full_name)
         try:
             async with write_transaction(self.engine) as conn:
@@ -75,6 +79,7 @@ class SqlUserStore:
                     insert(users).values(
                         id=user.id,
                         username=username,
+                        username_key=username_key,
                         password_hash=password_hash,
                         disabled=False,
                         scopes=" ".join(sorted(scopes)),
@@ -82,29 +87,74 @@ class SqlUserStore:
                         full_name=full_name,
                         created_at=now,
                         updated_at=now,
+                        credentials_version=0,
                     )
                 )
         except IntegrityError:
             raise DuplicateUser(username) from None
         return user
 
-    async def set_disabled(self, username: str, disabled: bool, now: float) -> User | None:
+    async def change_credentials(
+        self,
+        user_id: str,
+        now: float,
+        reason: str,
+        *,
+        password_hash: str | None = None,
+        disable: bool = False,
+    ) -> int:
+        """A new password and/or disabling, and the end of every session, in one transaction.
+
+        The credentials version is bumped first: a login that checked the old
+        credentials either wrote its session before this (and the revocation
+        below ends it) or finds the new version when it writes (and writes
+        nothing). Returns how many sessions were revoked.
+        """
+        changes: dict[str, object] = {
+            "credentials_version": users.c.credentials_version + 1,
+            "updated_at": now,
+        }
+        if password_hash is not None:
+            changes["password_hash"] = password_hash
+        if disable:
+            changes["disabled"] = True
         async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                update(users).where(users.c.username == username).values(disabled=disabled, updated_at=now)
+            await conn.execute(update(users).where(users.c.id == user_id).values(**changes))
+            result = await conn.execute(
+                update(sessions)
+                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
             )
+        self._on_change()
+        return int(result.rowcount)
+
+    async def set_disabled(self, username: str, disabled: bool, now: float) -> User | None:
+        """Set the flag alone (enabling, or an outside disable); ``change_credentials`` disables and
+        ends the sessions. Disabling still bumps the credentials version: no login survives it."""
+        changes: dict[str, object] = {"disabled": disabled, "updated_at": now}
+        if disabled:
+            changes["credentials_version"] = users.c.credentials_version + 1
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(update(users).where(users.c.username == username).values(**changes))
         self._on_change()
         return await self.by_username(username)
 
     async def set_password_hash(self, user_id: str, password_hash: str, now: float) -> None:
+        """Store a hash as it is (imports, tests); ``change_credentials`` is the password change."""
         async with write_transaction(self.engine) as conn:
             await conn.execute(
-                update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=now)
+                update(users)
+                .where(users.c.id == user_id)
+                .values(
+                    password_hash=password_hash,
+                    credentials_version=users.c.credentials_version + 1,
+                    updated_at=now,
+                )
             )
         self._on_change()
 
     async def replace_hash(self, user_id: str, old_hash: str, new_hash: str, now: float) -> None:
-        """Re-hash on login, unless the password changed meanwhile."""
+        """Re-hash on login, unless the password changed meanwhile (the same credential: no new version)."""
         async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(users)
