@@ -25,6 +25,7 @@ from authsvc.api.responses import error_response, json_response
 from authsvc.api.schemas import SECURITY_SCHEMES
 from authsvc.clock import Clock
 from authsvc.errors import (
+    ClientAuthRateLimited,
     InvalidRequest,
     KeyStoreError,
     LoginRateLimited,
@@ -51,6 +52,7 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(settings, clock, bootstrap_keys=True)
+        services.sweep_in_background()
         app.state.services = services
         metrics.watch_keys(services.keys)
         audit = audit_logger()
@@ -115,6 +117,11 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         if isinstance(exc, LoginRateLimited):
             audit_logger().warning(
                 "login refused by the failed-login limits", extra={"event": "login.rate_limited"}
+            )
+        elif isinstance(exc, ClientAuthRateLimited):
+            audit_logger().warning(
+                "client authentication refused by the failure limits",
+                extra={"event": "client_auth.rate_limited"},
             )
         if exc.detail:
             log.debug("%s: %s", exc.error, exc.detail)

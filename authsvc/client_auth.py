@@ -3,44 +3,38 @@
 Methods: ``client_secret_basic`` (RFC 6749 §2.3.1: id and secret are
 form-encoded before Basic encoding), ``client_secret_post``,
 ``private_key_jwt`` (RFC 7523) and, for public clients, ``none`` (just a
-``client_id``). Using two methods at once is ``invalid_request``. Every
+``client_id``). Using two methods at once is ``invalid_request``; an
+``Authorization`` header with any scheme but Basic is ``invalid_client``. Every
 failure is ``invalid_client`` (401 with ``WWW-Authenticate: Basic``).
+
+A method that checks a credential (a secret or an assertion) is subject to the
+per-address failure limit of ``authsvc.login_limits``: a full address is
+refused (429) before anything is checked, a failure is counted, and an
+operator-chosen secret (an argon2 hash) is reserved like a login first.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote_plus
 
-from joserfc.jwk import JWKRegistry
-
-from authsvc.client_secrets import verify_secret
+from authsvc.client_keys import registered_keys
+from authsvc.client_secrets import is_costly, verify_secret
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock
 from authsvc.errors import InvalidClient, InvalidRequest
-from authsvc.jose import ASYMMETRIC_ALGS
-from authsvc.keys.manager import LoadedKey
+from authsvc.login_limits import LoginLimiter
 from authsvc.passwords import PasswordHasher
 from authsvc.store.records import Client
 from authsvc.tokens.validation import TokenRejected, check_token, peek_claims
 
-__all__ = ["ASSERTION_TYPE", "ClientAuthenticator", "ClientIdentity", "registered_keys"]
+__all__ = ["ASSERTION_TYPE", "ClientAuthenticator", "ClientIdentity"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 3600
-_KTY_ALG = {"RSA": "RS256", "OKP": "EdDSA", "EC": "ES256"}
-_ALG_KEYS = {  # (kty, crv) each assertion alg can be verified with
-    "RS256": {("RSA", None)},
-    "PS256": {("RSA", None)},
-    "ES256": {("EC", "P-256")},
-    "EdDSA": {("OKP", "Ed25519")},
-    "Ed25519": {("OKP", "Ed25519")},
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,41 +62,52 @@ class ClientAuthenticator:
         clock: Clock,
         issuer: str,
         skew: int,
+        limiter: LoginLimiter,
     ) -> None:
         self.clients = clients
         self.hasher = hasher
+        self.limiter = limiter
         self.clock = clock
         self.issuer = issuer
         self.audiences = frozenset({issuer, issuer + "/token"})
         self.skew = skew
 
     async def authenticate(
-        self, authorization: str | None, form: Mapping[str, str], *, allow_default: bool
+        self, authorization: str | None, form: Mapping[str, str], *, allow_default: bool, address: str
     ) -> ClientIdentity:
         basic = None
         if authorization is not None:
             scheme, _, credentials = authorization.partition(" ")
-            if scheme.lower() == "basic":
-                basic = _basic(credentials)
+            if scheme.lower() != "basic":  # a bearer token here is never a client credential
+                raise InvalidClient(detail="Authorization scheme is not Basic")
+            basic = _basic(credentials)
         assertion = form.get("client_assertion")
         secret = form.get("client_secret")
         methods = sum(x is not None for x in (basic, assertion, secret))
         if methods > 1:
             raise InvalidRequest("Use exactly one client authentication method.")
         form_id = form.get("client_id")
+        if methods:
+            await self.limiter.check_client(address)
         if basic is not None:
             client_id, secret_value = basic
             if form_id is not None and form_id != client_id:
                 raise InvalidRequest("The client_id parameter does not match the credentials.")
-            return ClientIdentity(await self._by_secret(client_id, secret_value), "client_secret_basic")
+            client = await self._by_secret(client_id, secret_value, address)
+            return ClientIdentity(client, "client_secret_basic")
         if secret is not None:
             if form_id is None:
                 raise InvalidClient(detail="client_secret without client_id")
-            return ClientIdentity(await self._by_secret(form_id, secret), "client_secret_post")
+            return ClientIdentity(await self._by_secret(form_id, secret, address), "client_secret_post")
         if assertion is not None:
-            if form.get("client_assertion_type") != ASSERTION_TYPE:
-                raise InvalidClient(detail="unsupported client_assertion_type")
-            return ClientIdentity(await self._by_assertion(assertion, form_id), "private_key_jwt")
+            try:
+                if form.get("client_assertion_type") != ASSERTION_TYPE:
+                    raise InvalidClient(detail="unsupported client_assertion_type")
+                client = await self._by_assertion(assertion, form_id)
+            except InvalidClient:
+                await self.limiter.client_failed(address)
+                raise
+            return ClientIdentity(client, "private_key_jwt")
         if form_id is None:
             if not allow_default:
                 raise InvalidClient(detail="no client authentication")
@@ -112,11 +117,21 @@ class ClientAuthenticator:
             raise InvalidClient(detail="unknown client or authentication required")
         return ClientIdentity(client, "none")
 
-    async def _by_secret(self, client_id: str, secret: str) -> Client:
+    async def _by_secret(self, client_id: str, secret: str, address: str) -> Client:
         client = await self.clients.get(client_id)
         stored = client.secret_hash if client is not None and not client.public else None
-        if not await verify_secret(secret, stored, self.hasher) or client is None:
+        reserved = await self.limiter.reserve_client(address) if is_costly(stored) else None
+        try:
+            valid = await verify_secret(secret, stored, self.hasher)
+        except BaseException:
+            if reserved is not None:
+                await self.limiter.abandon(reserved)
+            raise
+        if not valid or client is None:
+            await self.limiter.client_failed(address, reserved)
             raise InvalidClient(detail="bad client secret")
+        if reserved is not None:
+            await self.limiter.client_succeeded(reserved)
         return client
 
     async def _by_assertion(self, assertion: str, form_id: str | None) -> Client:
@@ -170,39 +185,3 @@ def _sole_audience(aud: object) -> str | None:
     if isinstance(aud, list) and len(aud) == 1:
         aud = aud[0]
     return aud if isinstance(aud, str) else None
-
-
-def registered_keys(jwks: str) -> dict[str, LoadedKey]:
-    """The client's registered signature keys by kid, each with its pinned alg.
-
-    Keys are imported one by one, so a key we cannot use (unknown ``kty``, an
-    encryption key, a symmetric alg, an alg the key type cannot verify, a
-    private key) is skipped without shifting the others. A key without
-    ``kid`` is found by its RFC 7638 thumbprint.
-    """
-    try:
-        data: Any = json.loads(jwks)
-        raw_keys = data["keys"]
-    except (ValueError, TypeError, KeyError):  # a broken registration is the client's failure
-        return {}
-    result: dict[str, LoadedKey] = {}
-    for raw in raw_keys if isinstance(raw_keys, list) else ():
-        if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
-            continue
-        kty, alg = raw.get("kty"), raw.get("alg")
-        if alg is None and isinstance(kty, str):
-            alg = _KTY_ALG.get(kty)
-        if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
-            continue
-        if (kty, raw.get("crv")) not in _ALG_KEYS[alg]:  # a key that could never verify this alg
-            continue
-        try:
-            key = JWKRegistry.import_key(raw)
-        except Exception:  # noqa: S112 - joserfc raises several types for a bad key; skip it
-            continue
-        if key.is_private:
-            continue
-        kid = raw.get("kid") or key.thumbprint()
-        if isinstance(kid, str) and kid not in result:
-            result[kid] = LoadedKey(kid, alg, key)  # type: ignore[arg-type]
-    return result

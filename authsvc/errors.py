@@ -7,6 +7,7 @@
     └── OAuthError                    RFC 6749 §5.2 / RFC 6750 errors sent to clients
         ├── InvalidRequest            400 invalid_request
         ├── InvalidClient             401 invalid_client + WWW-Authenticate: Basic
+        │   └── ClientAuthRateLimited 429 invalid_client + Retry-After
         ├── InvalidGrant              400 invalid_grant
         │   └── LoginRateLimited      429 invalid_grant + Retry-After
         ├── UnauthorizedClient        400 unauthorized_client
@@ -31,6 +32,7 @@ from typing import ClassVar
 __all__ = [
     "TOKEN_ERROR_CODES",
     "AuthsvcError",
+    "ClientAuthRateLimited",
     "ConfigError",
     "InsufficientScope",
     "InvalidClient",
@@ -105,6 +107,20 @@ class InvalidClient(OAuthError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Basic realm="authsvc"'}
+
+
+class ClientAuthRateLimited(InvalidClient):
+    """Too many failed client authentications from this address (CONTRACT.md, Trust rules)."""
+
+    status_code = 429
+    description = "Too many failed client authentications; try again later."
+
+    def __init__(self, retry_after: int, *, detail: str = "") -> None:
+        super().__init__(detail=detail)
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class InvalidGrant(OAuthError):

@@ -1,143 +1,142 @@
-"""Failed-login limits per username and per client address (sliding window).
+"""Failed-login limits, reserved before any password is checked.
 
-Counters live in memory, or in Redis when ``AUTHSVC_REDIS_URL`` is set so
-that every instance shares them. If Redis cannot be reached, this process's
-own counters take over (logged once, retried every 30 s): an outage of the
-counter store must not lock every user out, nor let the service fall over.
+Three counters, each a fixed window of ``AUTHSVC_LOGIN_WINDOW`` seconds that
+starts with its first count:
+
+* per (username, address): ``AUTHSVC_LOGIN_MAX_PER_USER`` — the guesser's own
+  limit; a success clears it;
+* per username, from anywhere: ten times that — a ceiling against guessing
+  spread over many addresses, high enough that nobody can lock a user out
+  from an address of their own;
+* per address: ``AUTHSVC_LOGIN_MAX_PER_ADDRESS`` — failed logins and failed
+  client authentications together.
+
+A login first *reserves* one count on each (atomically, all or nothing, in
+Redis or the database: ``authsvc.counters``), and only then may a password be
+hashed. So of any burst, however parallel and across however many processes
+and instances, at most the limit is checked; the rest get 429. A success gives
+the reservation back; a failure keeps it as the count.
+
+Client authentication that checks a cheap secret (generated secrets, SHA-256;
+assertions) counts failures per address after the fact and refuses a full
+address up front (the "full" answer is cached for ``CHECK_CACHE`` seconds per
+address so that a busy client's requests cost no database read each). A
+client secret chosen by an operator is an argon2 hash, as costly as a
+password: it is reserved first like a login.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
+import hashlib
 import logging
-import time
-from collections.abc import Sequence
-from typing import Any
+import math
+from dataclasses import dataclass
 
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from authsvc.clock import Clock
+from authsvc.counters import Counters
+from authsvc.errors import ClientAuthRateLimited, LoginRateLimited
+from authsvc.ttl_cache import TtlCache
 
-from authsvc.errors import LoginRateLimited
-
-__all__ = ["LoginLimiter", "client_address"]
+__all__ = ["USERNAME_CEILING_FACTOR", "LoginAttempt", "LoginLimiter"]
 
 log = logging.getLogger("authsvc")
 
-RETRY_REDIS_AFTER = 30.0
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
-    """The caller's address: the peer, or behind trusted proxies the first untrusted hop."""
-    address = peer or "unknown"
-    if not forwarded_for or not _trusted(address, trusted):
-        return address
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not _trusted(hop, trusted):
-            return hop if _is_ip(hop) else address
-    return address
+USERNAME_CEILING_FACTOR = 10
+CHECK_CACHE = 0.5
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+def _key(kind: str, *parts: str) -> str:
+    """What a counter is stored under: a hash, so no username or address is written down."""
+    return hashlib.sha256("\x00".join((kind, *parts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _trusted(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """The counters one reservation added to."""
+
+    keys: tuple[str, ...]
+    pair: str | None  # the (username, address) counter a success clears
 
 
 class LoginLimiter:
-    def __init__(self, max_per_user: int, max_per_address: int, window: int, redis_url: str | None) -> None:
-        self._user = RateLimitItemPerSecond(max_per_user, window)
-        self._address = RateLimitItemPerSecond(max_per_address, window)
-        self._memory = MovingWindowRateLimiter(MemoryStorage())
-        self._redis_url = redis_url
-        self._redis: MovingWindowRateLimiter | None = None
-        self._pool: Any = None
-        self._redis_down_since: float | None = None
+    def __init__(
+        self, max_per_user: int, max_per_address: int, window: int, counters: Counters, clock: Clock
+    ) -> None:
+        self.max_per_user = max_per_user
+        self.max_per_address = max_per_address
+        self.window = window
+        self.counters = counters
+        self.clock = clock
+        self._address_blocked: TtlCache[str, tuple[float]] = TtlCache(CHECK_CACHE)
 
     @property
     def backend(self) -> str:
-        if self._redis_url is None:
-            return "memory"
-        return "redis" if self._redis_down_since is None else "memory (redis unreachable)"
+        return self.counters.backend
 
-    def _limiter(self) -> MovingWindowRateLimiter:
-        if self._redis_url is None:
-            return self._memory
-        down = self._redis_down_since
-        if down is not None and time.monotonic() - down < RETRY_REDIS_AFTER:
-            return self._memory
-        if self._redis is None:
-            import redis.asyncio
+    # --- logins ---------------------------------------------------------------------
+    async def reserve_login(self, username: str, address: str) -> LoginAttempt:
+        """One attempt at ``username`` from ``address``, or LoginRateLimited (nothing reserved)."""
+        pair = _key("user-address", username, address)
+        limits = (
+            (pair, self.max_per_user),
+            (_key("user", username), self.max_per_user * USERNAME_CEILING_FACTOR),
+            (_key("address", address), self.max_per_address),
+        )
+        blocked = await self.counters.reserve(limits, self.window, self.clock.now())
+        if blocked > 0:
+            raise LoginRateLimited(math.ceil(blocked), detail="login limit")
+        return LoginAttempt(tuple(key for key, _ in limits), pair)
 
-            url = self._redis_url.removeprefix("async+")
-            self._pool = redis.asyncio.ConnectionPool.from_url(
-                url, socket_timeout=1, socket_connect_timeout=1
-            )
-            storage: Storage = RedisStorage(
-                "async+" + url, implementation="redispy", wrap_exceptions=True, connection_pool=self._pool
-            )
-            self._redis = MovingWindowRateLimiter(storage)
-        return self._redis
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """The password was right: clear the pair's counter, give the other counts back."""
+        if attempt.pair is not None:
+            await self.counters.clear(attempt.pair)
+        await self.counters.release([k for k in attempt.keys if k != attempt.pair], self.clock.now())
 
-    async def aclose(self) -> None:
-        """Close the Redis connections (the server's lifespan end)."""
-        if self._pool is not None:
-            await self._pool.disconnect()
-
-    async def _call(self, method: str, *args: object) -> object:
-        limiter = self._limiter()
+    async def abandon(self, attempt: LoginAttempt) -> None:
+        """No verdict was reached (an error, a cancellation): the attempt does not count."""
         try:
-            result = await getattr(limiter, method)(*args)
-        except Exception as exc:
-            if limiter is self._memory:
-                raise
-            if self._redis_down_since is None:
-                log.error(
-                    "redis unreachable (%s); login limits fall back to per-process counters",
-                    type(exc).__name__,
-                )
-            self._redis_down_since = time.monotonic()
-            return await getattr(self._memory, method)(*args)
-        if limiter is not self._memory and self._redis_down_since is not None:
-            log.warning("redis reachable again; login limits are shared")
-            self._redis_down_since = None
-        return result
+            await asyncio.shield(self.counters.release(attempt.keys, self.clock.now()))
+        except Exception as exc:  # the original error is the one to report
+            log.warning("could not give back a login reservation: %s", type(exc).__name__)
 
-    async def check(self, username: str, address: str) -> None:
-        """Raise LoginRateLimited if either counter is full."""
-        for item, key in ((self._user, "u:" + username), (self._address, "a:" + address)):
-            if not await self._call("test", item, "authsvc-login", key):
-                stats = await self._call("get_window_stats", item, "authsvc-login", key)
-                retry = int(stats.reset_time - time.time()) + 1  # type: ignore[attr-defined]
-                raise LoginRateLimited(retry, detail=f"login limit ({key[0]})")
+    # --- client authentication --------------------------------------------------------
+    async def check_client(self, address: str) -> None:
+        """ClientAuthRateLimited if ``address`` has used up its failures."""
+        key = _key("address", address)
 
-    async def failed(self, username: str, address: str) -> None:
-        await self._call("hit", self._user, "authsvc-login", "u:" + username)
-        await self._call("hit", self._address, "authsvc-login", "a:" + address)
+        async def load() -> tuple[float]:
+            return (await self.counters.blocked_for(key, self.max_per_address, self.clock.now()),)
 
-    async def succeeded(self, username: str) -> None:
-        await self._call("clear", self._user, "authsvc-login", "u:" + username)
+        found = await self._address_blocked.get_or_load(address, load)
+        if found is not None and found[0] > 0:
+            raise ClientAuthRateLimited(math.ceil(found[0]))
+
+    async def reserve_client(self, address: str) -> LoginAttempt:
+        """Reserve a costly client-secret check (an argon2 hash) like a login."""
+        key = _key("address", address)
+        blocked = await self.counters.reserve(((key, self.max_per_address),), self.window, self.clock.now())
+        if blocked > 0:
+            self._address_blocked.forget(address)
+            raise ClientAuthRateLimited(math.ceil(blocked))
+        return LoginAttempt((key,), None)
+
+    async def client_failed(self, address: str, reserved: LoginAttempt | None = None) -> None:
+        """Count a failed client authentication (a reservation already counted it)."""
+        if reserved is None:
+            await self.counters.add(_key("address", address), self.window, self.clock.now())
+        self._address_blocked.forget(address)
+
+    async def client_succeeded(self, reserved: LoginAttempt) -> None:
+        await self.counters.release(reserved.keys, self.clock.now())
 
     async def ping(self) -> bool | None:
-        """Redis reachability for /readyz (None: not configured)."""
-        if self._redis_url is None:
-            return None
-        limiter = self._limiter()
-        if limiter is self._memory:
-            return False
-        try:
-            return bool(await limiter.storage.check())
-        except Exception:
-            return False
+        """Redis reachability for /readyz (None: Redis is not configured)."""
+        ping = getattr(self.counters, "ping", None)
+        return None if ping is None else bool(await ping())
+
+    async def aclose(self) -> None:
+        close = getattr(self.counters, "aclose", None)
+        if close is not None:
+            await close()

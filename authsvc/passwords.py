@@ -47,11 +47,16 @@ class PasswordHasher:
     async def hash(self, password: str) -> str:
         return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limit())
 
+    async def prepare(self) -> None:
+        """Make the dummy hash now (at start), so the first unknown user costs one hash, as any other."""
+        if self._dummy is None:
+            self._dummy = await self.hash(secrets.token_urlsafe(16))
+
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """(valid, new hash if the parameters changed). ``None`` hash: unknown user."""
         if password_hash is None:
-            if self._dummy is None:
-                self._dummy = await self.hash(secrets.token_urlsafe(16))
+            await self.prepare()
+            assert self._dummy is not None
             await anyio.to_thread.run_sync(self._verify, password, self._dummy, limiter=self._limit())
             return False, None
         return await anyio.to_thread.run_sync(self._verify, password, password_hash, limiter=self._limit())

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
+from authsvc.counters import Counters, RedisCounters, RedisOrDatabase
 from authsvc.errors import ConfigError
 from authsvc.keys.manager import KeyManager
 from authsvc.keys.rotation import create_first_key
@@ -31,6 +32,7 @@ from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
 from authsvc.store.records import User
 from authsvc.store.sql.clients import SqlClientStore
+from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.engine import create_engine, is_sqlite
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
@@ -44,6 +46,9 @@ KeyStoreBackend = FileKeyStore | DatabaseKeyStore
 RECENT_TTL = 0.5
 KEY_POLL_INTERVAL = 0.5
 VERIFIED_TOKEN_TTL = 60.0
+#: Longest pause of the housekeeping task: stored grace bodies are gone within this
+#: many seconds of their grace ending (CONTRACT.md allows 60), expired counters too.
+SWEEP_INTERVAL = 30.0
 
 log = logging.getLogger("authsvc")
 
@@ -120,7 +125,9 @@ class Services:
     recent_users: TtlCache[str, User]
     # Access tokens whose signature and claims passed under a key-set generation.
     recent_tokens: TtlCache[str, tuple[int, dict[str, Any]]]
+    counters: SqlCounters
     key_poller: asyncio.Task[None] | None = None
+    sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -144,7 +151,21 @@ class Services:
         hasher = PasswordHasher(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         )
+        await hasher.prepare()
         clients = ClientDirectory(settings, SqlClientStore(engine))
+        database_counters = SqlCounters(session_store.db)
+        counters: Counters = (
+            RedisOrDatabase(RedisCounters(settings.redis_url), database_counters)
+            if settings.redis_url
+            else database_counters
+        )
+        login_limiter = LoginLimiter(
+            settings.login_max_per_user,
+            settings.login_max_per_address,
+            settings.login_window,
+            counters,
+            clock,
+        )
         services = cls(
             settings=settings,
             clock=clock,
@@ -155,21 +176,41 @@ class Services:
             sessions=SessionService(settings, clock, keys, session_store),
             clients=clients,
             client_auth=ClientAuthenticator(
-                clients, hasher, clock, settings.resolved_issuer, settings.clock_skew
+                clients, hasher, clock, settings.resolved_issuer, settings.clock_skew, login_limiter
             ),
             hasher=hasher,
             recent_access=recent_access,
             recent_users=recent_users,
             recent_tokens=TtlCache(VERIFIED_TOKEN_TTL, max_entries=10_000),
-            login_limiter=LoginLimiter(
-                settings.login_max_per_user,
-                settings.login_max_per_address,
-                settings.login_window,
-                settings.redis_url,
-            ),
+            login_limiter=login_limiter,
+            counters=database_counters,
         )
         services.watch_keys_in_background()
         return services
+
+    def sweep_in_background(self) -> None:
+        """Clear stored grace bodies once their grace has ended, and expired counters.
+
+        Run by the server (not by CLI commands). The pause follows the grace so
+        that a short grace is swept soon after it ends; every process may run
+        it, the statements are idempotent.
+        """
+        if self.sweeper is not None:
+            return
+        grace = self.settings.refresh_reuse_grace
+        interval = min(SWEEP_INTERVAL, float(max(1, grace))) if grace > 0 else SWEEP_INTERVAL
+
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    now = self.clock.now()
+                    await self.session_store.drop_grace_bodies(now)
+                    await self.counters.prune(now)
+                except Exception as exc:  # a database outage: try again next time
+                    log.warning("housekeeping failed: %s", type(exc).__name__)
+
+        self.sweeper = asyncio.get_running_loop().create_task(sweep_forever())
 
     def watch_keys_in_background(self) -> None:
         """A database key store is read from a worker thread, never on the loop."""
@@ -185,10 +226,11 @@ class Services:
         self.key_poller = asyncio.get_running_loop().create_task(poll_forever())
 
     async def close(self) -> None:
-        if self.key_poller is not None:
-            self.key_poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.key_poller
+        for task in (self.key_poller, self.sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.login_limiter.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.session_store.close)
         await self.engine.dispose()

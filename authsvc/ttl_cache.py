@@ -64,16 +64,22 @@ class TtlCache(Generic[K, V]):
             epoch = self._epoch
 
             def settle(done: asyncio.Future[V | None]) -> None:
-                if self._loading.get(key) is done:
+                owned = self._loading.get(key) is done  # not forgotten or cleared meanwhile
+                if owned:
                     del self._loading[key]
                 if done.cancelled() or done.exception() is not None:
                     return  # the waiting callers get the exception; nothing is kept
                 result = done.result()
-                if result is not None and self._epoch == epoch:
+                if result is not None and owned and self._epoch == epoch:
                     self.put(key, result)
 
             pending.add_done_callback(settle)
         return await asyncio.shield(pending)
+
+    def forget(self, key: K) -> None:
+        """Drop one key, including an answer still being loaded for it."""
+        self._data.pop(key, None)
+        self._loading.pop(key, None)
 
     def clear(self) -> None:
         """Forget everything, including answers still being loaded."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authsvc.login_limits import LoginLimiter, client_address
+from authsvc.addresses import client_address
 from tests.conftest import AppHarness, LiveServer, start_server, stop_server
 
 
@@ -84,43 +84,54 @@ async def test_forwarded_for_only_from_trusted_proxies(harness_factory) -> None:
 
 def test_client_address_ignores_untrusted_forwarding() -> None:
     trusted = [ipaddress.ip_network("10.0.0.0/8")]
-    assert client_address("198.51.100.1", "203.0.113.7", trusted) == "198.51.100.1"
-    assert client_address("10.0.0.5", "203.0.113.7", trusted) == "203.0.113.7"
-    assert client_address("10.0.0.5", "203.0.113.7, 10.0.0.9", trusted) == "203.0.113.7"
-    assert client_address("10.0.0.5", "not-an-ip", trusted) == "10.0.0.5"
-    assert client_address(None, None, trusted) == "unknown"
+    assert client_address("198.51.100.1", ["203.0.113.7"], trusted) == "198.51.100.1"
+    assert client_address("10.0.0.5", ["203.0.113.7"], trusted) == "203.0.113.7"
+    assert client_address("10.0.0.5", ["203.0.113.7, 10.0.0.9"], trusted) == "203.0.113.7"
+    assert client_address(None, [], trusted) == "unknown"
 
 
-async def test_redis_unreachable_falls_back_to_process_counters(caplog: pytest.LogCaptureFixture) -> None:
-    limiter = LoginLimiter(2, 100, 60, "redis://127.0.0.1:1/0")
-    await limiter.failed("carol", "192.0.2.1")
-    await limiter.check("carol", "192.0.2.1")
-    await limiter.failed("carol", "192.0.2.1")
-    with pytest.raises(Exception) as info:
-        await limiter.check("carol", "192.0.2.1")
-    assert type(info.value).__name__ == "LoginRateLimited"
-    assert limiter.backend == "memory (redis unreachable)"
-    assert await limiter.ping() is False
+def test_client_address_is_the_rightmost_untrusted_hop_of_every_line() -> None:
+    """RFC 9110 §5.3: header lines join into one list; what the client wrote comes first."""
+    trusted = [ipaddress.ip_network("10.0.0.0/8")]
+    forged_then_real = ["198.51.100.66", "203.0.113.7"]  # the client's own line, then the proxy's
+    assert client_address("10.0.0.5", forged_then_real, trusted) == "203.0.113.7"
+    assert client_address("10.0.0.5", ["1.1.1.1, 203.0.113.7", "10.0.0.9"], trusted) == "203.0.113.7"
+    assert client_address("10.0.0.5", ["[2001:db8::1]:443"], trusted) == "2001:db8::1"
+    assert client_address("10.0.0.5", ["203.0.113.7:5555"], trusted) == "203.0.113.7"
+    # junk as the client's hop is its own key, never the proxy's address (shared by everyone)
+    assert client_address("10.0.0.5", ["not-an-ip"], trusted) == "not-an-ip"
+    assert client_address("10.0.0.5", ["x" * 500], trusted) == "x" * 64
+    # only trusted hops: the leftmost
+    assert client_address("10.0.0.5", ["10.1.1.1, 10.0.0.9"], trusted) == "10.1.1.1"
+
+
+async def test_redis_unreachable_falls_back_to_database_counters(
+    harness_factory, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    h: AppHarness = await harness_factory(redis_url="redis://127.0.0.1:1/0", login_max_per_user=2)
+    await h.add_user()
+    assert [(await _wrong(h)).status_code for _ in range(3)] == [400, 400, 429]
+    assert h.services.login_limiter.backend == "database (redis unreachable)"
+    ready = (await h.client.get("/readyz")).json()
+    assert ready["status"] == "ready"  # Redis is reported, never a reason for 503
+    assert ready["redis"].startswith("unavailable")
     assert any("redis unreachable" in r.getMessage() for r in caplog.records)
-    await limiter.aclose()
 
 
-async def test_limits_are_shared_through_redis() -> None:
+async def test_limits_are_shared_through_redis(harness_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two apps on separate databases: only Redis can carry the count from one to the other."""
     url = redis_url()
     user = "dave-" + secrets.token_hex(4)
-    a = LoginLimiter(3, 100, 60, url)
-    b = LoginLimiter(3, 100, 60, url)
-    await a.failed(user, "192.0.2.2")
-    await b.failed(user, "192.0.2.3")
-    await a.failed(user, "192.0.2.4")
-    with pytest.raises(Exception) as info:
-        await b.check(user, "192.0.2.5")
-    assert type(info.value).__name__ == "LoginRateLimited"
-    assert await a.ping() is True
-    await b.succeeded(user)
-    await a.check(user, "192.0.2.5")
-    await a.aclose()
-    await b.aclose()
+    limits = {"redis_url": url, "login_max_per_user": 3}
+    a: AppHarness = await harness_factory(**limits)
+    b: AppHarness = await harness_factory(database_url=f"sqlite:///{tmp_path / 'b.db'}", **limits)
+    await a.add_user(user)
+    await b.add_user(user)
+    for h in (a, b, a):
+        assert (await _wrong(h, user)).status_code == 400
+    assert (await _wrong(b, user)).status_code == 429
+    assert (await b.login(user)).status_code == 429  # the right password too: no oracle
+    assert (await a.client.get("/readyz")).json()["redis"] == "ok"
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from starlette.responses import Response
 
 from authsvc.api.deps import ServicesDep
 from authsvc.api.form import read_form
+from authsvc.api.peer import request_address
 from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.schemas import CLIENT_AUTH, TOKEN_ERRORS, form_body, token_response_schema
 from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from authsvc.grants import GRANT_TYPES, client_credentials, password, refresh_token
-from authsvc.login_limits import client_address
 
 __all__ = ["router"]
 
@@ -46,18 +46,17 @@ async def token(request: Request, services: ServicesDep) -> Response:
         raise InvalidRequest("The grant_type parameter is required.")
     if grant_type not in GRANT_TYPES:
         raise UnsupportedGrantType()
+    address = request_address(request, services)
     identity = await services.client_auth.authenticate(
-        request.headers.get("authorization"), form, allow_default=grant_type != "client_credentials"
+        request.headers.get("authorization"),
+        form,
+        allow_default=grant_type != "client_credentials",
+        address=address,
     )
     client = identity.client
     if grant_type not in client.grant_types:
         raise UnauthorizedClient()
     if grant_type == "password":
-        address = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            services.settings.trusted_proxy_networks,
-        )
         result = await password.handle(
             form,
             client,

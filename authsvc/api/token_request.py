@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 
 from authsvc.api.form import read_form
+from authsvc.api.peer import request_address
 from authsvc.api.schemas import CLIENT_AUTH, form_body
 from authsvc.client_auth import ClientIdentity
 from authsvc.errors import InvalidClient, InvalidRequest
@@ -47,7 +48,10 @@ async def read_token_request(
 ) -> TokenRequest:
     form = await read_form(request)
     identity = await services.client_auth.authenticate(
-        request.headers.get("authorization"), form, allow_default=allow_default
+        request.headers.get("authorization"),
+        form,
+        allow_default=allow_default,
+        address=request_address(request, services),
     )
     if confidential and identity.client.public:
         raise InvalidClient(detail="this endpoint needs a confidential client")

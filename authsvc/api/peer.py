@@ -1,0 +1,19 @@
+"""The calling client's address for a request (see ``authsvc.addresses`` for the rules)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from authsvc.addresses import client_address
+from authsvc.runtime import Services
+
+__all__ = ["request_address"]
+
+
+def request_address(request: Request, services: Services) -> str:
+    """The TCP peer, or behind ``AUTHSVC_TRUSTED_PROXIES`` the client their X-Forwarded-For names."""
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        services.settings.trusted_proxy_networks,
+    )
