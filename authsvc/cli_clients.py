@@ -45,7 +45,7 @@ async def _run(settings: AuthSettings, action):  # type: ignore[no-untyped-def]
 def _read_jwks(path: Path) -> str:
     from joserfc.jwk import KeySet
 
-    from authsvc.client_auth import registered_keys
+    from authsvc.client_keys import key_problem, registered_keys
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -56,6 +56,10 @@ def _read_jwks(path: Path) -> str:
         raise ClientCommandError(f"--jwks {path}: not a valid JWKS") from None
     if any(key.is_private for key in keyset.keys):
         raise ClientCommandError(f"--jwks {path}: holds private keys; register only the public half")
+    for raw in data["keys"]:  # every key must be usable: a weak one is refused, not skipped
+        problem = key_problem(raw)
+        if problem is not None:
+            raise ClientCommandError(f"--jwks {path}: {problem}")
     text = json.dumps(data, separators=(",", ":"))
     if not registered_keys(text):
         raise ClientCommandError(
@@ -135,11 +139,20 @@ def clients_add(
 
     async def add(clients, users):  # type: ignore[no-untyped-def]
         # A client token's sub is its id: it must not name an existing user.
-        if await users.by_username(client_id) is not None or await users.by_id(client_id) is not None:
+        from authsvc.usernames import login_name
+
+        as_username = login_name(client_id)
+        if (
+            as_username is not None and await users.by_username(as_username) is not None
+        ) or await users.by_id(client_id) is not None:
             raise ClientCommandError("a client id may not equal an existing user name or user id")
         try:
             await clients.add(client, SystemClock().now())
-        except DuplicateClient:
+        except DuplicateClient as taken:
+            if taken.removed:
+                raise ClientCommandError(
+                    f"client {client_id!r} was removed; a client id is never reused"
+                ) from None
             raise ClientCommandError(f"client {client_id!r} exists") from None
 
     asyncio.run(_run(settings, add))
@@ -169,13 +182,15 @@ def clients_list() -> None:
 
 @clients_app.command("remove")
 def clients_remove(client_id: str) -> None:
-    """Remove a client."""
-    removed = asyncio.run(_run(get_settings(), lambda clients, _users: clients.remove(client_id)))
-    if not removed:
+    """Remove a client and end its sessions; its id is never reused."""
+    revoked = asyncio.run(
+        _run(get_settings(), lambda clients, _users: clients.remove(client_id, SystemClock().now()))
+    )
+    if revoked is None:
         raise ClientCommandError(f"no client {client_id!r}")
     import logging
 
     logging.getLogger("authsvc.audit").info(
-        "client removed", extra={"event": "client.removed", "client_id": client_id}
+        "client removed", extra={"event": "client.removed", "client_id": client_id, "count": revoked}
     )
-    typer.echo(f"removed client {client_id}")
+    typer.echo(f"removed client {client_id}; revoked {revoked} sessions")

@@ -18,6 +18,7 @@ def default_client(settings: AuthSettings) -> Client:
         grant_types=frozenset({"password", "refresh_token"}),
         scopes=None,
         audiences=(settings.default_audience,),
+        registered=False,
     )
 
 
@@ -51,6 +52,10 @@ class ClientDirectory:
 
         found = await self._recent.get_or_load(client_id, load)
         return found[0] if found is not None else None
+
+    async def is_live(self, client_id: str) -> bool:
+        """Whether the client exists now, read from the database (introspection must not lag)."""
+        return client_id == self._default.id or await self.store.get(client_id) is not None
 
     async def use_assertion(self, client_id: str, jti: str, expires_at: float, now: float) -> bool:
         return await self.store.use_assertion(client_id, jti, expires_at, now)

@@ -32,6 +32,8 @@ async def introspect(request: Request, services: ServicesDep) -> Response:
     if presented is None or not await is_active(presented, services.session_store, now):
         return json_response(_INACTIVE, headers=NO_STORE)
     claims = presented.claims
+    if not await services.clients.is_live(claims["client_id"]):  # removed: every token of it ends
+        return json_response(_INACTIVE, headers=NO_STORE)
     body: dict[str, object] = {"active": True, **{k: claims[k] for k in _COPIED if k in claims}}
     body["token_use"] = presented.kind
     if presented.kind == "access_token":

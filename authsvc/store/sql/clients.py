@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import Client
-from authsvc.store.sql.tables import client_assertions, clients
+from authsvc.store.sql.engine import write_transaction
+from authsvc.store.sql.tables import client_assertions, clients, sessions
 
 __all__ = ["DuplicateClient", "SqlClientStore"]
 
 
 class DuplicateClient(Exception):
-    """The client id is taken."""
+    """The client id is taken, by a live client or by a removed one (ids are never revived)."""
+
+    def __init__(self, client_id: str, *, removed: bool) -> None:
+        super().__init__(client_id)
+        self.removed = removed
 
 
 def _jti_key(jti: str) -> str:
@@ -42,13 +47,22 @@ class SqlClientStore:
         self.engine = engine
 
     async def get(self, client_id: str) -> Client | None:
+        """A live client (removed ones are tombstones, never returned)."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
+            row = (
+                await conn.execute(
+                    select(clients).where(clients.c.client_id == client_id, clients.c.removed_at.is_(None))
+                )
+            ).first()
         return _client(row) if row else None
 
     async def list(self) -> list[Client]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(clients).order_by(clients.c.client_id))).all()
+            rows = (
+                await conn.execute(
+                    select(clients).where(clients.c.removed_at.is_(None)).order_by(clients.c.client_id)
+                )
+            ).all()
         return [_client(r) for r in rows]
 
     async def add(self, client: Client, now: float) -> None:
@@ -68,12 +82,38 @@ class SqlClientStore:
                     )
                 )
         except IntegrityError:
-            raise DuplicateClient(client.id) from None
+            removed = await self._removed(client.id)
+            raise DuplicateClient(client.id, removed=removed) from None
 
-    async def remove(self, client_id: str) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
-        return result.rowcount > 0
+    async def _removed(self, client_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(clients.c.removed_at).where(clients.c.client_id == client_id))
+            ).first()
+        return row is not None and row.removed_at is not None
+
+    async def remove(self, client_id: str, now: float) -> int | None:
+        """Remove a client and revoke its sessions in one transaction; None if there is no such client.
+
+        The row stays as a tombstone so the id can never be registered again (an
+        old refresh token of it must never work for a newcomer). Returns how many
+        sessions were revoked. A login racing this either wrote its session
+        before (revoked here) or re-reads the client when it writes (and stops).
+        """
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(
+                update(clients)
+                .where(clients.c.client_id == client_id, clients.c.removed_at.is_(None))
+                .values(removed_at=now)
+            )
+            if result.rowcount == 0:
+                return None
+            revoked = await conn.execute(
+                update(sessions)
+                .where(sessions.c.client_id == client_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason="client_removed")
+            )
+        return int(revoked.rowcount)
 
     async def use_assertion(self, client_id: str, jti: str, expires_at: float, now: float) -> bool:
         """Record an assertion id; False if any instance saw it before (a replay)."""
