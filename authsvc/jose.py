@@ -22,6 +22,7 @@ from joserfc.util import urlsafe_b64decode
 
 __all__ = [
     "ASYMMETRIC_ALGS",
+    "MAX_JSON_NUMBER",
     "PinnedRegistry",
     "is_json_number",
     "registry_for",
@@ -96,8 +97,15 @@ def strict_protected_header(token: str) -> None:
     strict_json(urlsafe_b64decode(segment.encode("ascii")))
 
 
+#: The largest magnitude a numeric claim may have: doubles hold every integer up to it,
+#: so a claim compares and converts exactly (a 400-digit ``exp`` would overflow ``float``).
+MAX_JSON_NUMBER = 2**53
+
+
 def is_json_number(value: object) -> bool:
-    """A finite JSON number (not a bool, not a string)."""
-    if isinstance(value, bool):
+    """A finite JSON number in range (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return -MAX_JSON_NUMBER <= value <= MAX_JSON_NUMBER  # int vs int: no conversion to float

@@ -1,0 +1,86 @@
+"""The public keys a private_key_jwt client registers, and which of them we accept.
+
+A key is usable when its ``kty`` (and curve) can verify its ``alg`` (taken
+from the key type when absent), the alg is one of ours (never HS* or none),
+it is public, and it is strong enough: RSA of at least ``MIN_RSA_BITS``, EC
+only on P-256. ``key_problem`` names what is wrong with one key (registration
+refuses the whole JWKS); ``registered_keys`` skips unusable keys at use, so a
+registration older than these rules cannot authenticate with a weak key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import JWKRegistry
+
+from authsvc.jose import ASYMMETRIC_ALGS
+from authsvc.keys.manager import LoadedKey
+
+__all__ = ["MIN_RSA_BITS", "key_problem", "registered_keys"]
+
+MIN_RSA_BITS = 2048
+_KTY_ALG = {"RSA": "RS256", "OKP": "EdDSA", "EC": "ES256"}
+_ALG_KEYS = {  # (kty, crv) each assertion alg can be verified with
+    "RS256": {("RSA", None)},
+    "PS256": {("RSA", None)},
+    "ES256": {("EC", "P-256")},
+    "EdDSA": {("OKP", "Ed25519")},
+    "Ed25519": {("OKP", "Ed25519")},
+}
+
+
+def _checked(raw: object) -> tuple[str, Any] | str:
+    """(alg, joserfc key) for a usable key, else the reason it is not."""
+    if not isinstance(raw, dict):
+        return "a key is not a JSON object"
+    if raw.get("use", "sig") != "sig":
+        return "a key is not a signature key (use)"
+    kty, alg = raw.get("kty"), raw.get("alg")
+    if alg is None and isinstance(kty, str):
+        alg = _KTY_ALG.get(kty)
+    if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
+        return f"a key's alg is not one of {', '.join(sorted(ASYMMETRIC_ALGS))}"
+    if (kty, raw.get("crv")) not in _ALG_KEYS[alg]:
+        return "EC keys must be on P-256" if kty == "EC" else "a key's type cannot verify its alg"
+    try:
+        key = JWKRegistry.import_key(raw)
+    except Exception:  # joserfc raises several types for a bad key
+        return "a key cannot be read"
+    if key.is_private:
+        return "a key holds private members; register only the public half"
+    if isinstance(key.raw_value, rsa.RSAPublicKey) and key.raw_value.key_size < MIN_RSA_BITS:
+        return f"RSA keys need at least {MIN_RSA_BITS} bits"
+    return alg, key
+
+
+def key_problem(raw: object) -> str | None:
+    """Why ``raw`` (one JWK) cannot be registered, or None if it can."""
+    checked = _checked(raw)
+    return checked if isinstance(checked, str) else None
+
+
+def registered_keys(jwks: str) -> dict[str, LoadedKey]:
+    """The client's usable signature keys by kid, each with its pinned alg.
+
+    Keys are imported one by one, so an unusable key is skipped without
+    shifting the others. A key without ``kid`` is found by its RFC 7638
+    thumbprint.
+    """
+    try:
+        data: Any = json.loads(jwks)
+        raw_keys = data["keys"]
+    except (ValueError, TypeError, KeyError):  # a broken registration is the client's failure
+        return {}
+    result: dict[str, LoadedKey] = {}
+    for raw in raw_keys if isinstance(raw_keys, list) else ():
+        checked = _checked(raw)
+        if isinstance(checked, str):
+            continue
+        alg, key = checked
+        kid = raw.get("kid") or key.thumbprint()
+        if isinstance(kid, str) and kid not in result:
+            result[kid] = LoadedKey(kid, alg, key)
+    return result
