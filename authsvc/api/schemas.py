@@ -167,7 +167,9 @@ _UNAVAILABLE = error_schema(
 _TOO_LARGE = error_schema("The request body is over 64 KiB", ["invalid_request"])
 _HEADERS_TOO_LARGE = error_schema("The request headers are over 64 KiB in all", ["invalid_request"])
 
-# /revoke and /introspect: RFC 6749 errors, client authentication, size, availability.
+_RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}}
+# /revoke and /introspect: RFC 6749 errors, client authentication and its failure limit,
+# size, availability.
 CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: error_schema("RFC 6749 §5.2 error", list(TOKEN_ERROR_CODES), _NO_STORE_HEADERS),
     401: error_schema(
@@ -176,6 +178,9 @@ CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
         {"WWW-Authenticate": _required_header('Basic realm="authsvc"')},
     ),
     413: _TOO_LARGE,
+    429: error_schema(
+        "Too many failed client authentications from this address", ["invalid_client"], _RETRY_AFTER
+    ),
     431: _HEADERS_TOO_LARGE,
     503: _UNAVAILABLE,
 }
@@ -183,9 +188,9 @@ CLIENT_ERRORS: dict[int | str, dict[str, Any]] = {
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
     **CLIENT_ERRORS,
     429: error_schema(
-        "Too many failed logins",
-        ["invalid_grant"],
-        {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+        "Too many failed logins (invalid_grant) or client authentications (invalid_client)",
+        ["invalid_grant", "invalid_client"],
+        _RETRY_AFTER,
     ),
 }
 # Routes protected by an access token (RFC 6750 §3).
