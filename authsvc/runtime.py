@@ -19,8 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
-from authsvc.counters import Counters, RedisCounters, RedisOrDatabase
+from authsvc.counters import RedisCounters, RedisOrDatabase
 from authsvc.errors import ConfigError
+from authsvc.grants import GrantRegistry
+from authsvc.grants.client_credentials import ClientCredentialsGrant
+from authsvc.grants.password import PasswordGrant
+from authsvc.grants.refresh_token import RefreshTokenGrant
 from authsvc.keys.manager import KeyManager
 from authsvc.keys.rotation import create_first_key
 from authsvc.keys.store_db import DatabaseKeyStore
@@ -30,16 +34,26 @@ from authsvc.login_limits import LoginLimiter
 from authsvc.migrations import current_revision, head_revision, upgrade
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
+from authsvc.store.protocols import Counters
 from authsvc.store.records import User
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.engine import create_engine, is_sqlite
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
-from authsvc.tokens.sessions import SessionService
+from authsvc.tokens.families import Families
+from authsvc.tokens.issuer import TokenIssuer
 from authsvc.ttl_cache import TtlCache
 
-__all__ = ["KeyStoreBackend", "Services", "build_key_store", "lifetimes", "load_keys", "open_database"]
+__all__ = [
+    "KeyStoreBackend",
+    "Services",
+    "build_key_store",
+    "command_stores",
+    "lifetimes",
+    "load_keys",
+    "open_database",
+]
 
 KeyStoreBackend = FileKeyStore | DatabaseKeyStore
 
@@ -114,7 +128,9 @@ class Services:
     keys: KeyManager
     users: SqlUserStore
     session_store: SqlSessionStore
-    sessions: SessionService
+    tokens: TokenIssuer
+    families: Families
+    grants: GrantRegistry
     clients: ClientDirectory
     client_auth: ClientAuthenticator
     hasher: PasswordHasher
@@ -166,14 +182,39 @@ class Services:
             counters,
             clock,
         )
+        users = SqlUserStore(engine, on_change=forget)
+        tokens = TokenIssuer(
+            issuer=settings.resolved_issuer,
+            keys=keys,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+            default_audience=settings.default_audience,
+        )
+        families = Families(
+            session_store,
+            tokens,
+            keys,
+            clock,
+            grace=settings.refresh_reuse_grace,
+            session_ttl=settings.refresh_token_max_ttl,
+        )
+        grants = GrantRegistry(
+            (
+                PasswordGrant(users, hasher, login_limiter, families, clock),
+                RefreshTokenGrant(families),
+                ClientCredentialsGrant(tokens, clock),
+            )
+        )
         services = cls(
             settings=settings,
             clock=clock,
             engine=engine,
             keys=keys,
-            users=SqlUserStore(engine, on_change=forget),
+            users=users,
             session_store=session_store,
-            sessions=SessionService(settings, clock, keys, session_store),
+            tokens=tokens,
+            families=families,
+            grants=grants,
             clients=clients,
             client_auth=ClientAuthenticator(
                 clients, hasher, clock, settings.resolved_issuer, settings.clock_skew, login_limiter

@@ -77,7 +77,7 @@ async def _seed(tmp_path: Path) -> dict[str, str]:
         )
         user = await services.users.by_username("alice")
         assert user is not None
-        login = await services.sessions.start(user, services.clients.default, frozenset({"read"}))
+        login = await services.families.start(user, services.clients.default, frozenset({"read"}))
         access = json.loads(login.body)["access_token"]
         basic = base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
         return {"bearer": f"Bearer {access}", "basic": f"Basic {basic}"}

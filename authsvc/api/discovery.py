@@ -53,7 +53,7 @@ def _body(issuer: str) -> bytes:
 )
 async def oauth_metadata(services: ServicesDep) -> Response:
     return Response(
-        _body(services.sessions.issuer),
+        _body(services.tokens.issuer),
         media_type="application/json",
         headers={"Cache-Control": "public, max-age=3600"},
     )

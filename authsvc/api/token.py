@@ -1,4 +1,4 @@
-"""POST /token: parse the form, find the client, dispatch on grant_type."""
+"""POST /token: parse the form, authenticate the client, hand the request to its grant."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from authsvc.api.peer import request_address
 from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.schemas import CLIENT_AUTH, TOKEN_ERRORS, form_body, token_response_schema
 from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from authsvc.grants import GRANT_TYPES, client_credentials, password, refresh_token
+from authsvc.grants import GRANT_TYPES, GrantRequest, token_parameters
 
 __all__ = ["router"]
 
 router = APIRouter()
+
+_CLIENT_PARAMETERS = {
+    "client_id": {"type": "string"},
+    "client_secret": {"type": "string"},
+    "client_assertion": {"type": "string"},
+    "client_assertion_type": {"type": "string"},
+}
 
 
 @router.post(
@@ -25,14 +32,8 @@ router = APIRouter()
     openapi_extra=form_body(
         {
             "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
-            "username": {"type": "string"},
-            "password": {"type": "string"},
-            "refresh_token": {"type": "string"},
-            "scope": {"type": "string"},
-            "client_id": {"type": "string"},
-            "client_secret": {"type": "string"},
-            "client_assertion": {"type": "string"},
-            "client_assertion_type": {"type": "string"},
+            **token_parameters(),
+            **_CLIENT_PARAMETERS,
         },
         required=["grant_type"],
         **CLIENT_AUTH,
@@ -44,31 +45,15 @@ async def token(request: Request, services: ServicesDep) -> Response:
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
-    if grant_type not in GRANT_TYPES:
+    grant = services.grants.get(grant_type)
+    if grant is None:
         raise UnsupportedGrantType()
     address = request_address(request, services)
     identity = await services.client_auth.authenticate(
-        request.headers.get("authorization"),
-        form,
-        allow_default=grant_type != "client_credentials",
-        address=address,
+        request.headers.get("authorization"), form, allow_default=grant.default_client, address=address
     )
-    client = identity.client
-    if grant_type not in client.grant_types:
+    if grant_type not in identity.client.grant_types:
         raise UnauthorizedClient()
-    if grant_type == "password":
-        result = await password.handle(
-            form,
-            client,
-            users=services.users,
-            hasher=services.hasher,
-            sessions=services.sessions,
-            limiter=services.login_limiter,
-            address=address,
-        )
-    elif grant_type == "refresh_token":
-        result = await refresh_token.handle(form, client, sessions=services.sessions)
-    else:
-        result = await client_credentials.handle(form, client, sessions=services.sessions)
+    result = await grant.handle(GrantRequest(form, identity.client, address))
     request.app.state.metrics.tokens_issued.labels(grant_type).inc()
     return json_response(result.body, headers=NO_STORE)

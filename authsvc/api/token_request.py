@@ -63,7 +63,7 @@ async def read_token_request(
         token,
         form.get("token_type_hint"),
         services.keys,
-        services.sessions.issuer,
+        services.tokens.issuer,
         now,
         services.settings.clock_skew,
     )

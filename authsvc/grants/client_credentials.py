@@ -2,35 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
+from typing import Any, ClassVar
 
+from authsvc.clock import Clock
 from authsvc.errors import InvalidScope, UnauthorizedClient
-from authsvc.store.records import Client
-from authsvc.tokens.sessions import SessionService, TokenResponse, parse_scope, scope_str
+from authsvc.grants.base import GrantRequest, requested_scope
+from authsvc.tokens.families import TokenResponse
+from authsvc.tokens.issuer import TokenIssuer, token_body
 
-__all__ = ["handle"]
+__all__ = ["ClientCredentialsGrant"]
 
 audit = logging.getLogger("authsvc.audit")
 
 
-async def handle(form: Mapping[str, str], client: Client, *, sessions: SessionService) -> TokenResponse:
-    if client.public:
-        raise UnauthorizedClient(detail="public client")
-    allowed = client.scopes or frozenset()
-    requested = parse_scope(form.get("scope"))
-    scopes = allowed if requested is None else requested
-    if not scopes <= allowed:
-        raise InvalidScope()
-    now = sessions.clock.now()
-    token, expires_in = sessions.access_token(sub=client.id, client=client, scopes=scopes, now=now, sid=None)
-    # Not an audit event (a service's routine, every few minutes per caller): DEBUG only.
-    audit.debug("client token", extra={"event": "token.client_credentials", "client_id": client.id})
-    body = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "scope": scope_str(scopes),
-    }
-    return TokenResponse(json.dumps(body, separators=(",", ":")).encode())
+class ClientCredentialsGrant:
+    grant_type: ClassVar[str] = "client_credentials"
+    parameters: ClassVar[dict[str, dict[str, Any]]] = {"scope": {"type": "string"}}
+    default_client: ClassVar[bool] = False  # a confidential client must authenticate
+
+    def __init__(self, issuer: TokenIssuer, clock: Clock) -> None:
+        self.issuer = issuer
+        self.clock = clock
+
+    async def handle(self, request: GrantRequest) -> TokenResponse:
+        client = request.client
+        if client.public:
+            raise UnauthorizedClient(detail="public client")
+        allowed = client.scopes or frozenset()
+        requested = requested_scope(request.form)
+        scopes = allowed if requested is None else requested
+        if not scopes <= allowed:
+            raise InvalidScope()
+        token, expires_in = self.issuer.access_token(
+            key=self.issuer.signing_key(), sub=client.id, client=client, scopes=scopes, now=self.clock.now()
+        )
+        # Not an audit event (a service's routine, every few minutes per caller): DEBUG only.
+        audit.debug("client token", extra={"event": "token.client_credentials", "client_id": client.id})
+        return TokenResponse(token_body(token, expires_in, scopes, None).encode())

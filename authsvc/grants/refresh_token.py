@@ -1,18 +1,29 @@
-"""The refresh token grant (RFC 6749 §6) with rotation and reuse detection."""
+"""The refresh token grant (RFC 6749 §6): rotation and reuse detection (``tokens.families``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from authsvc.errors import InvalidRequest
-from authsvc.store.records import Client
-from authsvc.tokens.sessions import SessionService, TokenResponse, parse_scope
+from authsvc.grants.base import GrantRequest, requested_scope
+from authsvc.tokens.families import Families, TokenResponse
 
-__all__ = ["handle"]
+__all__ = ["RefreshTokenGrant"]
 
 
-async def handle(form: Mapping[str, str], client: Client, *, sessions: SessionService) -> TokenResponse:
-    token = form.get("refresh_token")
-    if token is None:
-        raise InvalidRequest("The refresh_token parameter is required.")
-    return await sessions.rotate(token, client, parse_scope(form.get("scope")))
+class RefreshTokenGrant:
+    grant_type: ClassVar[str] = "refresh_token"
+    parameters: ClassVar[dict[str, dict[str, Any]]] = {
+        "refresh_token": {"type": "string"},
+        "scope": {"type": "string"},
+    }
+    default_client: ClassVar[bool] = True
+
+    def __init__(self, families: Families) -> None:
+        self.families = families
+
+    async def handle(self, request: GrantRequest) -> TokenResponse:
+        token = request.form.get("refresh_token")
+        if token is None:
+            raise InvalidRequest("The refresh_token parameter is required.")
+        return await self.families.rotate(token, request.client, requested_scope(request.form))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Client", "RefreshTokenRow", "SessionRecord", "User"]
+__all__ = ["Client", "IssuedRefreshToken", "RefreshTokenRow", "SessionRecord", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,17 @@ class SessionRecord:
     expires_at: float
     revoked_at: float | None
     revoked_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRefreshToken:
+    """A refresh token just minted, and the token response that carries it (stored for grace)."""
+
+    jti: str
+    kid: str
+    issued_at: float
+    expires_at: float
+    body: str
 
 
 @dataclass(frozen=True, slots=True)

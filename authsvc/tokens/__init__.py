@@ -1,1 +1,3 @@
-"""Tokens: signing (issuer), checking our own (validation), families (sessions)."""
+"""Tokens: issuing (issuer), checking our own (validation, inspection), login sessions (families)."""
+
+__all__: list[str] = []

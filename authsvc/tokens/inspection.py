@@ -9,16 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from authsvc.jose import ACCESS_TOKEN_TYPES
 from authsvc.keys.manager import KeyManager
 from authsvc.store.sql.sessions import SqlSessionStore
-from authsvc.tokens.issuer import ACCESS_TYP, REFRESH_TYP
+from authsvc.tokens.issuer import REFRESH_TYP
 from authsvc.tokens.validation import TokenRejected, check_token
 
 __all__ = ["PresentedToken", "identify", "is_active"]
 
 TokenKind = Literal["access_token", "refresh_token"]
 _TYPS: dict[TokenKind, frozenset[str]] = {
-    "access_token": frozenset({ACCESS_TYP, "application/at+jwt"}),
+    "access_token": ACCESS_TOKEN_TYPES,
     "refresh_token": frozenset({REFRESH_TYP}),
 }
 

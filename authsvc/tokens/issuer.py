@@ -1,17 +1,31 @@
-"""Claims in, signed compact JWS out, with the current key's kid in the header."""
+"""Every token this service issues: claims built here, signed compact JWS out.
+
+Access tokens are RFC 9068 (``typ: at+jwt``); refresh tokens are ours
+(``typ: rt+jwt``, no ``aud``, never accepted where an access token is
+expected). Both carry the signing key's kid. The token response body (RFC 6749
+§5.1) is built here too, once, so that a grace replay returns exactly the
+bytes of the first answer.
+
+The signing key is looked up by the caller on the event loop (the key manager
+is not shared with threads) and passed in; building and signing may then run
+on a store's worker thread.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
 
 from authsvc.jose import registry_for
-from authsvc.keys.manager import LoadedKey
+from authsvc.keys.manager import KeyManager, LoadedKey
+from authsvc.scopes import scope_str
+from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord
 
-__all__ = ["ACCESS_TYP", "REFRESH_TYP", "new_jti", "sign"]
+__all__ = ["ACCESS_TYP", "REFRESH_TYP", "TokenIssuer", "new_jti", "sign", "token_body"]
 
 ACCESS_TYP = "at+jwt"  # RFC 9068
 REFRESH_TYP = "rt+jwt"  # ours: never accepted where an access token is expected
@@ -26,3 +40,100 @@ def sign(key: LoadedKey, typ: str, claims: dict[str, Any]) -> str:
     header = {"alg": key.alg, "kid": key.kid, "typ": typ}
     payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
     return jws.serialize_compact(header, payload, key.key, registry=registry_for(key.alg))
+
+
+def token_body(access_token: str, expires_in: int, scopes: frozenset[str], refresh_token: str | None) -> str:
+    """The RFC 6749 §5.1 success body."""
+    body: dict[str, object] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": scope_str(scopes),
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    return json.dumps(body, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    """Claims and lifetimes of our tokens (CONTRACT.md, Tokens)."""
+
+    issuer: str
+    keys: KeyManager
+    access_ttl: int
+    refresh_ttl: int
+    default_audience: str
+
+    def signing_key(self) -> LoadedKey:
+        """The key the timetable names now (on the event loop)."""
+        return self.keys.signing_key()
+
+    def access_token(
+        self,
+        *,
+        key: LoadedKey,
+        sub: str,
+        client: Client,
+        scopes: frozenset[str],
+        now: float,
+        sid: str | None = None,
+        cap: float | None = None,
+    ) -> tuple[str, int]:
+        """(token, expires_in); ``cap`` bounds ``exp`` (a session's absolute end)."""
+        ttl = min(client.access_token_ttl or self.access_ttl, self.access_ttl)
+        audiences = client.audiences or (self.default_audience,)
+        iat = int(now)
+        exp = iat + ttl if cap is None else min(iat + ttl, int(cap))
+        claims: dict[str, object] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": audiences[0] if len(audiences) == 1 else list(audiences),
+            "exp": exp,
+            "iat": iat,
+            "jti": new_jti(),
+            "client_id": client.id,
+            "scope": scope_str(scopes),
+        }
+        if sid is not None:
+            claims["sid"] = sid
+        return sign(key, ACCESS_TYP, claims), max(0, exp - int(now))
+
+    def session_tokens(
+        self,
+        *,
+        key: LoadedKey,
+        session: SessionRecord,
+        client: Client,
+        scopes: frozenset[str],
+        now: float,
+        jti: str,
+    ) -> IssuedRefreshToken:
+        """A session's access and refresh tokens, and the response carrying both.
+
+        The refresh token keeps the session's scope; the access token gets
+        ``scopes`` (a refresh may ask for a subset). Pure computation and
+        signing: safe on a worker thread.
+        """
+        access, expires_in = self.access_token(
+            key=key, sub=session.user_id, client=client, scopes=scopes, now=now, sid=session.id,
+            cap=session.expires_at,
+        )
+        iat = int(now)
+        exp = min(iat + self.refresh_ttl, int(session.expires_at))
+        refresh = sign(
+            key,
+            REFRESH_TYP,
+            {
+                "iss": self.issuer,
+                "sub": session.user_id,
+                "client_id": client.id,
+                "sid": session.id,
+                "jti": jti,
+                "iat": iat,
+                "exp": exp,
+                "scope": session.scope,
+            },
+        )
+        body = token_body(access, expires_in, scopes, refresh)
+        return IssuedRefreshToken(jti=jti, kid=key.kid, issued_at=now, expires_at=float(exp), body=body)

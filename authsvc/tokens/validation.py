@@ -1,9 +1,9 @@
-"""Checking tokens this service signed: signature by kid, typ, time claims.
+"""Checking tokens this service signed (and client assertions): signature by kid, typ, time claims.
 
-The key is found by ``kid`` among our own keys and pins the algorithm; the
-header's ``alg`` must match it. Headers that point elsewhere for a key
-(``jwk``, ``jku``, ``x5u``, ``x5c``) and any ``crit`` are refused outright.
-JOSE parsing and signature checks are joserfc's; this module adds the policy.
+The key is found by ``kid`` among the keys we trust for the purpose and pins
+the algorithm; the header's ``alg`` must match it. The rest of the policy
+(sizes, refused header members, strict JSON, time claims) is ``authsvc.jose``'s,
+shared with the verifier; JOSE parsing and signature checks are joserfc's.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ from typing import Any
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from authsvc.jose import is_json_number, registry_for, strict_json, strict_protected_header
+from authsvc.jose import (
+    MAX_TOKEN_LENGTH,
+    REFUSED_HEADERS,
+    registry_for,
+    strict_json,
+    strict_protected_header,
+    time_problem,
+)
 from authsvc.keys.manager import LoadedKey
 
-__all__ = ["MAX_TOKEN_LENGTH", "TokenRejected", "check_times", "check_token", "peek_claims"]
+__all__ = ["TokenRejected", "check_times", "check_token", "peek_claims"]
 
-MAX_TOKEN_LENGTH = 8192
-_FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64", "zip", "enc"})
 _ANY_REGISTRY = registry_for("RS256")  # extraction only checks sizes and syntax
 
 
@@ -30,17 +35,6 @@ class TokenRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        if required:
-            raise TokenRejected(f"missing {name}")
-        return None
-    if not is_json_number(value):
-        raise TokenRejected(f"{name} is not a finite number")
-    return float(value)
 
 
 def _extract(token: object) -> jws.CompactSignature:
@@ -69,17 +63,10 @@ def _payload(obj: jws.CompactSignature) -> dict[str, Any]:
 
 
 def check_times(claims: dict[str, Any], *, now: float, skew: int, iat_required: bool = True) -> None:
-    """``exp``, ``iat`` and ``nbf`` against now, with ``skew`` of leeway."""
-    exp = _number(claims, "exp", required=True)
-    iat = _number(claims, "iat", required=iat_required)
-    nbf = _number(claims, "nbf", required=False)
-    assert exp is not None
-    if exp <= now - skew:
-        raise TokenRejected("expired")
-    if iat is not None and iat > now + skew:
-        raise TokenRejected("issued in the future")
-    if nbf is not None and nbf > now + skew:
-        raise TokenRejected("not yet valid")
+    """``exp``, ``iat`` and ``nbf`` against now, with ``skew`` of leeway (``authsvc.jose``)."""
+    problem = time_problem(claims, now=now, leeway=skew, iat_required=iat_required)
+    if problem is not None:
+        raise TokenRejected(problem)
 
 
 def peek_claims(token: object) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -113,7 +100,7 @@ def check_token(
     typ = header.get("typ")
     if (typ is not None or typ_required) and (not isinstance(typ, str) or typ.lower() not in typs):
         raise TokenRejected("wrong typ")
-    if _FORBIDDEN_HEADERS.intersection(header):
+    if REFUSED_HEADERS.intersection(header):
         raise TokenRejected("forbidden header")
     kid = header.get("kid", None if typ_required else "")
     if not isinstance(kid, str) or (typ_required and not kid):

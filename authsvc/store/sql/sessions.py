@@ -1,68 +1,37 @@
 """Sessions (refresh-token families), refresh-token rows and revocations in SQL.
 
-The refresh rotation is a compare-and-set: the transaction's first statement
-marks the presented token spent only if it is still unspent, so of N
-concurrent refreshes exactly one sees ``rowcount == 1`` — on SQLite (the
-first write takes the database's write lock) and on PostgreSQL (the row lock
-makes the losers re-check ``spent_at``) alike, across processes.
+This module only runs statements; what they mean (reuse, grace, revocation of
+a family: RFC 9700 §4.14) is decided by ``authsvc.tokens.families``, which
+hands ``write`` a function to run inside one transaction.
 
-Each public method is one transaction run on a worker thread
-(``ThreadedDatabase``); the hot path's statements are built once, with bind
-parameters, so a refresh pays neither the per-statement async round trips
-nor SQLAlchemy's statement construction.
+Each transaction runs whole on a worker thread (``ThreadedDatabase``), and
+the hot path's statements are built once, with bind parameters, so a refresh
+pays neither per-statement async round trips nor statement construction.
+
+The compare-and-set that spends a refresh token (``spend``) marks it spent
+only if it is still unspent, so of N concurrent refreshes exactly one sees a
+row — on SQLite (the first write takes the database's write lock) and on
+PostgreSQL (the row lock makes the losers re-check ``spent_at``) alike, across
+processes.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authsvc.store.records import RefreshTokenRow, SessionRecord
+from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord
 from authsvc.store.sql.tables import clients, refresh_tokens, revoked_access_tokens, sessions, users
 from authsvc.store.sql.threaded import ThreadedDatabase
 
-__all__ = ["NewRefreshToken", "RotateOutcome", "RotateResult", "SqlSessionStore"]
+__all__ = ["SqlSessionStore", "SqlSessionTransaction"]
 
-
-@dataclass(frozen=True, slots=True)
-class NewRefreshToken:
-    """What the caller minted for a successor, and the response that carries it."""
-
-    jti: str
-    kid: str
-    issued_at: float
-    expires_at: float
-    body: str
-
-
-class RotateOutcome(StrEnum):
-    ROTATED = "rotated"  # the token was spent now; body is the new response
-    REPLAYED = "replayed"  # a retry inside the grace window; body is the first response
-    REUSED = "reused"  # a spent token came back: the family is now revoked
-    INVALID = "invalid"  # unknown, expired, revoked or another client's
-
-
-@dataclass(frozen=True, slots=True)
-class RotateResult:
-    outcome: RotateOutcome
-    body: str | None = None
-    session_id: str | None = None
-    reason: str = ""
-
-
-class _StaleLogin(Exception):
-    """The user or client changed after the login read them; the transaction rolls back."""
-
-
-class _SessionEnded(Exception):
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
+T = TypeVar("T")
 
 
 def _session(row: object) -> SessionRecord:
@@ -113,6 +82,100 @@ _LIVE_CLIENT = (
 )
 _INSERT_TOKEN = insert(refresh_tokens)
 _INSERT_SESSION = insert(sessions)
+_KEEP_GRACE_BODY = (
+    update(refresh_tokens)
+    .where(refresh_tokens.c.jti == bindparam("p_jti"))
+    .values(grace_body=bindparam("p_body"), grace_until=bindparam("p_until"))
+)
+
+
+class SqlSessionTransaction:
+    """The statements a family decision runs, inside one transaction (on a worker thread)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.revoked = False  # the store tells its caches after the commit
+
+    def insert_session(self, session: SessionRecord) -> None:
+        self.conn.execute(
+            _INSERT_SESSION,
+            {
+                "id": session.id,
+                "user_id": session.user_id,
+                "client_id": session.client_id,
+                "scope": session.scope,
+                "created_at": session.created_at,
+                "expires_at": session.expires_at,
+            },
+        )
+
+    def user_credentials(self, user_id: str) -> tuple[int, bool] | None:
+        """(credentials version, disabled), share-locked until the transaction ends; None: no user."""
+        row = self.conn.execute(_USER_CREDENTIALS, {"p_user_id": user_id}).first()
+        return None if row is None else (int(row.credentials_version), bool(row.disabled))
+
+    def client_live(self, client_id: str) -> bool:
+        """Whether the registered client exists and is not removed (share-locked)."""
+        return self.conn.execute(_LIVE_CLIENT, {"p_client_id": client_id}).first() is not None
+
+    def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None:
+        self.conn.execute(
+            _INSERT_TOKEN,
+            {
+                "jti": token.jti,
+                "session_id": session.id,
+                "client_id": session.client_id,
+                "kid": token.kid,
+                "issued_at": token.issued_at,
+                "expires_at": token.expires_at,
+            },
+        )
+
+    def spend(self, jti: str, client_id: str, now: float, successor_jti: str) -> str | None:
+        """The compare-and-set: the session id if ``jti`` was live and unspent and is now spent."""
+        session_id = self.conn.execute(
+            _SPEND,
+            {
+                "p_jti": jti,
+                "p_client_id": client_id,
+                "p_now": now,
+                "p_spent_at": now,
+                "p_successor_jti": successor_jti,
+            },
+        ).scalar_one_or_none()
+        return None if session_id is None else str(session_id)
+
+    def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
+        """The session and whether its user is disabled; None when the user is gone."""
+        row = self.conn.execute(_SESSION_AND_USER, {"p_session_id": session_id}).first()
+        return None if row is None else (_session(row), bool(row.disabled))
+
+    def token(self, jti: str) -> RefreshTokenRow | None:
+        row = self.conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()
+        return _token(row) if row else None
+
+    def is_unspent(self, jti: str) -> bool:
+        spent_at = self.conn.execute(
+            select(refresh_tokens.c.spent_at).where(refresh_tokens.c.jti == jti)
+        ).scalar_one_or_none()
+        return spent_at is None
+
+    def keep_grace_body(self, jti: str, body: str, until: float) -> None:
+        self.conn.execute(_KEEP_GRACE_BODY, {"p_jti": jti, "p_body": body, "p_until": until})
+
+    def drop_grace_bodies(self, session_id: str, keep: str | None = None) -> None:
+        where = [refresh_tokens.c.session_id == session_id, refresh_tokens.c.grace_body.is_not(None)]
+        if keep is not None:
+            where.append(refresh_tokens.c.jti != keep)
+        self.conn.execute(update(refresh_tokens).where(*where).values(grace_body=None))
+
+    def revoke_session(self, session_id: str, now: float, reason: str) -> None:
+        self.conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        self.revoked = True
 
 
 class SqlSessionStore:
@@ -133,197 +196,19 @@ class SqlSessionStore:
         """Close its connections and stop its threads."""
         self.db.close()
 
-    async def create(
-        self,
-        session: SessionRecord,
-        first: Callable[[SessionRecord], NewRefreshToken],
-        *,
-        credentials_version: int,
-        registered_client: bool,
-    ) -> NewRefreshToken | None:
-        """Start a family and record its first refresh token, atomically; None if the
-        user's credentials or the client changed since the login read them.
+    async def write(self, fn: Callable[[SqlSessionTransaction], T]) -> T:
+        """``fn`` in one write transaction on a worker thread: committed if it returns, else rolled back."""
+        transaction: SqlSessionTransaction | None = None
 
-        The session row is written first, then the user (and a registered client)
-        is re-read under a share lock: a password change, disable or client removal
-        either committed before (the versions differ: nothing is written) or waits
-        for this transaction and then revokes the session it wrote. On SQLite the
-        first write already holds the database's write lock. ``first`` runs on the
-        worker thread, inside the transaction.
-        """
+        def run(conn: Connection) -> T:
+            nonlocal transaction
+            transaction = SqlSessionTransaction(conn)
+            return fn(transaction)
 
-        def tx(conn: Connection) -> NewRefreshToken:
-            conn.execute(
-                _INSERT_SESSION,
-                {
-                    "id": session.id,
-                    "user_id": session.user_id,
-                    "client_id": session.client_id,
-                    "scope": session.scope,
-                    "created_at": session.created_at,
-                    "expires_at": session.expires_at,
-                },
-            )
-            user = conn.execute(_USER_CREDENTIALS, {"p_user_id": session.user_id}).first()
-            if user is None or user.disabled or user.credentials_version != credentials_version:
-                raise _StaleLogin
-            if registered_client and conn.execute(
-                _LIVE_CLIENT, {"p_client_id": session.client_id}
-            ).first() is None:
-                raise _StaleLogin
-            token = first(session)
-            self._insert_token(conn, token, session)
-            return token
-
-        try:
-            return await self.db.write(tx)
-        except _StaleLogin:
-            return None
-
-    @staticmethod
-    def _insert_token(conn: Connection, token: NewRefreshToken, session: SessionRecord) -> None:
-        conn.execute(
-            _INSERT_TOKEN,
-            {
-                "jti": token.jti,
-                "session_id": session.id,
-                "client_id": session.client_id,
-                "kid": token.kid,
-                "issued_at": token.issued_at,
-                "expires_at": token.expires_at,
-            },
-        )
-
-    async def rotate(
-        self,
-        jti: str,
-        client_id: str,
-        now: float,
-        grace: int,
-        successor: Callable[[SessionRecord], NewRefreshToken],
-        successor_jti: str | None = None,
-    ) -> RotateResult:
-        """Spend ``jti`` and record its successor, or tell why not.
-
-        ``successor`` runs on the worker thread, inside the transaction: it must
-        only compute (sign and serialise), never touch shared state.
-        ``successor_jti``, when the caller knows it in advance, is recorded by
-        the compare-and-set itself, saving a statement on the hot path.
-        """
-
-        def tx(conn: Connection) -> RotateResult:
-            return self._rotate(conn, jti, client_id, now, grace, successor, successor_jti)
-
-        try:
-            result = await self.db.write(tx)
-        except _SessionEnded as ended:
-            return RotateResult(RotateOutcome.INVALID, session_id=ended.session_id, reason="session ended")
-        if result.outcome is RotateOutcome.REUSED:
+        result = await self.db.write(run)
+        if transaction is not None and transaction.revoked:
             self._on_revoke()
         return result
-
-    def _rotate(
-        self,
-        conn: Connection,
-        jti: str,
-        client_id: str,
-        now: float,
-        grace: int,
-        successor: Callable[[SessionRecord], NewRefreshToken],
-        successor_jti: str | None,
-    ) -> RotateResult:
-        session_id = conn.execute(
-            _SPEND,
-            {
-                "p_jti": jti,
-                "p_client_id": client_id,
-                "p_now": now,
-                "p_spent_at": now,
-                "p_successor_jti": successor_jti,
-            },
-        ).scalar_one_or_none()
-        if session_id is None:
-            return self._not_spent_now(conn, jti, client_id, now)
-        row = conn.execute(_SESSION_AND_USER, {"p_session_id": session_id}).first()
-        if row is None:
-            raise _SessionEnded(session_id)  # its user is gone; rolls the spend back
-        session = _session(row)
-        if session.revoked_at is not None or session.expires_at <= now or row.disabled:
-            raise _SessionEnded(session.id)  # rolls the spend back
-        token = successor(session)
-        if successor_jti is not None and token.jti != successor_jti:
-            raise ValueError("the successor must carry the announced jti")
-        self._insert_token(conn, token, session)
-        if successor_jti is None or grace > 0:
-            # Older generations can never be replayed now (their successors are
-            # spent): their stored bodies go at once rather than at the next prune.
-            self._drop_grace_bodies(conn, session.id, keep=jti)
-            conn.execute(
-                update(refresh_tokens)
-                .where(refresh_tokens.c.jti == jti)
-                .values(
-                    successor_jti=token.jti,
-                    grace_body=token.body if grace > 0 else None,
-                    grace_until=now + grace if grace > 0 else None,
-                )
-            )
-        return RotateResult(RotateOutcome.ROTATED, body=token.body, session_id=session.id)
-
-    def _not_spent_now(self, conn: Connection, jti: str, client_id: str, now: float) -> RotateResult:
-        row = conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()
-        if row is None:
-            return RotateResult(RotateOutcome.INVALID, reason="unknown refresh token")
-        token = _token(row)
-        if token.client_id != client_id:
-            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="other client")
-        if token.spent_at is None:
-            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="expired")
-        session_row = conn.execute(select(sessions).where(sessions.c.id == token.session_id)).first()
-        if session_row is None or self._ended(conn, _session(session_row), now):
-            return RotateResult(RotateOutcome.INVALID, session_id=token.session_id, reason="session ended")
-        if (
-            token.grace_body is not None
-            and token.grace_until is not None
-            and now < token.grace_until
-            and token.successor_jti is not None
-            and self._unspent(conn, token.successor_jti)
-        ):
-            return RotateResult(RotateOutcome.REPLAYED, body=token.grace_body, session_id=token.session_id)
-        conn.execute(
-            update(sessions)
-            .where(sessions.c.id == token.session_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now, revoked_reason="reuse")
-        )
-        self._drop_grace_bodies(conn, token.session_id)
-        return RotateResult(RotateOutcome.REUSED, session_id=token.session_id, reason="reuse")
-
-    @staticmethod
-    def _drop_grace_bodies(conn: Connection, session_id: str, keep: str | None = None) -> None:
-        where = [refresh_tokens.c.session_id == session_id, refresh_tokens.c.grace_body.is_not(None)]
-        if keep is not None:
-            where.append(refresh_tokens.c.jti != keep)
-        conn.execute(update(refresh_tokens).where(*where).values(grace_body=None))
-
-    @staticmethod
-    def _ended(conn: Connection, session: SessionRecord, now: float) -> bool:
-        """Revoked, past its absolute limit, or its user is disabled or gone.
-
-        Disabling through the CLI revokes the sessions too; this check keeps a
-        disabled user from refreshing whatever path disabled them.
-        """
-        if session.revoked_at is not None or session.expires_at <= now:
-            return True
-        disabled = conn.execute(
-            select(users.c.disabled).where(users.c.id == session.user_id)
-        ).scalar_one_or_none()
-        return disabled is None or bool(disabled)
-
-    @staticmethod
-    def _unspent(conn: Connection, jti: str) -> bool:
-        spent_at = conn.execute(
-            select(refresh_tokens.c.spent_at).where(refresh_tokens.c.jti == jti)
-        ).scalar_one_or_none()
-        return spent_at is None
 
     # --- lookups ------------------------------------------------------------------
     async def get(self, session_id: str) -> SessionRecord | None:
@@ -334,11 +219,7 @@ class SqlSessionStore:
         return await self.db.read(tx)
 
     async def token(self, jti: str) -> RefreshTokenRow | None:
-        def tx(conn: Connection) -> RefreshTokenRow | None:
-            row = conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()
-            return _token(row) if row else None
-
-        return await self.db.read(tx)
+        return await self.db.read(lambda conn: SqlSessionTransaction(conn).token(jti))
 
     async def access_allowed(self, session_id: str | None, jti: str, now: float) -> bool:
         """False if the access token's session ended or the token itself was revoked."""
@@ -405,24 +286,13 @@ class SqlSessionStore:
     # --- housekeeping -------------------------------------------------------------
     async def drop_grace_bodies(self, now: float) -> int:
         """Forget stored responses whose grace has ended (they hold live tokens)."""
-        statement = (
-            update(refresh_tokens)
-            .where(refresh_tokens.c.grace_body.is_not(None), refresh_tokens.c.grace_until <= now)
-            .values(grace_body=None)
-        )
-        return int(await self.db.write(lambda conn: conn.execute(statement).rowcount))
+        return int(await self.db.write(lambda conn: _drop_ended_grace(conn, now)))
 
     async def prune(self, now: float) -> dict[str, int]:
         """Delete rows nothing can use any more; drop grace bodies past their window."""
 
         def tx(conn: Connection) -> dict[str, int]:
-            counts: dict[str, int] = {}
-            result = conn.execute(
-                update(refresh_tokens)
-                .where(refresh_tokens.c.grace_until <= now, refresh_tokens.c.grace_body.is_not(None))
-                .values(grace_body=None)
-            )
-            counts["grace_bodies"] = result.rowcount
+            counts: dict[str, int] = {"grace_bodies": _drop_ended_grace(conn, now)}
             result = conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= now))
             counts["refresh_tokens"] = result.rowcount
             has_tokens = exists().where(refresh_tokens.c.session_id == sessions.c.id)
@@ -439,3 +309,12 @@ class SqlSessionStore:
             return counts
 
         return await self.db.write(tx)
+
+
+def _drop_ended_grace(conn: Connection, now: float) -> int:
+    result = conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.grace_body.is_not(None), refresh_tokens.c.grace_until <= now)
+        .values(grace_body=None)
+    )
+    return int(result.rowcount)

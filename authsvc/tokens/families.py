@@ -1,0 +1,343 @@
+"""Login sessions as refresh-token families: RFC 9700 §4.14, in one place.
+
+``open_family`` and ``rotate_family`` are the decisions, written against the
+statements of a ``SessionTransaction`` and run inside one store transaction
+they are handed (on the store's worker thread):
+
+* a login writes its session, then re-reads the user and client under a lock:
+  a password change, disable or client removal that won the race leaves no
+  session behind (CONTRACT.md, Trust rules);
+* a refresh spends the presented token with a compare-and-set; the winner
+  records its successor (and, with a grace window, the response it returns);
+* a spent token that comes back is a replay: inside the grace, while its
+  successor is unspent, it gets the stored response again; otherwise it is
+  reuse, and the whole family is revoked.
+
+``Families`` is the service around them: it checks the presented token's JWS,
+looks the signing key up on the event loop, runs the decision, and reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, TypeVar
+
+from authsvc.clock import Clock
+from authsvc.errors import InvalidGrant, InvalidScope
+from authsvc.keys.manager import KeyManager
+from authsvc.scopes import scope_str
+from authsvc.store.records import Client, IssuedRefreshToken, RefreshTokenRow, SessionRecord, User
+from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti
+from authsvc.tokens.validation import TokenRejected, check_token
+
+__all__ = [
+    "Families",
+    "Outcome",
+    "Rotation",
+    "SessionTransaction",
+    "TokenResponse",
+    "open_family",
+    "rotate_family",
+]
+
+audit = logging.getLogger("authsvc.audit")
+T = TypeVar("T")
+_REFRESH_TYPS = frozenset({REFRESH_TYP})
+
+
+class SessionTransaction(Protocol):
+    """The statements a family decision needs, inside one transaction."""
+
+    def insert_session(self, session: SessionRecord) -> None: ...
+    def user_credentials(self, user_id: str) -> tuple[int, bool] | None: ...
+    def client_live(self, client_id: str) -> bool: ...
+    def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None: ...
+    def spend(self, jti: str, client_id: str, now: float, successor_jti: str) -> str | None: ...
+    def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None: ...
+    def token(self, jti: str) -> RefreshTokenRow | None: ...
+    def is_unspent(self, jti: str) -> bool: ...
+    def keep_grace_body(self, jti: str, body: str, until: float) -> None: ...
+    def drop_grace_bodies(self, session_id: str, keep: str | None = None) -> None: ...
+    def revoke_session(self, session_id: str, now: float, reason: str) -> None: ...
+
+
+class SessionWriter(Protocol):
+    """A store that runs a function in one write transaction (committed unless it raises)."""
+
+    async def write(self, fn: Callable[[SessionTransaction], T]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """A token endpoint success body, serialised once (and stored as-is for grace)."""
+
+    body: bytes
+
+
+class Outcome(StrEnum):
+    ROTATED = "rotated"  # the token was spent now; body is the new response
+    REPLAYED = "replayed"  # a retry inside the grace window; body is the first response
+    REUSED = "reused"  # a spent token came back: the family is now revoked
+    INVALID = "invalid"  # unknown, expired, revoked, another client's, or its session ended
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    outcome: Outcome
+    body: str | None = None
+    session_id: str | None = None
+    reason: str = ""
+
+
+class _Ended(Exception):
+    """The session ended under the spend: raised to roll the spend back."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+
+class _Stale(Exception):
+    """The user or client changed after the login read them: roll the session back."""
+
+
+# --- the decisions, inside a transaction --------------------------------------------
+def open_family(
+    tx: SessionTransaction,
+    session: SessionRecord,
+    first: Callable[[SessionRecord], IssuedRefreshToken],
+    *,
+    credentials_version: int,
+    registered_client: bool,
+) -> IssuedRefreshToken:
+    """Write a new session and its first token, unless the login's reads went stale.
+
+    The session row comes first, then the re-reads under a share lock: a
+    credential change or removal either committed before (the versions differ:
+    this raises and nothing is written) or waits for this transaction and then
+    revokes the session it wrote.
+    """
+    tx.insert_session(session)
+    user = tx.user_credentials(session.user_id)
+    if user is None or user[1] or user[0] != credentials_version:
+        raise _Stale
+    if registered_client and not tx.client_live(session.client_id):
+        raise _Stale
+    token = first(session)
+    tx.insert_token(token, session)
+    return token
+
+
+def rotate_family(
+    tx: SessionTransaction,
+    *,
+    jti: str,
+    client_id: str,
+    now: float,
+    grace: int,
+    successor_jti: str,
+    successor: Callable[[SessionRecord], IssuedRefreshToken],
+) -> Rotation:
+    """Spend ``jti`` and record its successor, or decide what a replay of it means."""
+    session_id = tx.spend(jti, client_id, now, successor_jti)
+    if session_id is None:
+        return _replayed(tx, jti, client_id, now)
+    found = tx.session_and_user_disabled(session_id)
+    if found is None:
+        raise _Ended(session_id)  # its user is gone
+    session, user_disabled = found
+    if session.revoked_at is not None or session.expires_at <= now or user_disabled:
+        raise _Ended(session.id)
+    token = successor(session)
+    if token.jti != successor_jti:
+        raise ValueError("the successor must carry the jti the spend recorded")
+    tx.insert_token(token, session)
+    if grace > 0:
+        # Older generations can never be replayed now (their successors are spent):
+        # their stored bodies go at once rather than at the next sweep.
+        tx.drop_grace_bodies(session.id, keep=jti)
+        tx.keep_grace_body(jti, token.body, now + grace)
+    return Rotation(Outcome.ROTATED, body=token.body, session_id=session.id)
+
+
+def _replayed(tx: SessionTransaction, jti: str, client_id: str, now: float) -> Rotation:
+    """A token the compare-and-set did not spend: unknown, expired, or a replay."""
+    token = tx.token(jti)
+    if token is None:
+        return Rotation(Outcome.INVALID, reason="unknown refresh token")
+    if token.client_id != client_id:
+        return Rotation(Outcome.INVALID, session_id=token.session_id, reason="other client")
+    if token.spent_at is None:
+        return Rotation(Outcome.INVALID, session_id=token.session_id, reason="expired")
+    found = tx.session_and_user_disabled(token.session_id)
+    if found is None or _ended(found, now):
+        return Rotation(Outcome.INVALID, session_id=token.session_id, reason="session ended")
+    if (
+        token.grace_body is not None
+        and token.grace_until is not None
+        and now < token.grace_until
+        and token.successor_jti is not None
+        and tx.is_unspent(token.successor_jti)
+    ):
+        return Rotation(Outcome.REPLAYED, body=token.grace_body, session_id=token.session_id)
+    tx.revoke_session(token.session_id, now, "reuse")
+    tx.drop_grace_bodies(token.session_id)
+    return Rotation(Outcome.REUSED, session_id=token.session_id, reason="reuse")
+
+
+def _ended(found: tuple[SessionRecord, bool], now: float) -> bool:
+    session, user_disabled = found
+    return session.revoked_at is not None or session.expires_at <= now or user_disabled
+
+
+async def rotate(
+    store: SessionWriter,
+    *,
+    jti: str,
+    client_id: str,
+    now: float,
+    grace: int,
+    successor_jti: str,
+    successor: Callable[[SessionRecord], IssuedRefreshToken],
+) -> Rotation:
+    """``rotate_family`` in one transaction of ``store``; a session that ended rolls the spend back."""
+    try:
+        return await store.write(
+            lambda tx: rotate_family(
+                tx,
+                jti=jti,
+                client_id=client_id,
+                now=now,
+                grace=grace,
+                successor_jti=successor_jti,
+                successor=successor,
+            )
+        )
+    except _Ended as ended:
+        return Rotation(Outcome.INVALID, session_id=ended.session_id, reason="session ended")
+
+
+async def open_session(
+    store: SessionWriter,
+    session: SessionRecord,
+    first: Callable[[SessionRecord], IssuedRefreshToken],
+    *,
+    credentials_version: int,
+    registered_client: bool,
+) -> IssuedRefreshToken | None:
+    """``open_family`` in one transaction of ``store``; None when the login's reads went stale."""
+    try:
+        return await store.write(
+            lambda tx: open_family(
+                tx,
+                session,
+                first,
+                credentials_version=credentials_version,
+                registered_client=registered_client,
+            )
+        )
+    except _Stale:
+        return None
+
+
+# --- the service --------------------------------------------------------------------
+class Families:
+    """Starts and rotates families for the grants; every decision above, nothing else."""
+
+    def __init__(
+        self,
+        store: SessionWriter,
+        issuer: TokenIssuer,
+        keys: KeyManager,
+        clock: Clock,
+        *,
+        grace: int,
+        session_ttl: int,
+    ) -> None:
+        self.store = store
+        self.issuer = issuer
+        self.keys = keys
+        self.clock = clock
+        self.grace = grace
+        self.session_ttl = session_ttl
+
+    async def start(self, user: User, client: Client, scopes: frozenset[str]) -> TokenResponse:
+        """A login: open a family and return its first tokens."""
+        now = self.clock.now()
+        session = SessionRecord(
+            id="s_" + secrets.token_urlsafe(16),
+            user_id=user.id,
+            client_id=client.id,
+            scope=scope_str(scopes),
+            created_at=now,
+            expires_at=now + self.session_ttl,
+            revoked_at=None,
+            revoked_reason=None,
+        )
+        key = self.issuer.signing_key()
+        jti = new_jti()
+        first = await open_session(
+            self.store,
+            session,
+            lambda s: self.issuer.session_tokens(
+                key=key, session=s, client=client, scopes=scopes, now=now, jti=jti
+            ),
+            credentials_version=user.credentials_version,
+            registered_client=client.registered,
+        )
+        if first is None:
+            # A password change, disable or client removal won the race with this login.
+            raise InvalidGrant("The username or password is incorrect.", detail="credentials changed")
+        audit.info(
+            "session started",
+            extra={"event": "session.started", "user_id": user.id, "client_id": client.id, "sid": session.id},
+        )
+        return TokenResponse(first.body.encode())
+
+    async def rotate(self, token: str, client: Client, requested: frozenset[str] | None) -> TokenResponse:
+        """A refresh: spend ``token``, return its successor (or the grace replay)."""
+        now = self.clock.now()
+        try:
+            claims, _kid = check_token(
+                token,
+                typs=_REFRESH_TYPS,
+                key_for=self.keys.refresh_key,
+                issuer=self.issuer.issuer,
+                now=now,
+                skew=0,
+            )
+        except TokenRejected as exc:
+            raise InvalidGrant(detail=exc.reason) from None
+        if claims.get("client_id") != client.id or not isinstance(claims.get("sid"), str):
+            raise InvalidGrant(detail="refresh token of another client")
+        granted = frozenset(str(claims.get("scope", "")).split())
+        scopes = granted if requested is None else requested
+        if not scopes <= granted:
+            raise InvalidScope()
+        key = self.issuer.signing_key()
+        successor_jti = new_jti()
+        result = await rotate(
+            self.store,
+            jti=claims["jti"],
+            client_id=client.id,
+            now=now,
+            grace=self.grace,
+            successor_jti=successor_jti,
+            successor=lambda session: self.issuer.session_tokens(
+                key=key, session=session, client=client, scopes=scopes, now=now, jti=successor_jti
+            ),
+        )
+        context = {"client_id": client.id, "sid": result.session_id, "user_id": claims.get("sub")}
+        if result.outcome is Outcome.ROTATED or result.outcome is Outcome.REPLAYED:
+            assert result.body is not None
+            audit.info("refresh", extra={"event": f"refresh.{result.outcome.value}", **context})
+            return TokenResponse(result.body.encode())
+        if result.outcome is Outcome.REUSED:
+            audit.warning(
+                "refresh token reuse detected; session revoked",
+                extra={"event": "refresh.reuse_detected", **context},
+            )
+        raise InvalidGrant(detail=result.reason)
