@@ -14,28 +14,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
+from authsvc.store.protocols import Counters
 from authsvc.store.sql.counters import SqlCounters
 
-__all__ = ["Counters", "RedisCounters", "RedisOrDatabase"]
+__all__ = ["RedisCounters", "RedisOrDatabase"]
 
 log = logging.getLogger("authsvc")
 
 RETRY_REDIS_AFTER = 30.0
 T = TypeVar("T")
-
-
-class Counters(Protocol):
-    """Windowed counters; keys are opaque (hashes), windows in seconds."""
-
-    backend: str
-
-    async def reserve(self, limits: Sequence[tuple[str, int]], window: int, now: float) -> float: ...
-    async def add(self, key: str, window: int, now: float) -> None: ...
-    async def release(self, keys: Sequence[str], now: float) -> None: ...
-    async def clear(self, key: str) -> None: ...
-    async def blocked_for(self, key: str, limit: int, now: float) -> float: ...
 
 
 # KEYS: the counters. ARGV[1]: the window in ms; ARGV[1 + i]: the limit of KEYS[i].
@@ -67,6 +56,7 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
+_PEEK = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 _PREFIX = "{authsvc-limits}:"  # one hash slot: the scripts touch several keys at once
 
 
@@ -84,6 +74,7 @@ class RedisCounters:
         self._reserve = self.client.register_script(_RESERVE)
         self._add = self.client.register_script(_ADD)
         self._release = self.client.register_script(_RELEASE)
+        self._peek = self.client.register_script(_PEEK)
 
     async def reserve(self, limits: Sequence[tuple[str, int]], window: int, now: float) -> float:
         keys = [_PREFIX + key for key, _ in limits]
@@ -100,9 +91,8 @@ class RedisCounters:
         await self.client.delete(_PREFIX + key)
 
     async def blocked_for(self, key: str, limit: int, now: float) -> float:
-        async with self.client.pipeline(transaction=True) as pipe:
-            count, ttl_ms = await pipe.get(_PREFIX + key).pttl(_PREFIX + key).execute()
-        if count is None or int(count) < limit or ttl_ms is None or int(ttl_ms) <= 0:
+        count, ttl_ms = await self._peek(keys=[_PREFIX + key])
+        if count is None or int(count) < limit or int(ttl_ms) <= 0:
             return 0.0
         return int(ttl_ms) / 1000
 

@@ -34,8 +34,8 @@ import math
 from dataclasses import dataclass
 
 from authsvc.clock import Clock
-from authsvc.counters import Counters
 from authsvc.errors import ClientAuthRateLimited, LoginRateLimited
+from authsvc.store.protocols import Counters
 from authsvc.ttl_cache import TtlCache
 
 __all__ = ["USERNAME_CEILING_FACTOR", "LoginAttempt", "LoginLimiter"]

@@ -1,46 +1,72 @@
-"""One store suite, run over every engine (SQLite file and PostgreSQL) — Hydra's pattern."""
+"""One store suite, run over every implementation (memory, SQLite file, PostgreSQL) — Hydra's pattern.
+
+The refresh-family decisions (``authsvc.tokens.families``) run here on each store's transactions,
+so the policy and the statements it relies on are proven together.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.migrations import upgrade
-from authsvc.store.records import Client, SessionRecord
+from authsvc.store.memory import MemoryClientStore, MemoryDatabase, MemorySessionStore, MemoryUserStore
+from authsvc.store.protocols import ClientStore, SessionStore, UserStore
+from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord
 from authsvc.store.sql.clients import DuplicateClient, SqlClientStore
 from authsvc.store.sql.engine import create_engine
-from authsvc.store.sql.sessions import NewRefreshToken, RotateOutcome, SqlSessionStore
+from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import DuplicateUser, SqlUserStore
+from authsvc.tokens.families import Outcome, Rotation, open_session, rotate
+from tests.conftest import fresh_postgres_database
 
 NOW = 1_800_000_000.0
 
 
 @dataclass
 class Stores:
-    engine: AsyncEngine
-    users: SqlUserStore
-    sessions: SqlSessionStore
-    clients: SqlClientStore
+    users: UserStore
+    sessions: SessionStore
+    clients: ClientStore
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None for the in-memory stores, else a database URL (PostgreSQL: a fresh database)."""
+    if request.param == "memory":
+        yield None
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'authsvc.db'}"
+    else:
+        url, drop = fresh_postgres_database()
+        try:
+            yield url
+        finally:
+            drop()
 
 
 @pytest.fixture
-async def stores(database_url: str) -> AsyncIterator[Stores]:
-    engine = create_engine(database_url)
+async def stores(store_url: str | None) -> AsyncIterator[Stores]:
+    if store_url is None:
+        db = MemoryDatabase()
+        yield Stores(MemoryUserStore(db), MemorySessionStore(db), MemoryClientStore(db))
+        return
+    engine = create_engine(store_url)
     await upgrade(engine)
-    sessions = SqlSessionStore.open(database_url, engine)
+    sessions = SqlSessionStore.open(store_url, engine)
     try:
-        yield Stores(engine, SqlUserStore(engine), sessions, SqlClientStore(engine))
+        yield Stores(SqlUserStore(engine), sessions, SqlClientStore(engine))
     finally:
         sessions.close()
         await engine.dispose()
 
 
-def _token(jti: str, body: str = "", expires: float = NOW + 100) -> NewRefreshToken:
-    return NewRefreshToken(
+def _token(jti: str, body: str = "", expires: float = NOW + 100) -> IssuedRefreshToken:
+    return IssuedRefreshToken(
         jti=jti, kid="k" * 43, issued_at=NOW, expires_at=expires, body=body or f"body-{jti}"
     )
 
@@ -50,7 +76,8 @@ async def _session(stores: Stores, sid: str = "s1", first: str = "t0") -> Sessio
         "alice", "h", NOW, username_key="alice"
     )
     session = SessionRecord(sid, user.id, "cli", "read", NOW, NOW + 1000, None, None)
-    created = await stores.sessions.create(
+    created = await open_session(
+        stores.sessions,
         session,
         lambda _s: _token(first),
         credentials_version=user.credentials_version,
@@ -58,6 +85,20 @@ async def _session(stores: Stores, sid: str = "s1", first: str = "t0") -> Sessio
     )
     assert created is not None
     return session
+
+
+async def _rotate(
+    stores: Stores, jti: str, client_id: str, now: float, grace: int, successor: IssuedRefreshToken
+) -> Rotation:
+    return await rotate(
+        stores.sessions,
+        jti=jti,
+        client_id=client_id,
+        now=now,
+        grace=grace,
+        successor_jti=successor.jti,
+        successor=lambda _s: successor,
+    )
 
 
 async def test_users(stores: Stores) -> None:
@@ -79,56 +120,41 @@ async def test_users(stores: Stores) -> None:
 
 async def test_rotation_is_a_compare_and_set(stores: Stores) -> None:
     await _session(stores)
-    counter = iter(range(1000))
-
-    def successor(_s: SessionRecord) -> NewRefreshToken:
-        return _token(f"n{next(counter)}")
-
     results = await asyncio.gather(
-        *[stores.sessions.rotate("t0", "cli", NOW + 1, 0, successor) for _ in range(20)]
+        *[_rotate(stores, "t0", "cli", NOW + 1, 0, _token(f"n{i}")) for i in range(20)]
     )
     outcomes = [r.outcome for r in results]
-    assert outcomes.count(RotateOutcome.ROTATED) == 1, outcomes
-    assert set(outcomes) <= {RotateOutcome.ROTATED, RotateOutcome.REUSED, RotateOutcome.INVALID}
+    assert outcomes.count(Outcome.ROTATED) == 1, outcomes
+    assert set(outcomes) <= {Outcome.ROTATED, Outcome.REUSED, Outcome.INVALID}
     session = await stores.sessions.get("s1")
     assert session is not None and session.revoked_reason == "reuse"
 
 
 async def test_grace_replays_the_first_body_and_only_for_the_latest_generation(stores: Stores) -> None:
     await _session(stores)
-    first = await stores.sessions.rotate("t0", "cli", NOW + 1, 10, lambda _s: _token("t1", "FIRST"))
-    assert (first.outcome, first.body) == (RotateOutcome.ROTATED, "FIRST")
-    replay = await stores.sessions.rotate("t0", "cli", NOW + 5, 10, lambda _s: _token("x"))
-    assert (replay.outcome, replay.body) == (RotateOutcome.REPLAYED, "FIRST")
+    first = await _rotate(stores, "t0", "cli", NOW + 1, 10, _token("t1", "FIRST"))
+    assert (first.outcome, first.body) == (Outcome.ROTATED, "FIRST")
+    replay = await _rotate(stores, "t0", "cli", NOW + 5, 10, _token("x"))
+    assert (replay.outcome, replay.body) == (Outcome.REPLAYED, "FIRST")
     # the successor is spent: the older generation gets no grace
-    assert (await stores.sessions.rotate("t1", "cli", NOW + 6, 10, lambda _s: _token("t2"))).outcome is (
-        RotateOutcome.ROTATED
-    )
-    late = await stores.sessions.rotate("t0", "cli", NOW + 7, 10, lambda _s: _token("y"))
-    assert late.outcome is RotateOutcome.REUSED
-    after = await stores.sessions.rotate("t2", "cli", NOW + 8, 10, lambda _s: _token("t3"))
-    assert after.outcome is RotateOutcome.INVALID
+    assert (await _rotate(stores, "t1", "cli", NOW + 6, 10, _token("t2"))).outcome is (Outcome.ROTATED)
+    late = await _rotate(stores, "t0", "cli", NOW + 7, 10, _token("y"))
+    assert late.outcome is Outcome.REUSED
+    after = await _rotate(stores, "t2", "cli", NOW + 8, 10, _token("t3"))
+    assert after.outcome is Outcome.INVALID
 
 
 async def test_grace_ends(stores: Stores) -> None:
     await _session(stores)
-    await stores.sessions.rotate("t0", "cli", NOW + 1, 10, lambda _s: _token("t1", "FIRST"))
-    assert (await stores.sessions.rotate("t0", "cli", NOW + 11, 10, lambda _s: _token("x"))).outcome is (
-        RotateOutcome.REUSED
-    )
+    await _rotate(stores, "t0", "cli", NOW + 1, 10, _token("t1", "FIRST"))
+    assert (await _rotate(stores, "t0", "cli", NOW + 11, 10, _token("x"))).outcome is (Outcome.REUSED)
 
 
 async def test_other_client_unknown_and_expired_tokens_are_invalid(stores: Stores) -> None:
     await _session(stores)
-    assert (await stores.sessions.rotate("t0", "other", NOW, 0, lambda _s: _token("x"))).outcome is (
-        RotateOutcome.INVALID
-    )
-    assert (await stores.sessions.rotate("nope", "cli", NOW, 0, lambda _s: _token("x"))).outcome is (
-        RotateOutcome.INVALID
-    )
-    assert (await stores.sessions.rotate("t0", "cli", NOW + 101, 0, lambda _s: _token("x"))).outcome is (
-        RotateOutcome.INVALID
-    )
+    assert (await _rotate(stores, "t0", "other", NOW, 0, _token("x"))).outcome is (Outcome.INVALID)
+    assert (await _rotate(stores, "nope", "cli", NOW, 0, _token("x"))).outcome is (Outcome.INVALID)
+    assert (await _rotate(stores, "t0", "cli", NOW + 101, 0, _token("x"))).outcome is (Outcome.INVALID)
     session = await stores.sessions.get("s1")
     assert session is not None and session.revoked_at is None  # none of those is reuse
 
@@ -144,14 +170,12 @@ async def test_revocation_and_access_checks(stores: Stores) -> None:
     assert await stores.sessions.revoke_user(session.user_id, NOW, "logout") == 1
     assert not await stores.sessions.access_allowed("s1", "a2", NOW)
     assert await stores.sessions.live_for_user(session.user_id, NOW) == []
-    assert (await stores.sessions.rotate("t0", "cli", NOW, 0, lambda _s: _token("x"))).outcome is (
-        RotateOutcome.INVALID
-    )
+    assert (await _rotate(stores, "t0", "cli", NOW, 0, _token("x"))).outcome is (Outcome.INVALID)
 
 
 async def test_prune(stores: Stores) -> None:
     await _session(stores)
-    await stores.sessions.rotate("t0", "cli", NOW + 1, 10, lambda _s: _token("t1", "B", NOW + 200))
+    await _rotate(stores, "t0", "cli", NOW + 1, 10, _token("t1", "B", NOW + 200))
     await stores.sessions.revoke_access_token("a1", NOW + 50)
     counts = await stores.sessions.prune(NOW + 20)
     assert counts["grace_bodies"] == 1
@@ -183,3 +207,55 @@ async def test_clients_and_assertion_replay(stores: Stores) -> None:
     with pytest.raises(DuplicateClient) as taken:  # a removed id is never revived
         await stores.clients.add(client, NOW)
     assert taken.value.removed
+
+
+async def test_a_login_whose_reads_went_stale_writes_nothing(stores: Stores) -> None:
+    """The transaction that writes a session re-checks the credentials version and the client."""
+    user = await stores.users.add("bob", "h", NOW, username_key="bob")
+    client = Client("web", True, frozenset({"password"}), frozenset({"read"}), ())
+    await stores.clients.add(client, NOW)
+
+    async def login(sid: str, version: int, registered: bool = True) -> object:
+        session = SessionRecord(sid, user.id, "web", "read", NOW, NOW + 1000, None, None)
+        return await open_session(
+            stores.sessions,
+            session,
+            lambda _s: _token("t-" + sid),
+            credentials_version=version,
+            registered_client=registered,
+        )
+
+    assert await login("s-ok", user.credentials_version) is not None
+    assert await stores.users.change_credentials(user.id, NOW, "password_changed", password_hash="h2") == 1
+    assert await login("s-stale", user.credentials_version) is None  # read before the change
+    assert await stores.sessions.get("s-stale") is None  # rolled back whole
+    assert await stores.sessions.token("t-s-stale") is None
+    changed = await stores.users.by_id(user.id)
+    assert changed is not None and changed.credentials_version == user.credentials_version + 1
+    assert changed.password_hash == "h2"
+    ended = await stores.sessions.get("s-ok")
+    assert ended is not None and ended.revoked_reason == "password_changed"
+    assert await login("s-new", changed.credentials_version) is not None
+    assert await stores.clients.remove("web", NOW) == 1  # revokes s-new
+    assert await login("s-removed", changed.credentials_version) is None
+    assert await login("s-default", changed.credentials_version, registered=False) is not None
+    await stores.users.change_credentials(user.id, NOW, "user_disabled", disable=True)
+    assert await login("s-disabled", changed.credentials_version + 1, registered=False) is None
+
+
+async def test_look_alike_keys_are_unique(stores: Stores) -> None:
+    await stores.users.add("alice", "h", NOW, username_key="alice")
+    with pytest.raises(DuplicateUser):
+        await stores.users.add("\u0430lice", "h", NOW, username_key="alice")  # another name, same key
+    assert [u.username for u in await stores.users.list()] == ["alice"]
+
+
+async def test_grace_bodies_are_dropped_when_their_grace_ends(stores: Stores) -> None:
+    await _session(stores)
+    await _rotate(stores, "t0", "cli", NOW + 1, 10, _token("t1", "FIRST"))
+    assert await stores.sessions.drop_grace_bodies(NOW + 10) == 0
+    row = await stores.sessions.token("t0")
+    assert row is not None and row.grace_body == "FIRST"
+    assert await stores.sessions.drop_grace_bodies(NOW + 11) == 1
+    row = await stores.sessions.token("t0")
+    assert row is not None and row.grace_body is None

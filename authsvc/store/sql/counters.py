@@ -64,8 +64,10 @@ class SqlCounters:
         self._upsert = _UPSERT[db.engine.dialect.name]
 
     def _add(self, conn: Connection, key: str, window: int, now: float) -> tuple[int, float]:
-        row = conn.execute(self._upsert, {"p_key": key, "p_now": now, "p_expires": now + window}).one()
-        return int(row.count), float(row.expires_at)
+        count, expires_at = conn.execute(
+            self._upsert, {"p_key": key, "p_now": now, "p_expires": now + window}
+        ).one()
+        return int(count), float(expires_at)
 
     async def reserve(self, limits: Sequence[tuple[str, int]], window: int, now: float) -> float:
         """0 when one was added to every counter; else the seconds until all have room (nothing added)."""
@@ -89,19 +91,25 @@ class SqlCounters:
         await self.db.write(lambda conn: self._add(conn, key, window, now))
 
     async def release(self, keys: Sequence[str], now: float) -> None:
-        await self.db.write(lambda conn: conn.execute(_RELEASE, {"p_keys": list(keys), "p_now": now}))
+        await self.db.write(lambda conn: _run(conn, _RELEASE, {"p_keys": list(keys), "p_now": now}))
 
     async def clear(self, key: str) -> None:
-        await self.db.write(lambda conn: conn.execute(_CLEAR, {"p_key": key}))
+        await self.db.write(lambda conn: _run(conn, _CLEAR, {"p_key": key}))
 
     async def blocked_for(self, key: str, limit: int, now: float) -> float:
         """Seconds until ``key`` has room again (0: it has room now)."""
         row = await self.db.read(lambda conn: conn.execute(_READ, {"p_key": key}).first())
-        if row is None or row.expires_at <= now or row.count < limit:
+        if row is None:
             return 0.0
-        return float(row.expires_at - now)
+        count, expires_at = row
+        return float(expires_at - now) if count >= limit and expires_at > now else 0.0
 
     async def prune(self, now: float) -> int:
         """Delete counters whose window has ended."""
         statement = delete(login_counters).where(_C.expires_at <= now)
-        return int(await self.db.write(lambda conn: conn.execute(statement).rowcount))
+        return await self.db.write(lambda conn: _run(conn, statement, {}))
+
+
+def _run(conn: Connection, statement: Any, params: dict[str, Any]) -> int:
+    """Execute ``statement``; how many rows it touched."""
+    return int(conn.execute(statement, params).rowcount)
