@@ -178,8 +178,8 @@ def users_add(
     full_name: Annotated[str | None, typer.Option("--full-name", help="Full name.")] = None,
 ) -> None:
     """Add a user (the name is kept in its RFC 8265 form: ``Alice`` is ``alice``)."""
+    from authsvc.scopes import split_scope
     from authsvc.store.sql.users import DuplicateUser
-    from authsvc.tokens.sessions import parse_scope
     from authsvc.usernames import InvalidUsername, new_username
 
     settings = _settings()
@@ -189,7 +189,9 @@ def users_add(
         raise CommandError(str(exc)) from None
     if username == settings.default_client_id:
         raise CommandError("a user name may not equal a client id")
-    scopes = parse_scope(scope) if scope.strip() else frozenset()
+    scopes = split_scope(" ".join(scope.split())) if scope.strip() else frozenset()
+    if scopes is None:
+        raise CommandError("--scope: scope tokens are printable ASCII without quotes or backslashes")
     password = _read_password(settings, password_stdin, "password")
     password_hash = _hasher(settings).hash_sync(password)
 

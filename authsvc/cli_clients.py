@@ -16,6 +16,7 @@ from authsvc.errors import AuthsvcError
 from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 from authsvc.passwords import PasswordHasher
+from authsvc.scopes import is_scope_token
 from authsvc.settings import AuthSettings, get_settings
 from authsvc.store.records import Client
 
@@ -72,7 +73,7 @@ def _words(option: str, values: list[str] | None) -> list[str]:
     """Values of a repeatable option; each may also be a space-separated list."""
     words = [word for value in values or () for word in value.split()]
     for word in words:
-        if not all(0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in word):
+        if not is_scope_token(word):
             raise ClientCommandError(f"{option}: printable ASCII without spaces, quotes or backslashes")
     return words
 

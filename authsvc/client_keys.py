@@ -1,9 +1,9 @@
 """The public keys a private_key_jwt client registers, and which of them we accept.
 
-A key is usable when its ``kty`` (and curve) can verify its ``alg`` (taken
-from the key type when absent), the alg is one of ours (never HS* or none),
-it is public, and it is strong enough: RSA of at least ``MIN_RSA_BITS``, EC
-only on P-256. ``key_problem`` names what is wrong with one key (registration
+A key is usable when ``authsvc.jose.algs_for_jwk`` finds an algorithm of ours
+for it (its ``alg``, else the one its type and curve mean; never HS* or none),
+it is public, and it is strong enough: RSA of at least 2048 bits, EC only on
+P-256. ``key_problem`` names what is wrong with one key (registration
 refuses the whole JWKS); ``registered_keys`` skips unusable keys at use, so a
 registration older than these rules cannot authenticate with a weak key.
 """
@@ -16,21 +16,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import JWKRegistry
 
-from authsvc.jose import ASYMMETRIC_ALGS
+from authsvc.jose import ASYMMETRIC_ALGS, MIN_RSA_BITS, algs_for_jwk
 from authsvc.keys.manager import LoadedKey
 
-__all__ = ["MIN_RSA_BITS", "key_problem", "registered_keys"]
-
-MIN_RSA_BITS = 2048
-_KTY_ALG = {"RSA": "RS256", "OKP": "EdDSA", "EC": "ES256"}
-_ALG_KEYS = {  # (kty, crv) each assertion alg can be verified with
-    "RS256": {("RSA", None)},
-    "PS256": {("RSA", None)},
-    "ES256": {("EC", "P-256")},
-    "EdDSA": {("OKP", "Ed25519")},
-    "Ed25519": {("OKP", "Ed25519")},
-}
-
+__all__ = ["key_problem", "registered_keys"]
 
 def _checked(raw: object) -> tuple[str, Any] | str:
     """(alg, joserfc key) for a usable key, else the reason it is not."""
@@ -39,11 +28,10 @@ def _checked(raw: object) -> tuple[str, Any] | str:
     if raw.get("use", "sig") != "sig":
         return "a key is not a signature key (use)"
     kty, alg = raw.get("kty"), raw.get("alg")
-    if alg is None and isinstance(kty, str):
-        alg = _KTY_ALG.get(kty)
-    if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
+    if alg is not None and (not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS):
         return f"a key's alg is not one of {', '.join(sorted(ASYMMETRIC_ALGS))}"
-    if (kty, raw.get("crv")) not in _ALG_KEYS[alg]:
+    algs = algs_for_jwk(raw)
+    if algs is None:
         return "EC keys must be on P-256" if kty == "EC" else "a key's type cannot verify its alg"
     try:
         key = JWKRegistry.import_key(raw)
@@ -53,7 +41,8 @@ def _checked(raw: object) -> tuple[str, Any] | str:
         return "a key holds private members; register only the public half"
     if isinstance(key.raw_value, rsa.RSAPublicKey) and key.raw_value.key_size < MIN_RSA_BITS:
         return f"RSA keys need at least {MIN_RSA_BITS} bits"
-    return alg, key
+    # One pinned alg per key, as before RFC 9864: "EdDSA" for an Ed25519 key without one.
+    return ("EdDSA" if "EdDSA" in algs else min(algs)), key
 
 
 def key_problem(raw: object) -> str | None:

@@ -1,41 +1,79 @@
-"""The JOSE registry shared by the issuer and the verifier.
+"""The JOSE policy of authsvc, one module for the server and the verifier (base install).
+
+JOSE itself (base64url, JSON, signatures, header registries) is joserfc's.
+What is decided here, once, after RFC 8725 and RFC 9068:
+
+* the algorithms we sign with or accept (never HS* or none), which key type
+  and curve each needs, and that a key — never a token — decides the
+  algorithm (``algs_for_jwk``); RSA keys of at least ``MIN_RSA_BITS``;
+* the size a token may have before anything decodes it, the header members
+  that are refused outright (ones that point elsewhere for a key, ``crit``,
+  unencoded payloads, compression, encryption), and the access-token ``typ``;
+* strict JSON (no duplicate members, no NaN/Infinity) and numbers in range;
+* the time claims, with the reasons a refusal gives.
 
 joserfc warns on every use of ``EdDSA`` since RFC 9864 named the fully
 specified ``Ed25519``. We publish ``EdDSA`` on purpose (PyJWT and most
 verifiers do not know ``Ed25519`` yet), so the registry here pins the
 algorithms a caller allows and skips that warning instead of filtering
-warnings process-wide. Everything else (header checks, ``crit``, size limits)
-is joserfc's own.
+warnings process-wide.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, Final
 
 from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
-from joserfc.registry import HeaderParameter
 from joserfc.util import urlsafe_b64decode
 
 __all__ = [
+    "ACCESS_TOKEN_TYPES",
+    "ALG_KEY_TYPES",
     "ASYMMETRIC_ALGS",
     "MAX_JSON_NUMBER",
+    "MAX_TOKEN_LENGTH",
+    "MIN_RSA_BITS",
+    "REFUSED_HEADERS",
     "PinnedRegistry",
+    "algs_for_jwk",
     "is_json_number",
     "registry_for",
+    "rsa_modulus_bits",
     "strict_json",
     "strict_protected_header",
+    "time_problem",
 ]
 
+#: alg -> (kty, crv): the one kind of key each algorithm verifies with.
+ALG_KEY_TYPES: Final[Mapping[str, tuple[str, str | None]]] = {
+    "RS256": ("RSA", None),
+    "PS256": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "EdDSA": ("OKP", "Ed25519"),
+    "Ed25519": ("OKP", "Ed25519"),  # RFC 9864's fully specified name of EdDSA over Ed25519
+}
 #: The signature algorithms authsvc signs with or accepts. Never HS* or none.
-ASYMMETRIC_ALGS: frozenset[str] = frozenset({"RS256", "PS256", "ES256", "EdDSA", "Ed25519"})
+ASYMMETRIC_ALGS: Final[frozenset[str]] = frozenset(ALG_KEY_TYPES)
+MIN_RSA_BITS: Final = 2048
 
-# RFC 9068 and our refresh tokens put ``typ`` in the header; joserfc already
-# knows it. Nothing else is added: unknown ``crit`` members stay refused.
-_EXTRA_HEADERS: dict[str, HeaderParameter] = {}
+#: Tokens longer than this are refused before any decoding.
+MAX_TOKEN_LENGTH: Final = 8192
+#: RFC 9068 §2.1 ``typ`` values of an access token, compared case-insensitively.
+ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+#: Header members a token may not carry: keys come from our key sets only (``jwk``,
+#: ``jku``, ``x5*``), we understand no ``crit`` extension, and payloads are always
+#: base64url JSON (no RFC 7797 ``b64``, no ``zip``, never a JWE's ``enc``).
+REFUSED_HEADERS: Final = frozenset(
+    {"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64", "zip", "enc"}
+)
+#: The largest magnitude a numeric claim may have: doubles hold every integer up to it,
+#: so a claim compares and converts exactly (a 400-digit ``exp`` would overflow ``float``).
+MAX_JSON_NUMBER: Final = 2**53
 
 
 class PinnedRegistry(JWSRegistry):
@@ -45,7 +83,9 @@ class PinnedRegistry(JWSRegistry):
         allowed = set(algorithms)
         if not allowed or not allowed <= ASYMMETRIC_ALGS:
             raise ValueError("only asymmetric signature algorithms can be pinned")
-        super().__init__(header_registry=_EXTRA_HEADERS, algorithms=sorted(allowed))
+        # RFC 9068 and our refresh tokens put ``typ`` in the header; joserfc already knows
+        # it. Nothing is added: unknown ``crit`` members stay refused.
+        super().__init__(header_registry={}, algorithms=sorted(allowed))
 
     def get_alg(self, name: str):  # type: ignore[no-untyped-def]
         """Return the algorithm if pinned, without joserfc's deprecation warning."""
@@ -63,6 +103,35 @@ def registry_for(alg: str) -> PinnedRegistry:
     if reg is None:
         reg = _REGISTRIES[alg] = PinnedRegistry([alg])
     return reg
+
+
+def algs_for_jwk(jwk: Mapping[str, Any]) -> frozenset[str] | None:
+    """The algorithms a (public) JWK may verify: its ``alg``, else inferred from kty and crv.
+
+    None for a key whose declared ``alg`` does not fit its type, a symmetric key,
+    or anything else we do not verify with.
+    """
+    kty, crv, alg = jwk.get("kty"), jwk.get("crv"), jwk.get("alg")
+    if alg is not None:
+        if not isinstance(alg, str) or alg not in ALG_KEY_TYPES:
+            return None
+        want_kty, want_crv = ALG_KEY_TYPES[alg]
+        if kty != want_kty or (want_crv is not None and crv != want_crv):
+            return None
+        return frozenset({alg})
+    if kty == "RSA":
+        return frozenset({"RS256"})
+    if kty == "EC" and crv == "P-256":
+        return frozenset({"ES256"})
+    if kty == "OKP" and crv == "Ed25519":
+        return frozenset({"EdDSA", "Ed25519"})
+    return None
+
+
+def rsa_modulus_bits(n: str) -> int:
+    """The size of an RSA JWK's modulus (its base64url ``n``), checked before importing it."""
+    raw = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
+    return int.from_bytes(raw, "big").bit_length()
 
 
 def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -97,11 +166,6 @@ def strict_protected_header(token: str) -> None:
     strict_json(urlsafe_b64decode(segment.encode("ascii")))
 
 
-#: The largest magnitude a numeric claim may have: doubles hold every integer up to it,
-#: so a claim compares and converts exactly (a 400-digit ``exp`` would overflow ``float``).
-MAX_JSON_NUMBER = 2**53
-
-
 def is_json_number(value: object) -> bool:
     """A finite JSON number in range (not a bool, not a string)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -109,3 +173,28 @@ def is_json_number(value: object) -> bool:
     if isinstance(value, float) and not math.isfinite(value):
         return False
     return -MAX_JSON_NUMBER <= value <= MAX_JSON_NUMBER  # int vs int: no conversion to float
+
+
+def time_problem(
+    claims: Mapping[str, Any], *, now: float, leeway: float, iat_required: bool = True
+) -> str | None:
+    """Why ``exp``/``iat``/``nbf`` refuse the token at ``now`` (``leeway`` seconds allowed), or None.
+
+    Reasons: ``missing_claim`` (``exp``, or ``iat`` when required), ``malformed`` (not a
+    number in range), ``expired``, ``not_yet_valid``, ``issued_in_future``.
+    """
+    times: dict[str, float] = {}
+    for name in ("exp", "iat", "nbf"):
+        if name in claims:
+            if not is_json_number(claims[name]):
+                return "malformed"
+            times[name] = float(claims[name])
+    if "exp" not in times or ("iat" not in times and iat_required):
+        return "missing_claim"
+    if times["exp"] <= now - leeway:
+        return "expired"
+    if times.get("nbf", -math.inf) > now + leeway:
+        return "not_yet_valid"
+    if times.get("iat", -math.inf) > now + leeway:
+        return "issued_in_future"
+    return None

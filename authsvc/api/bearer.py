@@ -12,13 +12,12 @@ from typing import Any
 from starlette.requests import Request
 
 from authsvc.errors import InvalidTokenError, OAuthError
+from authsvc.jose import ACCESS_TOKEN_TYPES
 from authsvc.runtime import Services
-from authsvc.tokens.issuer import ACCESS_TYP
 from authsvc.tokens.validation import TokenRejected, check_times, check_token
 
 __all__ = ["MissingToken", "access_claims", "verify_access_token"]
 
-_ACCESS_TYPS = frozenset({ACCESS_TYP, "application/at+jwt"})
 
 
 class MissingToken(OAuthError):
@@ -58,9 +57,9 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
         else:
             claims, _kid = check_token(
                 token,
-                typs=_ACCESS_TYPS,
+                typs=ACCESS_TOKEN_TYPES,
                 key_for=keys.access_key,
-                issuer=services.sessions.issuer,
+                issuer=services.tokens.issuer,
                 now=now,
                 skew=skew,
             )

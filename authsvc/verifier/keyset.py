@@ -17,19 +17,21 @@ Policy, after panva/jose's remote JWK set and RFC 9111:
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from joserfc.jwk import Key, import_key
+
+from authsvc.jose import MIN_RSA_BITS, algs_for_jwk, rsa_modulus_bits
 
 __all__ = [
     "DEFAULT_LIFETIME",
     "MAX_JWKS_BYTES",
+    "MAX_KID_LENGTH",
     "JWKSError",
     "KeyCache",
     "VerificationKey",
@@ -45,16 +47,7 @@ DEFAULT_LIFETIME: Final = 300.0
 MAX_JWKS_BYTES: Final = 1024 * 1024
 #: Longer ``kid`` values are not ours (ours are 43-character thumbprints).
 MAX_KID_LENGTH: Final = 256
-_MIN_RSA_BITS: Final = 2048
 
-# alg -> (kty, crv): the only pairings a key may declare.
-_KEY_TYPES: Final[dict[str, tuple[str, str | None]]] = {
-    "RS256": ("RSA", None),
-    "PS256": ("RSA", None),
-    "ES256": ("EC", "P-256"),
-    "EdDSA": ("OKP", "Ed25519"),
-    "Ed25519": ("OKP", "Ed25519"),
-}
 # Only these members are imported, so a JWKS that leaks private parts still
 # yields public keys only.
 _PUBLIC_MEMBERS: Final[dict[str, tuple[str, ...]]] = {
@@ -77,26 +70,6 @@ class VerificationKey:
     key: Key
 
 
-def _algs_for(entry: Mapping[str, Any]) -> frozenset[str] | None:
-    """The key decides the algorithm: its ``alg`` member, else inferred from kty/crv."""
-    kty, crv, alg = entry.get("kty"), entry.get("crv"), entry.get("alg")
-    if alg is not None:
-        if not isinstance(alg, str) or alg not in _KEY_TYPES:
-            return None
-        want_kty, want_crv = _KEY_TYPES[alg]
-        if kty != want_kty or (want_crv is not None and crv != want_crv):
-            return None
-        return frozenset({alg})
-    if kty == "RSA":
-        return frozenset({"RS256"})
-    if kty == "EC" and crv == "P-256":
-        return frozenset({"ES256"})
-    if kty == "OKP" and crv == "Ed25519":
-        # RFC 9864: "Ed25519" is the fully specified name of EdDSA over Ed25519.
-        return frozenset({"EdDSA", "Ed25519"})
-    return None
-
-
 def _import_entry(entry: object) -> VerificationKey | None:
     """One JWKS member as a verification key, or None if it is not one we may use."""
     if not isinstance(entry, dict):
@@ -109,7 +82,7 @@ def _import_entry(entry: object) -> VerificationKey | None:
     key_ops = entry.get("key_ops")
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return None
-    algs = _algs_for(entry)  # None for kty "oct" and anything else symmetric or unknown
+    algs = algs_for_jwk(entry)  # None for kty "oct" and anything else symmetric or unknown
     if algs is None:
         return None
     kty: str = entry["kty"]
@@ -120,18 +93,13 @@ def _import_entry(entry: object) -> VerificationKey | None:
             return None
         members[name] = value
     try:
-        if kty == "RSA" and _rsa_bits(members["n"]) < _MIN_RSA_BITS:
+        if kty == "RSA" and rsa_modulus_bits(members["n"]) < MIN_RSA_BITS:
             return None  # checked before import: joserfc would warn, not refuse
         key = import_key(members, kty)  # type: ignore[call-overload]
     except Exception as exc:  # joserfc/cryptography raise several types for bad material
         logger.debug("ignoring JWKS key %r: %s", kid, type(exc).__name__)
         return None
     return VerificationKey(kid=kid, algs=algs, key=key)
-
-
-def _rsa_bits(modulus: str) -> int:
-    raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    return int.from_bytes(raw, "big").bit_length()
 
 
 def parse_jwks(body: bytes) -> dict[str, VerificationKey]:

@@ -1,11 +1,12 @@
 """The token side of verification: parse, check the header, the signature, the claims.
 
 Pure functions over a token string, a key and a time; JOSE itself (base64url,
-JSON header, signature algorithms) is joserfc's. What is added here is policy
-(RFC 8725, RFC 9068): a size cap before parsing, three non-empty base64url
+JSON header, signature algorithms) is joserfc's, and the policy (sizes, refused
+header members, ``typ``, strict JSON, time claims) is ``authsvc.jose``'s, the
+same the server applies. What this module adds: three non-empty base64url
 segments (joserfc also refuses non-canonical base64url, so a token has one
-spelling), no key material or URLs from the token, no ``crit`` extension,
-``typ`` ``at+jwt``, the algorithm pinned by the key, and strict claims.
+spelling), the algorithm pinned by the key, the RFC 9068 claims, and the
+machine-readable reasons of ``InvalidToken``.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ from joserfc import jws
 from joserfc.errors import ExceededSizeError, JoseError
 
 from authsvc.jose import (
+    ACCESS_TOKEN_TYPES,
     ASYMMETRIC_ALGS,
+    MAX_TOKEN_LENGTH,
+    REFUSED_HEADERS,
     PinnedRegistry,
-    is_json_number,
     registry_for,
     strict_json,
     strict_protected_header,
+    time_problem,
 )
 from authsvc.verifier.errors import InvalidToken
 from authsvc.verifier.keyset import MAX_KID_LENGTH, VerificationKey
 
 __all__ = [
-    "ACCESS_TOKEN_TYPES",
-    "MAX_TOKEN_LENGTH",
     "ParsedToken",
     "check_claims",
     "check_scopes",
@@ -39,15 +41,6 @@ __all__ = [
     "parse_token",
 ]
 
-#: Tokens longer than this are refused before any decoding.
-MAX_TOKEN_LENGTH: Final = 8192
-#: RFC 9068 §2.1 ``typ`` values, compared case-insensitively.
-ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
-
-# Headers that would let the token choose its own key or extensions. We pick
-# keys by kid from our JWKS only, understand no crit extension, and never
-# accept RFC 7797 unencoded payloads.
-_REFUSED_HEADERS: Final = ("jwk", "jku", "x5u", "x5c", "crit", "b64")
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
 # Size limits and header-name checks only; the algorithm is pinned per key later.
 _PARSE_REGISTRY: Final = PinnedRegistry(ASYMMETRIC_ALGS)
@@ -83,7 +76,7 @@ def parse_token(token: object) -> ParsedToken:
         raise _invalid("too_large") from exc
     except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise _invalid("malformed") from exc
-    if not isinstance(header, dict) or any(name in header for name in _REFUSED_HEADERS):
+    if not isinstance(header, dict) or REFUSED_HEADERS.intersection(header):
         raise _invalid("malformed")
 
     alg = header.get("alg")
@@ -112,20 +105,6 @@ def check_signature(token: ParsedToken, key: VerificationKey) -> None:
         valid = False
     if not valid:
         raise _invalid("bad_signature")
-
-
-def _is_number(value: object) -> bool:
-    return is_json_number(value)
-
-
-def _number(claims: dict[str, Any], name: str) -> float:
-    """A required NumericDate claim; present but not a JSON number is malformed."""
-    if name not in claims:
-        raise _invalid("missing_claim")
-    value = claims[name]
-    if not _is_number(value):
-        raise _invalid("malformed")
-    return value  # type: ignore[no-any-return]
 
 
 def check_claims(
@@ -158,14 +137,9 @@ def check_claims(
     if audiences.isdisjoint(token_audiences):
         raise _invalid("bad_audience")
 
-    exp = _number(claims, "exp")
-    iat = _number(claims, "iat")
-    if exp <= now - leeway:
-        raise _invalid("expired")
-    if "nbf" in claims and _number(claims, "nbf") > now + leeway:
-        raise _invalid("not_yet_valid")
-    if iat > now + leeway:
-        raise _invalid("issued_in_future")
+    problem = time_problem(claims, now=now, leeway=leeway)
+    if problem is not None:
+        raise _invalid(problem)
 
     for name in ("sub", "jti", "client_id"):
         if name not in claims:
