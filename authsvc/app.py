@@ -30,7 +30,6 @@ from authsvc.errors import (
     KeyStoreError,
     LoginRateLimited,
     OAuthError,
-    StorageUnavailable,
     TemporarilyUnavailable,
 )
 from authsvc.logs import audit_logger, configure_logging, quiet_leaky_loggers
@@ -147,5 +146,6 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         metrics.token_errors.labels(TemporarilyUnavailable.error).inc()
         return error_response(TemporarilyUnavailable())
 
-    for kind in (KeyStoreError, StorageUnavailable, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):
+    # The database (its driver's errors, a pool timeout) or the key store cannot serve now.
+    for kind in (KeyStoreError, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):
         app.add_exception_handler(kind, unavailable)

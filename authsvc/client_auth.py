@@ -112,10 +112,10 @@ class ClientAuthenticator:
             if not allow_default:
                 raise InvalidClient(detail="no client authentication")
             return ClientIdentity(self.clients.default, "default")
-        client = await self.clients.get(form_id)
-        if client is None or not client.public:
+        public = await self.clients.get(form_id)
+        if public is None or not public.public:
             raise InvalidClient(detail="unknown client or authentication required")
-        return ClientIdentity(client, "none")
+        return ClientIdentity(public, "none")
 
     async def _by_secret(self, client_id: str, secret: str, address: str) -> Client:
         client = await self.clients.get(client_id)

@@ -3,7 +3,6 @@
     AuthsvcError                      base of everything we raise on purpose
     ├── ConfigError                   a bad setting; the program stops with one line
     ├── KeyStoreError                 the key store is missing, empty or unreadable
-    ├── StorageUnavailable            the database cannot be reached (503)
     └── OAuthError                    RFC 6749 §5.2 / RFC 6750 errors sent to clients
         ├── InvalidRequest            400 invalid_request
         ├── InvalidClient             401 invalid_client + WWW-Authenticate: Basic
@@ -16,7 +15,6 @@
         ├── InvalidTokenError         401 invalid_token (RFC 6750)
         ├── InsufficientScope         403 insufficient_scope (RFC 6750)
         ├── RequestTooLarge           413 invalid_request
-        ├── ServerError               500 server_error
         └── TemporarilyUnavailable    503 temporarily_unavailable
 
 Each OAuthError subclass fixes its public ``error`` code, ``status_code`` and
@@ -44,8 +42,6 @@ __all__ = [
     "LoginRateLimited",
     "OAuthError",
     "RequestTooLarge",
-    "ServerError",
-    "StorageUnavailable",
     "TemporarilyUnavailable",
     "UnauthorizedClient",
     "UnsupportedGrantType",
@@ -62,10 +58,6 @@ class ConfigError(AuthsvcError):
 
 class KeyStoreError(AuthsvcError):
     """The key store cannot be used (missing, empty, unreadable, locked)."""
-
-
-class StorageUnavailable(AuthsvcError):
-    """The database cannot be reached right now."""
 
 
 class OAuthError(AuthsvcError):
@@ -185,10 +177,6 @@ class InsufficientScope(_BearerError):
     def __init__(self, scope: str, *, detail: str = "") -> None:
         super().__init__(detail=detail)
         self.scope = scope
-
-
-class ServerError(OAuthError):
-    """Anything unexpected; the handler maps it to a bare server_error."""
 
 
 class TemporarilyUnavailable(OAuthError):

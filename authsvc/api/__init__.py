@@ -1,1 +1,3 @@
 """Thin HTTP: parse, call the service layer, serialise."""
+
+__all__: list[str] = []

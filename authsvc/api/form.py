@@ -66,8 +66,6 @@ _KNOWN = {
     "token_type_hint",
     "client_assertion",
     "client_assertion_type",
-    "audience",
-    "resource",
 }
 
 

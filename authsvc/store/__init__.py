@@ -1,1 +1,3 @@
 """Persistent state: users, clients, sessions and refresh tokens."""
+
+__all__: list[str] = []
