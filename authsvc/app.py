@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authsvc import __version__
+from authsvc import __version__, events
 from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
 from authsvc.api.fastpath import DirectEndpoints
 from authsvc.api.form import MAX_BODY
@@ -32,7 +32,7 @@ from authsvc.errors import (
     OAuthError,
     TemporarilyUnavailable,
 )
-from authsvc.logs import audit_logger, configure_logging, quiet_leaky_loggers
+from authsvc.logs import configure_logging, quiet_leaky_loggers
 from authsvc.metrics import Metrics, MetricsMiddleware
 from authsvc.runtime import Services
 from authsvc.settings import AuthSettings, get_settings
@@ -54,12 +54,10 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
         services.sweep_in_background()
         app.state.services = services
         metrics.watch_keys(services.keys)
-        audit = audit_logger()
-        audit.addHandler(metrics)
+        services.events.subscribe(metrics.observe)
         try:
             yield
         finally:
-            audit.removeHandler(metrics)
             await services.close()
 
     app = FastAPI(
@@ -111,17 +109,13 @@ def _describe_security(app: FastAPI) -> None:
 
 def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(OAuthError)
-    async def oauth_error(_request: Request, exc: OAuthError) -> Response:
+    async def oauth_error(request: Request, exc: OAuthError) -> Response:
         metrics.token_errors.labels(exc.error).inc()
-        if isinstance(exc, LoginRateLimited):
-            audit_logger().warning(
-                "login refused by the failed-login limits", extra={"event": "login.rate_limited"}
+        if isinstance(exc, LoginRateLimited | ClientAuthRateLimited):
+            limited = events.LoginRateLimited() if isinstance(exc, LoginRateLimited) else (
+                events.ClientAuthRateLimited()
             )
-        elif isinstance(exc, ClientAuthRateLimited):
-            audit_logger().warning(
-                "client authentication refused by the failure limits",
-                extra={"event": "client_auth.rate_limited"},
-            )
+            request.app.state.services.events.publish(limited)
         if exc.detail:
             log.debug("%s: %s", exc.error, exc.detail)
         return error_response(exc)

@@ -20,6 +20,7 @@ from authsvc.cli_clients import clients_app
 from authsvc.cli_keys import keys_app
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
+from authsvc.events import Events, SessionsLoggedOut, UserDisabled, UserEnabled
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import DEFAULT_PORT, AuthSettings, get_settings
 
@@ -231,15 +232,12 @@ def _set_disabled(name: str, disabled: bool) -> None:
         user = await _require_user(users, name)
         now = SystemClock().now()
         if disabled:  # one transaction: a new credentials version, then every session ends
-            revoked = await users.change_credentials(user.id, now, "user_disabled", disable=True)
-        else:
-            await users.set_disabled(user.username, False, now)
-            revoked = 0
-        logging.getLogger("authsvc.audit").info(
-            "user disabled" if disabled else "user enabled",
-            extra={"event": "user.disabled" if disabled else "user.enabled", "user_id": user.id},
-        )
-        return int(revoked)
+            revoked = int(await users.change_credentials(user.id, now, "user_disabled", disable=True))
+            Events().publish(UserDisabled(user_id=user.id, count=revoked))
+            return revoked
+        await users.set_disabled(user.username, False, now)
+        Events().publish(UserEnabled(user_id=user.id))
+        return 0
 
     revoked = _run(lambda: _with_stores(_settings(), change))
     typer.echo(
@@ -307,9 +305,7 @@ def users_logout(name: str) -> None:
     async def logout(users: Any, sessions: Any) -> int:
         user = await _require_user(users, name)
         count = int(await sessions.revoke_user(user.id, SystemClock().now(), "logout"))
-        logging.getLogger("authsvc.audit").info(
-            "sessions revoked", extra={"event": "session.logout", "user_id": user.id, "count": count}
-        )
+        Events().publish(SessionsLoggedOut(user_id=user.id, count=count))
         return count
 
     typer.echo(f"revoked {_run(lambda: _with_stores(_settings(), logout))} sessions of {name}")

@@ -13,6 +13,7 @@ import typer
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
+from authsvc.events import ClientAdded, ClientRemoved, Events
 from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 from authsvc.passwords import PasswordHasher
@@ -157,11 +158,7 @@ def clients_add(
             raise ClientCommandError(f"client {client_id!r} exists") from None
 
     asyncio.run(_run(settings, add))
-    import logging
-
-    logging.getLogger("authsvc.audit").info(
-        "client added", extra={"event": "client.added", "client_id": client_id}
-    )
+    Events().publish(ClientAdded(client_id=client_id))
     kind = "public" if public else ("private_key_jwt" if jwks_text else "confidential")
     typer.echo(f"added {kind} client {client_id} (grants: {' '.join(sorted(grants))})")
     if secret is not None:
@@ -189,9 +186,5 @@ def clients_remove(client_id: str) -> None:
     )
     if revoked is None:
         raise ClientCommandError(f"no client {client_id!r}")
-    import logging
-
-    logging.getLogger("authsvc.audit").info(
-        "client removed", extra={"event": "client.removed", "client_id": client_id, "count": revoked}
-    )
+    Events().publish(ClientRemoved(client_id=client_id, count=revoked))
     typer.echo(f"removed client {client_id}; revoked {revoked} sessions")

@@ -1,19 +1,14 @@
 """Prometheus metrics, one registry per app (no process-global state).
 
-Security counters are fed by the audit events themselves (a logging handler
-on ``authsvc.audit``), so what operators alert on is exactly what the audit
-trail records. Key gauges are read from the key manager at scrape time.
-Responses are counted by route, method and status, so 5xx can be alerted on.
-
-The audit logger is process-wide; an event raised while a request of another
-app in the same process is being served (tests run several) is not counted
-here: the middleware marks which app's request is running.
+Security counters subscribe to the app's own events (``authsvc.events``), so
+what operators alert on is exactly what the audit trail records, and two apps
+in one process (tests run several) never count each other's. Key gauges are
+read from the key manager at scrape time. Responses are counted by route,
+method and status, so 5xx can be alerted on.
 """
 
 from __future__ import annotations
 
-import contextvars
-import logging
 import math
 import time
 from collections.abc import Iterable
@@ -24,13 +19,21 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authsvc.errors import TOKEN_ERROR_CODES, InvalidTokenError, TemporarilyUnavailable
+from authsvc.events import (
+    Event,
+    LoginFailed,
+    LoginRateLimited,
+    RefreshReuseDetected,
+    SessionsLoggedOut,
+    TokenRevoked,
+    UserDisabled,
+)
 from authsvc.grants import GRANT_TYPES
 from authsvc.keys.manager import KeyManager
 from authsvc.logs import new_request_id, request_id
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 
-_serving: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar("authsvc_metrics", default=None)
 
 _ROUTES = frozenset(
     {
@@ -87,11 +90,10 @@ class _KeyCollector(Collector):
         )
 
 
-class Metrics(logging.Handler):
-    """The app's counters, and the audit-log handler that feeds some of them."""
+class Metrics:
+    """The app's counters (fed by its events) and its request metrics."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.tokens_issued = Counter(
@@ -140,20 +142,17 @@ class Metrics(logging.Handler):
     def watch_keys(self, keys: KeyManager) -> None:
         self.registry.register(_KeyCollector(keys))
 
-    def emit(self, record: logging.LogRecord) -> None:
-        serving = _serving.get()
-        if serving is not None and serving is not self:
-            return  # another app's request in this process
-        event = getattr(record, "event", None)
-        if event == "refresh.reuse_detected":
+    def observe(self, event: Event) -> None:
+        """The event subscriber: the security counters follow the audit events exactly."""
+        if isinstance(event, RefreshReuseDetected):
             self.reuse_detected.inc()
-        elif event == "token.revoked":
-            self.revocations.labels(getattr(record, "token_use", "unknown")).inc()
-        elif event in ("session.logout", "user.disabled"):
+        elif isinstance(event, TokenRevoked):
+            self.revocations.labels(event.token_use).inc()
+        elif isinstance(event, SessionsLoggedOut | UserDisabled):
             self.revocations.labels("session").inc()
-        elif event == "login.failed":
+        elif isinstance(event, LoginFailed):
             self.logins_failed.inc()
-        elif event == "login.rate_limited":
+        elif isinstance(event, LoginRateLimited):
             self.logins_limited.inc()
 
     def render(self) -> bytes:
@@ -178,7 +177,6 @@ class MetricsMiddleware:
                 break
         rid = new_request_id(offered)
         token = request_id.set(rid)
-        serving = _serving.set(self.metrics)
         header = (b"x-request-id", rid.encode())
         status = "500"  # unless a response starts: an exception escaped to the guard
 
@@ -195,7 +193,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
-            _serving.reset(serving)
             route = path if path in _ROUTES else "other"
             method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)

@@ -21,6 +21,7 @@ from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
 from authsvc.counters import RedisCounters, RedisOrDatabase
 from authsvc.errors import ConfigError
+from authsvc.events import Events
 from authsvc.grants import GrantRegistry
 from authsvc.grants.client_credentials import ClientCredentialsGrant
 from authsvc.grants.password import PasswordGrant
@@ -128,6 +129,7 @@ class Services:
     keys: KeyManager
     users: SqlUserStore
     session_store: SqlSessionStore
+    events: Events
     tokens: TokenIssuer
     families: Families
     grants: GrantRegistry
@@ -183,6 +185,7 @@ class Services:
             clock,
         )
         users = SqlUserStore(engine, on_change=forget)
+        events = Events()
         tokens = TokenIssuer(
             issuer=settings.resolved_issuer,
             keys=keys,
@@ -195,14 +198,15 @@ class Services:
             tokens,
             keys,
             clock,
+            events,
             grace=settings.refresh_reuse_grace,
             session_ttl=settings.refresh_token_max_ttl,
         )
         grants = GrantRegistry(
             (
-                PasswordGrant(users, hasher, login_limiter, families, clock),
+                PasswordGrant(users, hasher, login_limiter, families, clock, events),
                 RefreshTokenGrant(families),
-                ClientCredentialsGrant(tokens, clock),
+                ClientCredentialsGrant(tokens, clock, events),
             )
         )
         services = cls(
@@ -212,6 +216,7 @@ class Services:
             keys=keys,
             users=users,
             session_store=session_store,
+            events=events,
             tokens=tokens,
             families=families,
             grants=grants,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,11 +11,11 @@ from authsvc.api.responses import NO_STORE
 from authsvc.api.schemas import CLIENT_ERRORS, revocation_response_schema
 from authsvc.api.token_request import TOKEN_FORM, read_token_request
 from authsvc.errors import InvalidGrant
+from authsvc.events import TokenRevoked
 
 __all__ = ["router"]
 
 router = APIRouter()
-audit = logging.getLogger("authsvc.audit")
 
 
 @router.post(
@@ -35,19 +33,20 @@ async def revoke(request: Request, services: ServicesDep) -> Response:
     claims = presented.claims
     if claims.get("client_id") != identity.client.id:
         raise InvalidGrant("The token was issued to another client.", detail="revoke: other client")
-    user_id = claims.get("sub") if "sid" in claims else None  # client tokens have no user
-    context = {"client_id": identity.client.id, "user_id": user_id, "sid": claims.get("sid")}
+    sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     if presented.kind == "refresh_token":
-        if isinstance(claims.get("sid"), str):
-            await services.session_store.revoke(claims["sid"], now, "revoked")
-        audit.info(
-            "refresh token revoked", extra={"event": "token.revoked", "token_use": "refresh_token", **context}
-        )
+        if sid is not None:
+            await services.session_store.revoke(sid, now, "revoked")
     else:
         # Remembered as long as any check here could still accept it: exp plus the leeway.
         remember_until = float(claims["exp"]) + services.settings.clock_skew
         await services.session_store.revoke_access_token(claims["jti"], remember_until)
-        audit.info(
-            "access token revoked", extra={"event": "token.revoked", "token_use": "access_token", **context}
+    services.events.publish(
+        TokenRevoked(
+            token_use=presented.kind,
+            client_id=identity.client.id,
+            user_id=claims.get("sub") if sid is not None else None,  # client tokens have no user
+            sid=sid,
         )
+    )
     return Response(status_code=200, headers=NO_STORE)

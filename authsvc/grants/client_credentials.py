@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidScope, UnauthorizedClient
+from authsvc.events import ClientTokenIssued, Events
 from authsvc.grants.base import GrantRequest, requested_scope
 from authsvc.tokens.families import TokenResponse
 from authsvc.tokens.issuer import TokenIssuer, token_body
 
 __all__ = ["ClientCredentialsGrant"]
-
-audit = logging.getLogger("authsvc.audit")
 
 
 class ClientCredentialsGrant:
@@ -21,9 +19,10 @@ class ClientCredentialsGrant:
     parameters: ClassVar[dict[str, dict[str, Any]]] = {"scope": {"type": "string"}}
     default_client: ClassVar[bool] = False  # a confidential client must authenticate
 
-    def __init__(self, issuer: TokenIssuer, clock: Clock) -> None:
+    def __init__(self, issuer: TokenIssuer, clock: Clock, events: Events) -> None:
         self.issuer = issuer
         self.clock = clock
+        self.events = events
 
     async def handle(self, request: GrantRequest) -> TokenResponse:
         client = request.client
@@ -37,6 +36,5 @@ class ClientCredentialsGrant:
         token, expires_in = self.issuer.access_token(
             key=self.issuer.signing_key(), sub=client.id, client=client, scopes=scopes, now=self.clock.now()
         )
-        # Not an audit event (a service's routine, every few minutes per caller): DEBUG only.
-        audit.debug("client token", extra={"event": "token.client_credentials", "client_id": client.id})
+        self.events.publish(ClientTokenIssued(client_id=client.id))  # routine: DEBUG, not an audit line
         return TokenResponse(token_body(token, expires_in, scopes, None).encode())

@@ -8,11 +8,11 @@ user costs the same hash as a known one.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant, InvalidRequest, InvalidScope
+from authsvc.events import Events, LoginFailed, LoginSucceeded
 from authsvc.grants.base import GrantRequest, requested_scope
 from authsvc.login_limits import LoginLimiter
 from authsvc.passwords import PasswordHasher
@@ -21,8 +21,6 @@ from authsvc.tokens.families import Families, TokenResponse
 from authsvc.usernames import login_name, password_form
 
 __all__ = ["PasswordGrant"]
-
-audit = logging.getLogger("authsvc.audit")
 
 _MAX_LIMIT_NAME = 200  # an unmappable name is counted by (a prefix of) what was sent
 
@@ -43,7 +41,9 @@ class PasswordGrant:
         limiter: LoginLimiter,
         families: Families,
         clock: Clock,
+        events: Events,
     ) -> None:
+        self.events = events
         self.users = users
         self.hasher = hasher
         self.limiter = limiter
@@ -70,10 +70,7 @@ class PasswordGrant:
             await self.limiter.abandon(attempt)
             raise
         if user is None or not valid or user.disabled:
-            audit.info(
-                "login failed",
-                extra={"event": "login.failed", "client_id": client.id, "user_id": user.id if user else None},
-            )
+            self.events.publish(LoginFailed(client_id=client.id, user_id=user.id if user else None))
             raise InvalidGrant("The username or password is incorrect.", detail="bad credentials")
         await self.limiter.succeeded(attempt)
         if new_hash is not None:
@@ -82,5 +79,5 @@ class PasswordGrant:
         scopes = allowed if requested is None else requested
         if not scopes <= allowed:
             raise InvalidScope()
-        audit.info("login", extra={"event": "login.succeeded", "client_id": client.id, "user_id": user.id})
+        self.events.publish(LoginSucceeded(user_id=user.id, client_id=client.id))
         return await self.families.start(user, client, scopes)

@@ -19,7 +19,6 @@ looks the signing key up on the event loop, runs the decision, and reports it.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Protocol, TypeVar
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant, InvalidScope
+from authsvc.events import Events, RefreshReplayed, RefreshReuseDetected, RefreshRotated, SessionStarted
 from authsvc.keys.manager import KeyManager
 from authsvc.scopes import scope_str
 from authsvc.store.records import Client, IssuedRefreshToken, RefreshTokenRow, SessionRecord, User
@@ -44,7 +44,6 @@ __all__ = [
     "rotate_family",
 ]
 
-audit = logging.getLogger("authsvc.audit")
 T = TypeVar("T")
 _REFRESH_TYPS = frozenset({REFRESH_TYP})
 
@@ -253,6 +252,7 @@ class Families:
         issuer: TokenIssuer,
         keys: KeyManager,
         clock: Clock,
+        events: Events,
         *,
         grace: int,
         session_ttl: int,
@@ -261,6 +261,7 @@ class Families:
         self.issuer = issuer
         self.keys = keys
         self.clock = clock
+        self.events = events
         self.grace = grace
         self.session_ttl = session_ttl
 
@@ -291,10 +292,7 @@ class Families:
         if first is None:
             # A password change, disable or client removal won the race with this login.
             raise InvalidGrant("The username or password is incorrect.", detail="credentials changed")
-        audit.info(
-            "session started",
-            extra={"event": "session.started", "user_id": user.id, "client_id": client.id, "sid": session.id},
-        )
+        self.events.publish(SessionStarted(user_id=user.id, client_id=client.id, sid=session.id))
         return TokenResponse(first.body.encode())
 
     async def rotate(self, token: str, client: Client, requested: frozenset[str] | None) -> TokenResponse:
@@ -330,14 +328,13 @@ class Families:
                 key=key, session=session, client=client, scopes=scopes, now=now, jti=successor_jti
             ),
         )
-        context = {"client_id": client.id, "sid": result.session_id, "user_id": claims.get("sub")}
+        user_id = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        sid = result.session_id
         if result.outcome is Outcome.ROTATED or result.outcome is Outcome.REPLAYED:
             assert result.body is not None
-            audit.info("refresh", extra={"event": f"refresh.{result.outcome.value}", **context})
+            reported = RefreshRotated if result.outcome is Outcome.ROTATED else RefreshReplayed
+            self.events.publish(reported(user_id=user_id, client_id=client.id, sid=sid))
             return TokenResponse(result.body.encode())
         if result.outcome is Outcome.REUSED:
-            audit.warning(
-                "refresh token reuse detected; session revoked",
-                extra={"event": "refresh.reuse_detected", **context},
-            )
+            self.events.publish(RefreshReuseDetected(user_id=user_id, client_id=client.id, sid=sid))
         raise InvalidGrant(detail=result.reason)

@@ -1,0 +1,247 @@
+"""Typed audit events and the bus that delivers them.
+
+Code that does something an operator may need to audit publishes an event;
+subscribers decide what it becomes. ``audit_log`` writes the JSON line of the
+``authsvc.audit`` logger (README: Audit trail); the server's ``Metrics``
+counts the ones it alerts on. So a metric never parses a log string back, and
+an event's fields are checked by the type checker.
+
+No event carries a secret: identifiers only (user, client, session, kid),
+never a token, password or key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+__all__ = [
+    "ClientAdded",
+    "ClientAuthRateLimited",
+    "ClientRemoved",
+    "ClientTokenIssued",
+    "Event",
+    "Events",
+    "KeyChanged",
+    "LoginFailed",
+    "LoginRateLimited",
+    "LoginSucceeded",
+    "RefreshReplayed",
+    "RefreshReuseDetected",
+    "RefreshRotated",
+    "SessionStarted",
+    "SessionsLoggedOut",
+    "TokenRevoked",
+    "UserDisabled",
+    "UserEnabled",
+    "audit_log",
+]
+
+log = logging.getLogger("authsvc")
+_AUDIT = logging.getLogger("authsvc.audit")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something worth an audit line. ``name`` is the ``event`` of the line."""
+
+    name: ClassVar[str]
+    message: ClassVar[str]
+    level: ClassVar[int] = logging.INFO
+
+    def kind(self) -> str:
+        return self.name
+
+    def text(self) -> str:
+        """The line's human-readable ``message``."""
+        return self.message
+
+    def severity(self) -> int:
+        return self.level
+
+    def identifiers(self) -> dict[str, object]:
+        """The event's fields that are set."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginSucceeded(Event):
+    name = "login.succeeded"
+    message = "login"
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginFailed(Event):
+    name = "login.failed"
+    message = "login failed"
+    client_id: str
+    user_id: str | None  # when the name exists
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginRateLimited(Event):
+    name = "login.rate_limited"
+    message = "login refused by the failed-login limits"
+    level = logging.WARNING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientAuthRateLimited(Event):
+    name = "client_auth.rate_limited"
+    message = "client authentication refused by the failure limits"
+    level = logging.WARNING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStarted(Event):
+    name = "session.started"
+    message = "session started"
+    user_id: str
+    client_id: str
+    sid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshRotated(Event):
+    name = "refresh.rotated"
+    message = "refresh"
+    user_id: str | None
+    client_id: str
+    sid: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshReplayed(Event):
+    name = "refresh.replayed"
+    message = "refresh"
+    user_id: str | None
+    client_id: str
+    sid: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshReuseDetected(Event):
+    name = "refresh.reuse_detected"
+    message = "refresh token reuse detected; session revoked"
+    level = logging.WARNING
+    user_id: str | None
+    client_id: str
+    sid: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRevoked(Event):
+    name = "token.revoked"
+    message = "token revoked"
+    token_use: str  # access_token | refresh_token
+    client_id: str
+    user_id: str | None  # a user's token
+    sid: str | None
+
+    def text(self) -> str:
+        return f"{self.token_use.replace('_', ' ')} revoked"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientTokenIssued(Event):
+    """Routine traffic, every few minutes per service: DEBUG, not an audit line."""
+
+    name = "token.client_credentials"
+    message = "client token"
+    level = logging.DEBUG
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionsLoggedOut(Event):
+    name = "session.logout"
+    message = "sessions revoked"
+    user_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserDisabled(Event):
+    name = "user.disabled"
+    message = "user disabled"
+    user_id: str
+    count: int  # sessions revoked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserEnabled(Event):
+    name = "user.enabled"
+    message = "user enabled"
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientAdded(Event):
+    name = "client.added"
+    message = "client added"
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRemoved(Event):
+    name = "client.removed"
+    message = "client removed"
+    client_id: str
+    count: int  # sessions revoked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyChanged(Event):
+    """A change to the key set: created, signing, revoked, destroy-private, prune."""
+
+    name = "key"
+    message = "key changed"
+    action: str
+    kid: str
+    alg: str | None = None
+    emergency: bool = False  # `keys revoke`: logged as a warning
+
+    def kind(self) -> str:
+        return f"key.{self.action}"
+
+    def text(self) -> str:
+        return f"key {self.action}"
+
+    def severity(self) -> int:
+        return logging.WARNING if self.emergency else self.level
+
+    def identifiers(self) -> dict[str, object]:
+        return {"kid": self.kid, **({"alg": self.alg} if self.alg else {})}
+
+
+def audit_log(event: Event) -> None:
+    """The subscriber that writes the audit line (``authsvc.audit``; JSON when the service runs)."""
+    _AUDIT.log(event.severity(), event.text(), extra={"event": event.kind(), **event.identifiers()})
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Events:
+    """Delivers each published event to every subscriber, in order."""
+
+    def __init__(self, subscribers: Iterable[Subscriber] = (audit_log,)) -> None:
+        self._subscribers = list(subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # one broken subscriber must not fail the request or the others
+                log.exception("event subscriber failed on %s", event.kind())
