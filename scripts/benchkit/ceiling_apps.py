@@ -115,5 +115,5 @@ def serve_bare(port: int, config_path: str) -> None:
             return JSONResponse({"detail": "invalid token"}, status_code=401)
         return {"username": claims["sub"], "email": None, "full_name": None, "disabled": False}
 
-    # The same call as `authsvc serve` (authsvc/cli.py) with one worker.
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", server_header=False)
+    # The same call as `authsvc serve` (authsvc/cli.py) with one worker: no access log either.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False, server_header=False)
