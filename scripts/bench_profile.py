@@ -5,8 +5,9 @@
     python scripts/bench_profile.py --alg EdDSA --grant refresh_token
     python scripts/bench_profile.py --alg RS256 --tool perf    # native split: Python / crypto / kernel
 
-Starts authsvc exactly as ``scripts/bench.py`` does (same pinning, seeding,
-logins and chained refresh tokens, same generator), then records the server
+Starts authsvc exactly as ``scripts/bench.py`` does, through its package
+``benchkit`` (same pinning, seeding, logins and chained refresh tokens, same
+generator), then records the server
 while the generator runs, and prints what share of the busy samples each part
 of the request holds (py-spy: every thread's stack, idle waits left out) or,
 with ``--tool perf``, the share of CPU per shared object (``perf report``).
@@ -18,15 +19,16 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench  # the bench's own set-up, reused as is
+from benchkit.cli import parse_args
+from benchkit.config import ALGS, FULL
+from benchkit.context import Bench
+from benchkit.load import Load
+from benchkit.seeding import form_headers
 
 # Leaves where a thread waits rather than works: uvloop's epoll, an idle executor thread.
 _IDLE_LEAVES = (
@@ -89,29 +91,27 @@ def summarise_py_spy(raw: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alg", choices=bench.ALGS, default="EdDSA")
+    parser.add_argument("--alg", choices=ALGS, default="EdDSA")
     parser.add_argument("--grant", choices=("refresh_token", "client_credentials"), default="refresh_token")
     parser.add_argument("--tool", choices=("py-spy", "perf", "none"), default="py-spy")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--database-url", help="PostgreSQL scratch database (default: SQLite).")
     args = parser.parse_args()
 
-    bench_args = bench.parse_args(
-        ["--no-peer", *(["--database-url", args.database_url] if args.database_url else [])]
-    )
-    runner = bench.Bench(bench_args, bench.FULL)
+    options = parse_args(["--no-peer", *(["--database-url", args.database_url] if args.database_url else [])])
+    runner = Bench(options, FULL)
     runner.cores.pin_self_to_generator()
     out = Path(tempfile.mkdtemp(prefix="authsvc-profile-"))
     try:
         proc = runner.start_authsvc("profile", args.alg)
         server = runner.seed(proc, args.alg, runner.tmp / "profile")
-        form = {"Authorization": server.basic, "Content-Type": "application/x-www-form-urlencoded"}
+        form = form_headers(server)
         if args.grant == "refresh_token":
             pool = runner.warm(server, runner.logins(server, runner.pool_size))
-            load = bench.Load(proc.url + "/token", method="POST", headers=form, chain_tokens=pool)
+            load = Load(proc.url + "/token", method="POST", headers=form, chain_tokens=pool)
         else:
             body = "grant_type=client_credentials&scope=read%20write"
-            load = bench.Load(proc.url + "/token", method="POST", headers=form, body=body)
+            load = Load(proc.url + "/token", method="POST", headers=form, body=body)
             runner.generator.run(load, 2)  # warm-up
         seconds = str(int(args.seconds))
         record: list[str] | None = None

@@ -1,0 +1,91 @@
+"""What every phase of a run shares (the ``Bench``), and the one way a load run becomes a row."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchkit import seeding
+from benchkit.config import Options, Profile
+from benchkit.cores import Cores
+from benchkit.load import Generator, Load, pick_generator
+from benchkit.report import Report, Row, join_notes
+from benchkit.seeding import AuthsvcServer
+from benchkit.servers import Proc, Procs, authsvc_env, start_authsvc
+
+__all__ = ["Bench"]
+
+
+class Bench:
+    """Options, profile, cores, the processes started, the generator and the report of one run."""
+
+    def __init__(self, options: Options, profile: Profile) -> None:
+        self.options = options
+        self.profile = profile
+        self.cores = Cores()
+        self.procs = Procs()
+        self.report = Report()
+        self.tmp = Path(tempfile.mkdtemp(prefix="authsvc-bench-"))
+        self.run_id = secrets.token_hex(4)
+        self.generator: Generator = pick_generator(
+            options.generator,
+            smoke=options.smoke,
+            cores=self.cores,
+            connections=profile.connections,
+            workdir=self.tmp,
+        )
+        self.pool_size = profile.connections + 16  # refresh-token families chained per load run
+        self.filler_prefix = f"s_fill_{self.run_id}_"
+        self.peer_ok = False
+        self.started = time.time()
+
+    def measure(
+        self,
+        row_id: str,
+        label: str,
+        kind: str,
+        load: Load,
+        *,
+        proc: Proc | None = None,
+        ceiling: str | None = None,
+        duration: float | None = None,
+        note: str = "",
+    ) -> Row:
+        """One load run, reported as a row (with the server's RSS after it)."""
+        result = self.generator.run(load, duration or self.profile.duration)
+        row = Row(
+            id=row_id,
+            label=label,
+            kind=kind,
+            rps=result.rps,
+            p50_ms=result.p50_ms,
+            p99_ms=result.p99_ms,
+            requests=result.requests,
+            errors=result.errors,
+            ceiling=ceiling,
+            rss_mib=proc.rss() if proc else None,
+            generator=self.generator.name,
+            note=join_notes(note, f"errors: {result.error_detail}" if result.errors else ""),
+        )
+        return self.report.add(row)
+
+    # --- authsvc, set up the same way for every phase (and for scripts/bench_profile.py) ---------
+    def authsvc_env(self, alg: str, workdir: Path) -> dict[str, str]:
+        return authsvc_env(workdir, alg, self.options.database_url)
+
+    def start_authsvc(self, name: str, alg: str, workdir: Path | None = None) -> Proc:
+        workdir = workdir or (self.tmp / name)
+        workdir.mkdir(parents=True, exist_ok=True)
+        return start_authsvc(self.procs, self.cores, name, self.authsvc_env(alg, workdir), workdir)
+
+    def seed(self, proc: Proc, alg: str, workdir: Path) -> AuthsvcServer:
+        return seeding.seed(proc, alg, workdir, self.authsvc_env(alg, workdir), self.run_id)
+
+    def logins(self, server: AuthsvcServer, count: int) -> list[dict[str, Any]]:
+        return seeding.logins(server, count)
+
+    def warm(self, server: AuthsvcServer, families: list[dict[str, Any]]) -> list[str]:
+        return seeding.warm(server, families, self.profile.warmup_requests)

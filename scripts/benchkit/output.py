@@ -1,0 +1,168 @@
+"""A report as ``bench.md`` (grouped tables, authsvc ÷ peer, targets) and ``bench.json`` (strict JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchkit.config import ALGS, ANCHORS_FILE
+from benchkit.report import Report, fmt_ms, fmt_ratio, join_notes, rate
+
+__all__ = ["GROUPS", "group_of", "markdown", "write_outputs"]
+
+GROUPS = (
+    "In-process (ops/s; ceiling: raw cryptography)",
+    "Load generator ceiling (a static responder on the server core)",
+    "Ceilings: a bare FastAPI app served like authsvc",
+    "authsvc",
+    "Password grant (argon2-bound, reported apart)",
+    "Peer: node-oidc-provider",
+    "Event loop, growth, memory",
+)
+
+
+def group_of(row_id: str) -> str:
+    parts = row_id.split(".")
+    if "inproc" in parts or row_id == "argon2.hash":
+        return GROUPS[0]
+    if parts[0] == "generator":
+        return GROUPS[1]
+    if "ceiling" in parts:
+        return GROUPS[2]
+    if parts[0] in ("eventloop", "growth", "memory"):
+        return GROUPS[6]
+    if "peer" in parts:
+        return GROUPS[5]
+    if parts[-1] == "password":
+        return GROUPS[4]
+    return GROUPS[3]
+
+
+def markdown(report: Report) -> str:
+    lines = [*_header(report.meta)]
+    for title in GROUPS:
+        rows = [row for row in report.rows if group_of(row.id) == title]
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"### {title}",
+            "",
+            "| row | what | req/s (ops/s) | p50 ms | p99 ms | ceiling | x req/s | x p50 | x p99 "
+            "| RSS MiB | notes |",
+            "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        ]
+        for row in rows:
+            shown = "-" if row.rps is None else f"{row.rps:,.0f}"
+            if row.generator_bound:
+                ratios = ["gen-bound", "gen-bound", "gen-bound"]
+            else:
+                ratios = [fmt_ratio(row.ratio_rps), fmt_ratio(row.ratio_p50), fmt_ratio(row.ratio_p99)]
+            notes = join_notes(row.note, f"{row.errors} errors of {row.requests}" if row.errors else "")
+            rss = "-" if row.rss_mib is None else f"{row.rss_mib:.1f}"
+            lines.append(
+                f"| {row.id} | {row.label} | {shown} | {fmt_ms(row.p50_ms)} | {fmt_ms(row.p99_ms)} | "
+                f"{row.ceiling or '-'} | {' | '.join(ratios)} | {rss} | {notes} |"
+            )
+    lines += _peer_table(report)
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | measured | needed | status | detail |",
+        "|---|---:|---:|---|---|",
+    ]
+    for target in report.targets:
+        measured = "-" if target.measured is None else f"{target.measured:.2f}x"
+        needed = (
+            "-"
+            if target.threshold is None
+            else (f"≥ {target.threshold:.2f}x" if "≤" not in target.name else f"≤ {target.threshold:.2f}x")
+        )
+        lines.append(f"| {target.name} | {measured} | {needed} | {target.status} | {target.detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def _header(meta: dict[str, Any]) -> list[str]:
+    return [
+        f"# authsvc bench ({meta.get('mode')}, {meta.get('started')})",
+        "",
+        f"- machine: {meta.get('machine')}; Python {meta.get('python')}",
+        f"- pinning: {meta.get('pinning')}",
+        f"- generator: {meta.get('generator')}",
+        f"- load runs: {meta.get('duration_s')} s each, {meta.get('connections')} connections; "
+        f"database: {meta.get('database')}",
+        f"- password hashing: {meta.get('argon2')}",
+        f"- refresh method: {meta.get('refresh_method')}",
+        f"- peer (node-oidc-provider): {meta.get('peer')}",
+        f"- growth rows: {meta.get('growth_rows')}; memory refreshes: {meta.get('memory_refreshes')}",
+        f"- servers: {meta.get('server_settings')}",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}",
+        f"- elapsed: {meta.get('elapsed_s')} s",
+        *([f"- **incomplete run**: {meta['incomplete']}"] if meta.get("incomplete") else []),
+        "",
+        "Ratios are to the row's ceiling: the bare FastAPI GET (constant bytes) for GET routes, the bare "
+        "FastAPI raw-body form POST for POST routes, raw `cryptography` for in-process rows. "
+        "`gen-bound`: the generator's own ceiling is under 1.5x the rate, so no ratio is given.",
+    ]
+
+
+def _peer_table(report: Report) -> list[str]:
+    peer_rows = [
+        (alg, what)
+        for alg in ALGS
+        for what in ("jwks", "client_credentials", "refresh")
+        if report.get(f"{alg}.peer.{what}") is not None
+    ]
+    if not peer_rows:
+        return [
+            "",
+            f"Peer not measured in this run ({report.meta.get('peer')}). The peer targets below compare "
+            f"with the {ANCHORS_FILE} figures, from another run: reference only.",
+        ]
+    lines = [
+        "",
+        "## authsvc ÷ peer (node-oidc-provider, measured in this run)",
+        "",
+        "| alg | what | authsvc req/s | peer req/s | authsvc ÷ peer |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for alg, what in peer_rows:
+        ours, theirs = rate(report, f"{alg}.{what}"), rate(report, f"{alg}.peer.{what}")
+        ratio = fmt_ratio(ours / theirs) if ours and theirs else "-"
+        lines.append(f"| {alg} | {what} | {ours or 0:,.0f} | {theirs or 0:,.0f} | {ratio} |")
+        if what == "refresh":
+            rot = rate(report, f"{alg}.peer.refresh_rotating")
+            if rot:
+                ratio = fmt_ratio(ours / rot) if ours else "-"
+                lines.append(f"| {alg} | refresh, peer rotating | {ours or 0:,.0f} | {rot:,.0f} | {ratio} |")
+    return lines
+
+
+def write_outputs(report: Report, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "bench.json", out_dir / "bench.md"
+    data = _finite(
+        {
+            "meta": report.meta,
+            "rows": [asdict(row) for row in report.rows],
+            "targets": [asdict(target) for target in report.targets],
+        }
+    )
+    json_path.write_text(json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+    md_path.write_text(markdown(report))
+    return json_path, md_path
+
+
+def _finite(data: Any) -> Any:
+    """NaN and infinities become null: the JSON stays strict."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data

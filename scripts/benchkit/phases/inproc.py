@@ -1,0 +1,195 @@
+"""In-process rows: authsvc's sign and the verifier's verify beside raw ``cryptography``; one argon2 hash.
+
+Measured on the server core, so that they compare with the HTTP rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+
+from benchkit.config import ARGON2, PASSWORD, SCOPES
+from benchkit.console import log
+from benchkit.context import Bench
+from benchkit.report import Row
+from benchkit.stats import percentile
+
+__all__ = ["measure_argon2", "measure_crypto", "run"]
+
+_Timing = tuple[int, float, list[float]]  # count, seconds, sorted latencies
+
+
+def run(bench: Bench) -> None:
+    log("in-process: sign and verify beside raw cryptography; one argon2 hash")
+    with bench.cores.on_server_core():
+        for alg in bench.options.algs:
+            for row in measure_crypto(alg, bench.profile.crypto_seconds):
+                bench.report.add(row)
+        bench.report.add(measure_argon2(3 if bench.options.smoke else 7))
+
+
+def _timed(fn: Callable[[], object], seconds: float) -> _Timing:
+    for _ in range(20):
+        fn()
+    latencies: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    deadline = start + seconds
+    for _ in range(10_000_000):
+        t0 = clock()
+        fn()
+        t1 = clock()
+        latencies.append(t1 - t0)
+        if t1 >= deadline:
+            break
+    return len(latencies), clock() - start, sorted(latencies)
+
+
+def _crypto_row(row_id: str, label: str, timing: _Timing, ceiling: str | None) -> Row:
+    count, elapsed, latencies = timing
+    return Row(
+        id=row_id,
+        label=label,
+        kind="inproc",
+        rps=count / elapsed,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        requests=count,
+        ceiling=ceiling,
+        generator="in-process",
+    )
+
+
+def _alg_desc(alg: str) -> str:
+    return "RSA-2048 PKCS1v15 SHA-256" if alg == "RS256" else "Ed25519"
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _raw_crypto(private: object, data: bytes, signature: bytes) -> tuple[Callable[[], object], ...]:
+    """Sign and verify with ``cryptography`` directly, the way joserfc calls it for the key's type."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+    if isinstance(private, rsa.RSAPrivateKey):
+        rsa_key, rsa_public = private, private.public_key()
+        return (
+            lambda: rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256()),
+            lambda: rsa_public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256()),
+        )
+    assert isinstance(private, ed25519.Ed25519PrivateKey)
+    ed_key, ed_public = private, private.public_key()
+    return (lambda: ed_key.sign(data), lambda: ed_public.verify(signature, data))
+
+
+def measure_crypto(alg: str, seconds: float) -> list[Row]:
+    import httpx
+
+    from authsvc.keys.generate import generate_key, jose_key
+    from authsvc.keys.manager import LoadedKey
+    from authsvc.tokens.issuer import ACCESS_TYP, new_jti, sign
+    from authsvc.verifier import Verifier
+
+    issuer = "http://127.0.0.1:9"
+    generated = generate_key(alg)
+    loaded = LoadedKey(generated.kid, alg, jose_key(generated.private_key))
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "sub": "u_" + secrets.token_urlsafe(16),
+        "aud": "authsvc",
+        "exp": now + 900,
+        "iat": now,
+        "jti": new_jti(),
+        "client_id": "bench-client",
+        "scope": SCOPES,
+        "sid": "s_" + secrets.token_urlsafe(16),
+    }
+    token = sign(loaded, ACCESS_TYP, claims)
+    signing_input, _, signature_b64 = token.rpartition(".")
+    raw_sign, raw_verify = _raw_crypto(
+        generated.private_key, signing_input.encode(), _b64url_decode(signature_b64)
+    )
+    rows = [
+        _crypto_row(
+            f"{alg}.inproc.raw_sign",
+            f"raw cryptography sign ({_alg_desc(alg)})",
+            _timed(raw_sign, seconds),
+            None,
+        ),
+        _crypto_row(
+            f"{alg}.inproc.sign",
+            f"authsvc.tokens.issuer.sign, access token ({alg})",
+            _timed(lambda: sign(loaded, ACCESS_TYP, claims), seconds),
+            f"{alg}.inproc.raw_sign",
+        ),
+        _crypto_row(
+            f"{alg}.inproc.raw_verify",
+            f"raw cryptography verify ({_alg_desc(alg)})",
+            _timed(raw_verify, seconds),
+            None,
+        ),
+    ]
+    jwks = {"keys": [generated.public_jwk]}
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=jwks, headers={"Cache-Control": "public, max-age=300"})
+
+    async def verify_loop() -> _Timing:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            verifier = Verifier(issuer, "authsvc", http=http)
+            for _ in range(20):
+                await verifier.verify(token)
+            latencies: list[float] = []
+            clock = time.perf_counter
+            start = clock()
+            deadline = start + seconds
+            for _ in range(10_000_000):
+                t0 = clock()
+                await verifier.verify(token)
+                t1 = clock()
+                latencies.append(t1 - t0)
+                if t1 >= deadline:
+                    break
+            return len(latencies), clock() - start, sorted(latencies)
+
+    rows.append(
+        _crypto_row(
+            f"{alg}.inproc.verify",
+            f"authsvc.verifier Verifier.verify, cached JWKS ({alg})",
+            asyncio.run(verify_loop()),
+            f"{alg}.inproc.raw_verify",
+        )
+    )
+    return rows
+
+
+def measure_argon2(times: int) -> Row:
+    from authsvc.passwords import PasswordHasher
+
+    hasher = PasswordHasher(ARGON2["memory_kib"], ARGON2["time_cost"], ARGON2["parallelism"])
+    hasher.hash_sync(PASSWORD)
+    latencies = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        hasher.hash_sync(PASSWORD)
+        latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    return Row(
+        id="argon2.hash",
+        label=f"one argon2id hash, m={ARGON2['memory_kib']} t={ARGON2['time_cost']} "
+        f"p={ARGON2['parallelism']}",
+        kind="inproc",
+        rps=1 / statistics.median(latencies),
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[-1] * 1000,
+        requests=times,
+        generator="in-process",
+        note="authsvc.passwords.PasswordHasher, in-process",
+    )

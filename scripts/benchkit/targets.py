@@ -1,0 +1,163 @@
+"""The targets a run is judged by, computed from its rows (PASS, MISS, or n/a when not measured)."""
+
+from __future__ import annotations
+
+from benchkit.config import ANCHOR_PEER, ANCHORS_FILE
+from benchkit.report import Report, Target, fmt_ms, generator_bound, rate
+
+__all__ = ["targets"]
+
+
+def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[Target]:
+    out: list[Target] = []
+    for alg in algs:
+        out += _peer_targets(report, alg, peer_measured)
+        out += _ceiling_targets(report, alg)
+    out += _health_targets(report)
+    return out
+
+
+def _at_least(name: str, num: float | None, den: float | None, threshold: float, detail: str) -> Target:
+    """PASS when num ÷ den ≥ threshold."""
+    if num is None or den is None:
+        return Target(name, None, threshold, "n/a", detail + " (not measured)")
+    value = num / den
+    return Target(name, value, threshold, "PASS" if value >= threshold else "MISS", detail)
+
+
+def _at_most(name: str, value: float | None, base: float | None, factor: float, detail: str) -> Target:
+    """PASS when value ≤ factor x base; the ratio value ÷ base is shown."""
+    if value is None or not base:
+        return Target(name, None, factor, "n/a", detail + " (not measured)")
+    ratio = value / base
+    return Target(name, ratio, factor, "PASS" if ratio <= factor else "MISS", detail)
+
+
+def _peer_targets(report: Report, alg: str, peer_measured: bool) -> list[Target]:
+    out: list[Target] = []
+    for what, label in (
+        ("jwks", "JWKS"),
+        ("client_credentials", "client_credentials"),
+        ("refresh", "refresh"),
+    ):
+        name = f"{alg} {label} ≥ 1.0 x peer"
+        ours = rate(report, f"{alg}.{what}")
+        if peer_measured:
+            detail = f"{alg}.{what} ÷ {alg}.peer.{what}"
+            if what == "refresh":
+                rotating = rate(report, f"{alg}.peer.refresh_rotating")
+                if ours and rotating:
+                    detail += f" (peer with rotation on: {ours / rotating:.2f}x)"
+            if generator_bound(report, f"{alg}.{what}", f"{alg}.peer.{what}"):
+                detail += " [generator-bound]"
+            out.append(_at_least(name, ours, rate(report, f"{alg}.peer.{what}"), 1.0, detail))
+        else:
+            anchor = ANCHOR_PEER[what][alg]
+            out.append(
+                Target(
+                    name,
+                    ours / anchor if ours else None,
+                    1.0,
+                    "n/a",
+                    f"peer not measured in this run; against the {ANCHORS_FILE} figure "
+                    f"{anchor:,.0f}/s (another run, reference only)",
+                )
+            )
+    return out
+
+
+def _ceiling_targets(report: Report, alg: str) -> list[Target]:
+    out: list[Target] = []
+    if alg == "RS256":
+        raw = rate(report, "RS256.inproc.raw_sign")
+        out.append(
+            _at_least(
+                "RS256 refresh ≥ 0.8 x (raw RSA sign/s ÷ 2)",
+                rate(report, "RS256.refresh"),
+                raw / 2 if raw else None,
+                0.8,
+                "two RSA signatures per refresh (access + refresh token)",
+            )
+        )
+    bound = generator_bound(report, f"{alg}.users_me", f"{alg}.ceiling.pyjwt_me")
+    out += [
+        _at_least(
+            f"{alg} /users/me ≥ 0.8 x bare PyJWT route",
+            rate(report, f"{alg}.users_me"),
+            rate(report, f"{alg}.ceiling.pyjwt_me"),
+            0.8,
+            f"{alg}.users_me ÷ {alg}.ceiling.pyjwt_me" + (" [generator-bound]" if bound else ""),
+        ),
+        _at_least(
+            f"{alg} in-process sign ≥ 0.85 x raw sign",
+            rate(report, f"{alg}.inproc.sign"),
+            rate(report, f"{alg}.inproc.raw_sign"),
+            0.85,
+            "authsvc.tokens.issuer.sign ÷ cryptography",
+        ),
+        _at_least(
+            f"{alg} verifier verify ≥ 0.85 x raw verify",
+            rate(report, f"{alg}.inproc.verify"),
+            rate(report, f"{alg}.inproc.raw_verify"),
+            0.85,
+            "Verifier.verify ÷ cryptography",
+        ),
+    ]
+    return out
+
+
+def _health_targets(report: Report) -> list[Target]:
+    """Event loop, growth and memory."""
+    loaded = report.get("eventloop.jwks_with_logins")
+    alone = report.get("eventloop.jwks_alone")
+    argon = report.get("argon2.hash")
+    out = [
+        _at_most(
+            "event loop: JWKS p99 with 4 logins ≤ 2 x one argon2 hash",
+            loaded.p99_ms if loaded else None,
+            argon.p50_ms if argon else None,
+            2.0,
+            (
+                f"JWKS p99 {fmt_ms(loaded.p99_ms)} ms with logins, {fmt_ms(alone.p99_ms)} ms alone; "
+                f"one hash {fmt_ms(argon.p50_ms)} ms; shown: p99 ÷ one hash"
+            )
+            if loaded and alone and argon
+            else "",
+        )
+    ]
+    small, big = report.get("growth.refresh_small"), report.get("growth.refresh_big")
+    rows = report.meta.get("growth_rows", {})
+    out.append(
+        _at_most(
+            f"growth: refresh p50 at {rows.get('big', 0):,} rows ≤ 1.25 x at {rows.get('small', 0):,}",
+            big.p50_ms if big else None,
+            small.p50_ms if small else None,
+            1.25,
+            (
+                f"p50 {fmt_ms(small.p50_ms)} → {fmt_ms(big.p50_ms)} ms, p99 {fmt_ms(small.p99_ms)} → "
+                f"{fmt_ms(big.p99_ms)} ms; req/s {small.rps or 0:,.0f} → {big.rps or 0:,.0f}"
+            )
+            if small and big
+            else "",
+        )
+    )
+    m_small, m_big = report.get("memory.after_small"), report.get("memory.after_big")
+    counts = report.meta.get("memory_refreshes", {})
+    done_small, done_big = counts.get("done_small", 0), counts.get("done_big", 0)
+    short = (
+        f" (asked {counts.get('big', 0):,}; the time budget allowed {done_big:,})"
+        if done_big < counts.get("big", 0)
+        else ""
+    )
+    out.append(
+        _at_most(
+            f"memory: RSS after {done_big:,} refreshes ≤ 1.1 x after {done_small:,}",
+            m_big.rss_mib if m_big else None,
+            m_small.rss_mib if m_small else None,
+            1.1,
+            (f"{m_small.rss_mib:.1f} → {m_big.rss_mib:.1f} MiB" + short)
+            if m_small and m_big and m_small.rss_mib and m_big.rss_mib
+            else "",
+        )
+    )
+    return out
