@@ -43,11 +43,11 @@ STEPS = {
     "database transaction, on its worker thread": "ThreadedDatabase._begin",
     "  of it: SQLAlchemy Connection.execute": "Connection.execute (sqlalchemy",
     "  of it: commit": "do_commit",
-    "  of it: signing the new tokens": "SessionService._token_body",
+    "  of it: signing the new tokens": "TokenIssuer.session_tokens",
     "sign an access token (client_credentials)": "client_credentials.py",
     "form parsing": "read_form",
     "client authentication": "ClientAuthenticator.authenticate",
-    "audit log line": "Logger.info",
+    "audit log line": "audit_log (authsvc/events.py",
 }
 # Self time by where the sampled frame's code lives (the leaf frame of each sample).
 WHERE = (

@@ -19,8 +19,8 @@ def test_summary_leaves_out_idle_waits_and_groups_the_rest(tmp_path: Path) -> No
                 "t;_worker (concurrent/futures/thread.py:81) 30",  # an idle worker thread
                 "t;_worker (concurrent/futures/thread.py:83);ThreadedDatabase._begin (authsvc/store/sql/"
                 "threaded.py:51);Connection.execute (sqlalchemy/engine/base.py:1494) 6",
-                "t;ThreadedDatabase._begin (authsvc/store/sql/threaded.py:51);SessionService._token_body "
-                "(authsvc/tokens/sessions.py:103);_RSAAlgModel.sign (joserfc/_rfc7518/jws_algs.py:97) 3",
+                "t;ThreadedDatabase._begin (authsvc/store/sql/threaded.py:51);TokenIssuer.session_tokens "
+                "(authsvc/tokens/issuer.py:118);_RSAAlgModel.sign (joserfc/_rfc7518/jws_algs.py:97) 3",
                 "main;check_token (authsvc/tokens/validation.py:127);loads (json/__init__.py:346) 1",
             ]
         )

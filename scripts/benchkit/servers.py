@@ -155,6 +155,10 @@ def authsvc_env(workdir: Path, alg: str, database_url: str | None) -> dict[str, 
             "AUTHSVC_ARGON2_TIME_COST": str(ARGON2["time_cost"]),
             "AUTHSVC_ARGON2_PARALLELISM": str(ARGON2["parallelism"]),
             "AUTHSVC_REFRESH_REUSE_GRACE": "0",
+            # The password row measures a login's cost with 32 at once for one user from one
+            # address: the failed-login limits (which reserve each attempt) must not refuse them.
+            "AUTHSVC_LOGIN_MAX_PER_USER": "1000000",
+            "AUTHSVC_LOGIN_MAX_PER_ADDRESS": "1000000",
         }
     )
     return env
