@@ -67,6 +67,9 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Never answer a near-miss path with a redirect built from the Host header
+        # (clients re-send the password there): a trailing slash is a 404.
+        redirect_slashes=False,
     )
     for module in (token, revoke, introspect, jwks, discovery, users, health):
         app.include_router(module.router)
