@@ -58,6 +58,8 @@ def _read_secret(from_stdin: bool, prompt: str) -> str:
         line = sys.stdin.readline()
         value = line.rstrip("\r\n")
     else:
+        if not sys.stdin.isatty():  # getpass would warn, echo, then read the pipe anyway
+            raise CommandError(f"no terminal to ask for the {prompt}: pipe it in with --password-stdin")
         value = getpass.getpass(f"{prompt}: ")
         if getpass.getpass(f"{prompt} (again): ") != value:
             raise CommandError("the two entries differ")
@@ -126,7 +128,7 @@ def serve(
 async def _check_database(settings: AuthSettings) -> None:
     from authsvc.runtime import open_database
 
-    engine = await open_database(settings)
+    engine = await open_database(settings, create=True)
     await engine.dispose()
 
 
@@ -294,11 +296,14 @@ def users_logout(name: str) -> None:
 
 # --- db ------------------------------------------------------------------------------
 async def _revision(migrate: bool) -> str | None:
-    """The database's schema revision, after bringing it to head when ``migrate``."""
-    from authsvc.migrations import current_revision, upgrade
-    from authsvc.store.sql.engine import create_engine
+    """The database's schema revision, after bringing it to head when ``migrate``.
 
-    engine = create_engine(_settings().database_url)
+    ``db upgrade`` creates a missing database (0600); ``db current`` never does.
+    """
+    from authsvc.migrations import current_revision, upgrade
+    from authsvc.store.sql.opening import connect_database
+
+    engine = await connect_database(_settings().database_url, create=migrate)
     try:
         if migrate:
             await upgrade(engine)
