@@ -80,49 +80,43 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the token service (creates the database and the first key if missing)."""
-    import uvicorn
-
     from authsvc.app import create_app
     from authsvc.keys.rotation import create_first_key
     from authsvc.runtime import build_key_store, load_keys
+    from authsvc.serving import listen, run_uvicorn
 
-    settings = _settings().for_port(port)
-    # Migrate (SQLite) or check the schema (PostgreSQL), create the first key and
-    # load the key set once, before any worker starts: errors are one line here.
-    _run(lambda: _check_database(settings))
-    change = create_first_key(
-        build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
-    )
-    load_keys(settings, SystemClock())
+    settings = _settings()
+    # The port first: a busy one or a bad host is one line, before anything is created.
+    sock = listen(host, port)
+    settings = settings.for_port(sock.getsockname()[1])
+    try:
+        # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
+        # first key and load the key set once, before any worker starts: errors are one line here.
+        _run(lambda: _check_database(settings))
+        change = create_first_key(
+            build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
+        )
+        load_keys(settings, SystemClock())
+    except BaseException:
+        sock.close()
+        raise
     issuer = settings.resolved_issuer
     typer.echo(f"authsvc {issuer} (keys: {settings.keys_dir}, database: {_redact(settings.database_url)})")
     if change is not None:
         typer.echo(f"key store was empty: {change}")
-    typer.echo("add a user with: authsvc users add NAME --scope 'read write'")
+    typer.echo(
+        "add a user with: echo 'PASSWORD' | authsvc users add NAME --password-stdin --scope 'read write'"
+    )
     from authsvc.logs import configure_logging
 
     configure_logging()
     if workers > 1:
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
-        uvicorn.run(
-            "authsvc.app:create_served_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            access_log=False,
-            server_header=False,
-        )
+        started = run_uvicorn(sock, workers=workers)
     else:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,  # a line per request costs more than a JWKS answer; /metrics counts them
-            server_header=False,
-        )
+        started = run_uvicorn(sock, app=create_app(settings))
+    if not started:
+        raise CommandError("the server did not start (the log above says why)")
 
 
 async def _check_database(settings: AuthSettings) -> None:
