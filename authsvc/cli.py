@@ -83,7 +83,7 @@ def serve(
     from authsvc.app import create_app
     from authsvc.keys.rotation import create_first_key
     from authsvc.runtime import build_key_store, load_keys
-    from authsvc.serving import listen, run_uvicorn
+    from authsvc.serving import address, listen, run_uvicorn
 
     settings = _settings()
     # The port first: a busy one or a bad host is one line, before anything is created.
@@ -104,6 +104,7 @@ def serve(
     typer.echo(f"authsvc {issuer} (keys: {settings.keys_dir}, database: {_redact(settings.database_url)})")
     if change is not None:
         typer.echo(f"key store was empty: {change}")
+    typer.echo(f"listening on {address(sock)}" + (f" ({workers} workers)" if workers > 1 else ""))
     typer.echo(
         "add a user with: echo 'PASSWORD' | authsvc users add NAME --password-stdin --scope 'read write'"
     )

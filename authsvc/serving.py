@@ -20,7 +20,7 @@ from typing import Any
 
 from authsvc.errors import AuthsvcError
 
-__all__ = ["ListenError", "listen", "run_uvicorn"]
+__all__ = ["ListenError", "address", "listen", "run_uvicorn"]
 
 BACKLOG = 2048  # uvicorn's default
 SERVED_APP = "authsvc.app:create_served_app"  # what each of N workers imports
@@ -30,10 +30,20 @@ class ListenError(AuthsvcError):
     """The address cannot be listened on; ``str()`` is the one line ``serve`` prints."""
 
 
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def address(sock: socket.socket) -> str:
+    """``host:port`` (``[host]:port`` for IPv6) that ``sock`` listens on."""
+    host, port = sock.getsockname()[:2]
+    return _where(host, port)
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` and listening (port 0: any free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    where = _where(host, port)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
