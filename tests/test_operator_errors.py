@@ -156,6 +156,7 @@ def test_a_missing_postgresql_database_names_it(tmp_path: Path) -> None:
     env["AUTHSVC_DATABASE_URL"] = url.render_as_string(hide_password=False)
     line = one_line_error(run_cli("users", "list", env=env, cwd=tmp_path))
     assert f"AUTHSVC_DATABASE_URL: cannot connect to PostgreSQL at {url.host}:{url.port or 5432}" in line
+    assert line.endswith('database "authsvc_no_such_database" does not exist')
 
 
 @pytest.mark.parametrize("args", [["users", "add", "bob"], ["users", "set-password", "bob"]], ids=" ".join)

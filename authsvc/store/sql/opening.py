@@ -105,9 +105,13 @@ def _where(url: URL) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """A short, input-free reason: the OS's words for socket and file errors, else the class."""
+    """A short reason: the OS's words, SQLite's or the PostgreSQL server's first line, else the class."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
+        exc = exc.orig.__cause__ or exc.orig  # SQLAlchemy's asyncpg adapter wraps the driver's error
+    if type(exc).__module__.startswith("asyncpg") and str(exc).strip():
+        # The server's message: 'database "x" does not exist', 'password authentication
+        # failed for user "y"' (names from the URL; never the password).
+        return str(exc).strip().splitlines()[0]
     if isinstance(exc, sqlite3.Error):  # SQLite's fixed texts: "file is not a database", ...
         return str(exc)
     if isinstance(exc, socket.gaierror):
