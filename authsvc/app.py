@@ -30,6 +30,7 @@ from authsvc.errors import (
     KeyStoreError,
     LoginRateLimited,
     OAuthError,
+    StorageUnavailable,
     TemporarilyUnavailable,
 )
 from authsvc.logs import configure_logging, quiet_leaky_loggers
@@ -66,6 +67,9 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Never answer a near-miss path with a redirect built from the Host header
+        # (clients re-send the password there): a trailing slash is a 404.
+        redirect_slashes=False,
     )
     for module in (token, revoke, introspect, jwks, discovery, users, health):
         app.include_router(module.router)
@@ -141,5 +145,5 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         return error_response(TemporarilyUnavailable())
 
     # The database (its driver's errors, a pool timeout) or the key store cannot serve now.
-    for kind in (KeyStoreError, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):
+    for kind in (KeyStoreError, StorageUnavailable, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):
         app.add_exception_handler(kind, unavailable)

@@ -59,6 +59,8 @@ def _read_secret(from_stdin: bool, prompt: str) -> str:
         line = sys.stdin.readline()
         value = line.rstrip("\r\n")
     else:
+        if not sys.stdin.isatty():  # getpass would warn, echo, then read the pipe anyway
+            raise CommandError(f"no terminal to ask for the {prompt}: pipe it in with --password-stdin")
         value = getpass.getpass(f"{prompt}: ")
         if getpass.getpass(f"{prompt} (again): ") != value:
             raise CommandError("the two entries differ")
@@ -89,55 +91,50 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the token service (creates the database and the first key if missing)."""
-    import uvicorn
-
     from authsvc.app import create_app
     from authsvc.keys.rotation import create_first_key
     from authsvc.runtime import build_key_store, load_keys
+    from authsvc.serving import address, listen, run_uvicorn
 
-    settings = _settings().for_port(port)
-    # Migrate (SQLite) or check the schema (PostgreSQL), create the first key and
-    # load the key set once, before any worker starts: errors are one line here.
-    _run(lambda: _check_database(settings))
-    change = create_first_key(
-        build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
-    )
-    load_keys(settings, SystemClock())
+    settings = _settings()
+    # The port first: a busy one or a bad host is one line, before anything is created.
+    sock = listen(host, port)
+    settings = settings.for_port(sock.getsockname()[1])
+    try:
+        # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
+        # first key and load the key set once, before any worker starts: errors are one line here.
+        _run(lambda: _check_database(settings))
+        change = create_first_key(
+            build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
+        )
+        load_keys(settings, SystemClock())
+    except BaseException:
+        sock.close()
+        raise
     issuer = settings.resolved_issuer
     typer.echo(f"authsvc {issuer} (keys: {settings.keys_dir}, database: {_redact(settings.database_url)})")
     if change is not None:
         typer.echo(f"key store was empty: {change}")
-    typer.echo("add a user with: authsvc users add NAME --scope 'read write'")
+    typer.echo(f"listening on {address(sock)}" + (f" ({workers} workers)" if workers > 1 else ""))
+    typer.echo(
+        "add a user with: echo 'PASSWORD' | authsvc users add NAME --password-stdin --scope 'read write'"
+    )
     from authsvc.logs import configure_logging
 
     configure_logging()
     if workers > 1:
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
-        uvicorn.run(
-            "authsvc.app:create_served_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            access_log=False,
-            server_header=False,
-        )
+        started = run_uvicorn(sock, workers=workers)
     else:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,  # a line per request costs more than a JWKS answer; /metrics counts them
-            server_header=False,
-        )
+        started = run_uvicorn(sock, app=create_app(settings))
+    if not started:
+        raise CommandError("the server did not start (the log above says why)")
 
 
 async def _check_database(settings: AuthSettings) -> None:
     from authsvc.runtime import open_database
 
-    engine = await open_database(settings)
+    engine = await open_database(settings, create=True)
     await engine.dispose()
 
 
@@ -313,11 +310,14 @@ def users_logout(name: str) -> None:
 
 # --- db ------------------------------------------------------------------------------
 async def _revision(migrate: bool) -> str | None:
-    """The database's schema revision, after bringing it to head when ``migrate``."""
-    from authsvc.migrations import current_revision, upgrade
-    from authsvc.store.sql.engine import create_engine
+    """The database's schema revision, after bringing it to head when ``migrate``.
 
-    engine = create_engine(_settings().database_url)
+    ``db upgrade`` creates a missing database (0600); ``db current`` never does.
+    """
+    from authsvc.migrations import current_revision, upgrade
+    from authsvc.store.sql.opening import connect_database
+
+    engine = await connect_database(_settings().database_url, create=migrate)
     try:
         if migrate:
             await upgrade(engine)

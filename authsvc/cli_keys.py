@@ -28,14 +28,34 @@ def _when(ts: float) -> str:
 
 
 def _existing_store(settings: AuthSettings):  # type: ignore[no-untyped-def]
+    if settings.key_store == "database":
+        _require_database(settings)
     store = build_key_store(settings)
     if not store.read().keys:
         raise KeyStoreError(f"key store {store.describe()} is empty; `authsvc serve` creates the first key")
     return store
 
 
+def _require_database(settings: AuthSettings) -> None:
+    """The database exists and answers (one line naming AUTHSVC_DATABASE_URL if not); creates nothing."""
+    import asyncio
+
+    from authsvc.runtime import open_database
+
+    async def check() -> None:
+        await (await open_database(settings)).dispose()
+
+    asyncio.run(check())
+
+
 def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool, prune_database: bool) -> list[str]:
     """One cron run: rotate keys as the timetable says, then prune expired rows."""
+    if prune_database:
+        from authsvc.store.sql.opening import require_database
+
+        # A mistyped SQLite path stops the run before any key is written (an unreachable
+        # PostgreSQL does not: rotation needs only the key store).
+        require_database(settings.database_url)
     store = _existing_store(settings)
     changes = rotate(
         store,
@@ -155,7 +175,9 @@ def cron_main(argv: list[str] | None = None) -> int:
     import argparse
 
     from authsvc.errors import AuthsvcError
+    from authsvc.private_files import restrict_umask
 
+    restrict_umask()  # the script's first act: keys, temporaries and locks are private
     parser = argparse.ArgumentParser(prog="rotate_keys.py", description="Rotate authsvc signing keys (cron).")
     parser.add_argument("--force", action="store_true", help="publish a successor now unless one is pending")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")

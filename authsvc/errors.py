@@ -3,6 +3,7 @@
     AuthsvcError                      base of everything we raise on purpose
     ├── ConfigError                   a bad setting; the program stops with one line
     ├── KeyStoreError                 the key store is missing, empty or unreadable
+    ├── StorageUnavailable            the database cannot be reached (one line; 503 in the server)
     └── OAuthError                    RFC 6749 §5.2 / RFC 6750 errors sent to clients
         ├── InvalidRequest            400 invalid_request
         ├── InvalidClient             401 invalid_client + WWW-Authenticate: Basic
@@ -42,6 +43,7 @@ __all__ = [
     "LoginRateLimited",
     "OAuthError",
     "RequestTooLarge",
+    "StorageUnavailable",
     "TemporarilyUnavailable",
     "UnauthorizedClient",
     "UnsupportedGrantType",
@@ -58,6 +60,10 @@ class ConfigError(AuthsvcError):
 
 class KeyStoreError(AuthsvcError):
     """The key store cannot be used (missing, empty, unreadable, locked)."""
+
+
+class StorageUnavailable(AuthsvcError):
+    """The database cannot be reached right now; ``str()`` names the setting and the host."""
 
 
 class OAuthError(AuthsvcError):

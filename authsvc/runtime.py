@@ -39,7 +39,8 @@ from authsvc.store.protocols import Counters
 from authsvc.store.records import User
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
-from authsvc.store.sql.engine import create_engine, is_sqlite
+from authsvc.store.sql.engine import is_sqlite
+from authsvc.store.sql.opening import connect_database
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
@@ -86,9 +87,13 @@ def build_key_store(settings: AuthSettings) -> KeyStoreBackend:
     return FileKeyStore(settings.keys_dir)
 
 
-async def open_database(settings: AuthSettings) -> AsyncEngine:
-    """The engine, with the schema brought to head (SQLite) or checked (PostgreSQL)."""
-    engine = create_engine(settings.database_url)
+async def open_database(settings: AuthSettings, *, create: bool = False) -> AsyncEngine:
+    """The engine, with the schema brought to head (SQLite) or checked (PostgreSQL).
+
+    Only the server creates a missing SQLite database (``create``, made 0600);
+    for every command a missing one is an error (see ``store.sql.opening``).
+    """
+    engine = await connect_database(settings.database_url, create=create)
     if is_sqlite(engine):
         await upgrade(engine)
     elif await current_revision(engine) != head_revision():
@@ -152,7 +157,8 @@ class Services:
         cls, settings: AuthSettings, clock: Clock | None = None, *, bootstrap_keys: bool = False
     ) -> Services:
         clock = clock or SystemClock()
-        engine = await open_database(settings)  # before the keys: the key store may live there
+        # Before the keys: the key store may live there. The server creates its database.
+        engine = await open_database(settings, create=True)
         try:
             keys = load_keys(settings, clock, bootstrap=bootstrap_keys)
         except BaseException:

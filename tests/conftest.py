@@ -348,6 +348,20 @@ def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def create_database(env: dict[str, str]) -> None:
+    """What ``authsvc db upgrade`` does, in-process: every command but ``serve`` needs a database."""
+    import asyncio
+
+    from authsvc.runtime import open_database
+
+    settings = AuthSettings(database_url=env["AUTHSVC_DATABASE_URL"])
+
+    async def create() -> None:
+        await (await open_database(settings, create=True)).dispose()
+
+    asyncio.run(create())
+
+
 def start_server(
     tmp_path: Path, *, port: int | None = None, extra_args: tuple[str, ...] = (), **settings: str
 ) -> LiveServer:

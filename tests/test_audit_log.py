@@ -22,7 +22,7 @@ from authsvc.keys.rotation import create_first_key, revoke_key, rotate
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.logs import AuditJsonFormatter, audit_logger
 from authsvc.runtime import lifetimes
-from tests.conftest import AppHarness, run_cli, server_env
+from tests.conftest import AppHarness, create_database, run_cli, server_env
 
 PASSWORD = "correct horse battery 42"
 
@@ -189,6 +189,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         if name.startswith("AUTHSVC_"):
             monkeypatch.setenv(name, value)
     create_first_key(FileKeyStore(Path(env["AUTHSVC_KEYS_DIR"])), "EdDSA", SystemClock(), None)
+    create_database(env)  # as serve or db upgrade would have
     return env
 
 

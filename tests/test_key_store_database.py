@@ -103,6 +103,8 @@ def lifetimes_for_tests():  # type: ignore[no-untyped-def]
 
 def test_cron_script_and_cli_work_against_the_database_store(database_url: str, tmp_path: Path) -> None:
     env = server_env(tmp_path, database_url=database_url, key_store="database", key_passphrase=PASSPHRASE)
+    # serve migrates and creates the first key; emulate with the CLI and the library call
+    assert run_cli("db", "upgrade", env=env).returncode == 0
     # the store refuses to rotate before serve made the first key
     empty = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "rotate_keys.py")],
@@ -114,8 +116,6 @@ def test_cron_script_and_cli_work_against_the_database_store(database_url: str, 
     )
     assert empty.returncode == 1, empty.stderr
     assert "empty" in empty.stderr
-    # serve migrates and creates the first key; emulate with the CLI and the library call
-    assert run_cli("db", "upgrade", env=env).returncode == 0
     from authsvc.runtime import build_key_store
     from authsvc.settings import AuthSettings
 

@@ -66,6 +66,12 @@ async def test_db_current_and_upgrade_through_the_cli(tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, env=env, cwd=tmp_path)
 
+    missing = await asyncio.to_thread(cli, "db", "current")
+    assert missing.returncode == 1  # db current creates no database (issue #13, finding 16)
+    assert "no database at" in missing.stderr and "db upgrade" in missing.stderr
+    assert not db_path.exists()
+
+    db_path.touch()  # an empty file, as another tool might leave: a database without a schema
     before = await asyncio.to_thread(cli, "db", "current")
     assert before.returncode == 0, before.stderr
     assert "empty" in before.stdout

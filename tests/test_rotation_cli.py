@@ -21,7 +21,7 @@ import pytest
 from authsvc.keys.generate import generate_key, private_pem
 from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.store_file import FileKeyStore
-from tests.conftest import authsvc_command, run_cli, server_env
+from tests.conftest import authsvc_command, create_database, run_cli, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "rotate_keys.py"
@@ -39,7 +39,9 @@ TIMINGS = {
 
 
 def keys_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    return server_env(tmp_path, **{**TIMINGS, **settings})
+    env = server_env(tmp_path, **{**TIMINGS, **settings})
+    create_database(env)  # rotate_keys.py prunes it, and refuses to run without one
+    return env
 
 
 def keys_dir(env: dict[str, str]) -> Path:

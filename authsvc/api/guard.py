@@ -72,6 +72,7 @@ async def _send(send: Send, status: int, body: bytes, close: bool = False) -> No
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
+        (b"pragma", b"no-cache"),
     ]
     if close:
         headers.append((b"connection", b"close"))

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from authsvc.api.bearer import access_claims
 from authsvc.api.deps import ServicesDep
-from authsvc.api.responses import json_response
+from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.schemas import BEARER_ERRORS, USER_AUTH
 from authsvc.errors import InvalidTokenError
 from authsvc.runtime import Services
@@ -36,7 +36,7 @@ async def current_user(request: Request, services: Services) -> Response:
     if user is None or user.disabled:
         raise InvalidTokenError(detail="user gone or disabled")
     out = UserOut(username=user.username, email=user.email, full_name=user.full_name, disabled=user.disabled)
-    return json_response(out.model_dump())
+    return json_response(out.model_dump(), headers=NO_STORE)  # personal data: never cached
 
 
 @router.get(

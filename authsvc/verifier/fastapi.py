@@ -13,7 +13,10 @@ from the query string or a form (RFC 6750 §2.1; RFC 9700 §4.3.2). Challenges:
 
 FastAPI renders every ``HTTPException`` as ``{"detail": …}``;
 :func:`install_error_handler` renders :class:`BearerError` as the RFC 6750 body
-``{"error", "error_description"}`` instead.
+``{"error", "error_description"}`` instead. It also maps an
+:class:`~authsvc.verifier.InvalidToken` that escapes a route or a dependency of
+the app's own (one that calls ``verify()`` directly, async or sync) to the same
+answers, where FastAPI would otherwise send a 500.
 """
 
 from __future__ import annotations
@@ -91,9 +94,31 @@ async def bearer_error_handler(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
 
 
-def install_error_handler(app: Starlette) -> None:
-    """Make ``app`` answer Bearer errors with the RFC 6750 JSON body."""
+def _invalid_token_handler(realm: str = "authsvc") -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering a verifier's :class:`InvalidToken` as ``require()`` would."""
+    _check_realm(realm)
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, InvalidToken):  # pragma: no cover - registered for InvalidToken only
+            raise exc
+        return await bearer_error_handler(request, BearerError.from_invalid_token(exc, realm=realm))
+
+    return handle
+
+
+def install_error_handler(app: Starlette, *, realm: str = "authsvc") -> None:
+    """Make ``app`` answer Bearer errors, and any ``InvalidToken`` it lets escape, per RFC 6750.
+
+    ``realm`` names the protection space in challenges built from an escaped
+    ``InvalidToken`` (``require()`` takes its own).
+    """
     app.add_exception_handler(BearerError, bearer_error_handler)
+    app.add_exception_handler(InvalidToken, _invalid_token_handler(realm))
+
+
+def _check_realm(realm: str) -> None:
+    if not _QUOTABLE.fullmatch(realm):
+        raise ValueError("realm must be printable ASCII without '\"' or '\\'")
 
 
 def _no_credentials(realm: str) -> BearerError:
@@ -107,8 +132,7 @@ def bearer_dependency(
     verifier: Verifier, scopes: Sequence[str], *, realm: str = "authsvc"
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
     """A dependency returning the claims of a valid Bearer token holding ``scopes``."""
-    if not _QUOTABLE.fullmatch(realm):
-        raise ValueError("realm must be printable ASCII without '\"' or '\\'")
+    _check_realm(realm)
     if not all(_SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
         raise ValueError("scopes must be RFC 6749 scope tokens")
     required = tuple(scopes)

@@ -1,4 +1,8 @@
-"""The async engine: URL normalisation, SQLite pragmas, migrations on start."""
+"""The async engine: URL normalisation, SQLite pragmas, migrations on start.
+
+Engines never create a directory: which commands may create a SQLite database,
+and with which mode, is decided before the first connection (``opening``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine as sa_create_engine
@@ -116,19 +119,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _make_sqlite_dir(url: URL) -> None:
-    if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
 _PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10, "pool_pre_ping": True}
 
 
 def create_engine(database_url: str) -> AsyncEngine:
     """An engine for the configured database; SQLite gets WAL and a busy timeout."""
     url, connect_args = async_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        _make_sqlite_dir(url)
+    if url.get_backend_name() == "sqlite":  # the file: store.sql.opening.prepare_database
         engine = create_async_engine(url, connect_args=connect_args)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -139,7 +136,6 @@ def create_sync_engine(database_url: str) -> Engine:
     """The same database through its synchronous driver (sqlite3, psycopg), same pragmas and pool."""
     url, connect_args = sync_url(database_url)
     if url.get_backend_name() == "sqlite":
-        _make_sqlite_dir(url)
         # Connections are used by the store's worker threads, one thread at a time each.
         engine = sa_create_engine(url, connect_args={**connect_args, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
