@@ -81,17 +81,14 @@ def serve(
     import uvicorn
 
     from authsvc.app import create_app
-    from authsvc.keys.rotation import create_first_key
-    from authsvc.runtime import build_key_store, load_keys
+    from authsvc.runtime import bootstrap_keys, load_keys
 
     settings = _settings().for_port(port)
     # Migrate (SQLite) or check the schema (PostgreSQL), create the first key and
     # load the key set once, before any worker starts: errors are one line here.
     _run(lambda: _check_database(settings))
-    change = create_first_key(
-        build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
-    )
-    load_keys(settings, SystemClock())
+    change = bootstrap_keys(settings, SystemClock())
+    load_keys(settings, SystemClock())  # proves the passphrase opens the signing key
     issuer = settings.resolved_issuer
     typer.echo(f"authsvc {issuer} (keys: {settings.keys_dir}, database: {_redact(settings.database_url)})")
     if change is not None:

@@ -295,6 +295,7 @@ def test_revoke_semantics(store: FileKeyStore, clock: FrozenClock) -> None:
 
 # --- the app ---------------------------------------------------------------------------------------------
 KEY_SETTINGS: dict[str, Any] = {
+    "key_standby": False,  # the timetable without a standby; tests/test_key_standby.py has the default
     "key_rotation_period": 100,
     "key_prepublish": 10,
     "jwks_max_age": 5,
