@@ -169,7 +169,7 @@ class KeyManager:
                 version = self.store.version()
                 # A missing private file may be put back (cheap to look for again); a key
                 # that did not decrypt is tried again only when the store changes.
-                if version != self._set.version or self._set.missing:
+                if version != self._set.version or self._missing_came_back():
                     self._apply(self.store.read(), version)
                 self._failing_since = None
             except KeyStoreError as exc:
@@ -178,6 +178,9 @@ class KeyManager:
                     log.error("key store unreadable, serving the last key set: %s", exc)
             finally:
                 self.polls += 1
+
+    def _missing_came_back(self) -> bool:
+        return any(self.store.read_private(kid) is not None for kid in self._set.missing)
 
     def _apply(self, doc: KeySetDoc, version: object | None) -> None:
         timetable = Timetable(doc.keys, self.lifetimes)
