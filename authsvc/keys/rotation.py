@@ -259,7 +259,7 @@ def plan_rotation(
     lead = lifetimes.prepublish + PROPAGATION
     reason = None
     if current is None:
-        plan.new_sign_from, reason = now, "no key can sign: signs now"
+        plan.new_sign_from, reason = now, "no key can sign"
     else:
         last = table.last() or current  # the key that signs last: a pending successor, or the current key
         pending = last.kid != current.kid
@@ -288,7 +288,7 @@ def plan_rotation(
             )
         else:
             plan.new_alg = alg
-            detail = reason if current is None else f"{reason}: published now, {signs}"
+            detail = f"{reason}: {signs}" if current is None else f"{reason}: published now, {signs}"
             plan.changes.append(Change("create", "(new)", f"{alg}, {detail}"))
     if standby:
         if spare is not None and spare.alg != alg:
