@@ -92,8 +92,7 @@ def serve(
 ) -> None:
     """Run the token service (creates the database and the first key if missing)."""
     from authsvc.app import create_app
-    from authsvc.keys.rotation import create_first_key
-    from authsvc.runtime import build_key_store, load_keys
+    from authsvc.runtime import bootstrap_keys, load_keys
     from authsvc.serving import address, listen, run_uvicorn
 
     settings = _settings()
@@ -104,10 +103,8 @@ def serve(
         # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
         # first key and load the key set once, before any worker starts: errors are one line here.
         _run(lambda: _check_database(settings))
-        change = create_first_key(
-            build_key_store(settings), settings.signing_alg, SystemClock(), settings.passphrase_bytes
-        )
-        load_keys(settings, SystemClock())
+        change = bootstrap_keys(settings, SystemClock())
+        load_keys(settings, SystemClock())  # proves the passphrase opens the signing key
     except BaseException:
         sock.close()
         raise

@@ -11,6 +11,7 @@ import typer
 
 from authsvc.clock import SystemClock
 from authsvc.errors import KeyStoreError
+from authsvc.keys.preflight import check_passphrase
 from authsvc.keys.rotation import revoke_key, rotate
 from authsvc.keys.timetable import Timetable
 from authsvc.runtime import build_key_store, lifetimes
@@ -31,7 +32,8 @@ def _existing_store(settings: AuthSettings):  # type: ignore[no-untyped-def]
     if settings.key_store == "database":
         _require_database(settings)
     store = build_key_store(settings)
-    if not store.read().keys:
+    doc = store.read()
+    if not doc.keys:
         raise KeyStoreError(f"key store {store.describe()} is empty; `authsvc serve` creates the first key")
     return store
 
@@ -65,6 +67,7 @@ def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool, prune_da
         settings.passphrase_bytes,
         force=force,
         dry_run=dry_run,
+        standby=settings.key_standby,
     )
     lines = [("would " if dry_run else "") + str(change) for change in changes]
     if prune_database and not dry_run:
@@ -100,7 +103,14 @@ def keys_revoke(kid: str) -> None:
     """Emergency: remove KID from the JWKS and from signing now; its tokens are refused."""
     settings = get_settings()
     store = _existing_store(settings)
-    changes = revoke_key(store, kid, SystemClock(), settings.signing_alg, settings.passphrase_bytes)
+    changes = revoke_key(
+        store,
+        kid,
+        SystemClock(),
+        settings.signing_alg,
+        settings.passphrase_bytes,
+        standby=settings.key_standby,
+    )
     if not changes:
         typer.echo(f"{kid} was already revoked")
     for change in changes:
@@ -113,12 +123,14 @@ def keys_list() -> None:
     settings = get_settings()
     store = _existing_store(settings)
     doc = store.read()
-    table = Timetable(doc.keys, lifetimes(settings))
     now = SystemClock().now()
+    check_passphrase(store, doc, settings.passphrase_bytes, now)
+    table = Timetable(doc.keys, lifetimes(settings))
     rows = [("KID", "ALG", "STATE", "PUBLISHED", "SIGNS FROM", "STOPS SIGNING", "LEAVES JWKS")]
     for record in sorted(doc.keys, key=lambda k: (k.sign_from, k.created_at)):
         until = table.sign_until(record.kid)
         leaves = table.unpublish_at(record.kid)
+        signs_from = math.inf if record.standby else record.sign_from  # a standby signs when promoted
         if record.revoked_at is not None:
             until = leaves = record.revoked_at
         rows.append(
@@ -127,7 +139,7 @@ def keys_list() -> None:
                 record.alg,
                 table.state(record, now).value,
                 _when(record.created_at),
-                _when(record.sign_from),
+                _when(signs_from),
                 _when(until),
                 _when(leaves),
             )

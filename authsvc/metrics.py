@@ -84,6 +84,16 @@ class _KeyCollector(Collector):
             value=float(due),
         )
         yield GaugeMetricFamily(
+            "authsvc_keys_unloadable",
+            "Published keys whose private half this process cannot open (wrong passphrase, corrupt PEM)",
+            value=float(len(status["unloadable_keys"])),
+        )
+        yield GaugeMetricFamily(
+            "authsvc_standby_key_published",
+            "1 while a standby key (AUTHSVC_KEY_STANDBY) is published, ready to sign",
+            value=1.0 if status["standby_kid"] else 0.0,
+        )
+        yield GaugeMetricFamily(
             "authsvc_rotation_overdue",
             "1 when the signing key has outlived its period without a successor",
             value=1.0 if status["rotation_overdue"] else 0.0,

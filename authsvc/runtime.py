@@ -27,7 +27,8 @@ from authsvc.grants.client_credentials import ClientCredentialsGrant
 from authsvc.grants.password import PasswordGrant
 from authsvc.grants.refresh_token import RefreshTokenGrant
 from authsvc.keys.manager import KeyManager
-from authsvc.keys.rotation import create_first_key
+from authsvc.keys.preflight import check_passphrase
+from authsvc.keys.rotation import Change, create_first_key
 from authsvc.keys.store_db import DatabaseKeyStore
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import Lifetimes
@@ -50,6 +51,7 @@ from authsvc.ttl_cache import TtlCache
 __all__ = [
     "KeyStoreBackend",
     "Services",
+    "bootstrap_keys",
     "build_key_store",
     "command_stores",
     "lifetimes",
@@ -114,13 +116,30 @@ async def command_stores(settings: AuthSettings) -> AsyncIterator[tuple[SqlUserS
         await engine.dispose()
 
 
+def bootstrap_keys(settings: AuthSettings, clock: Clock) -> Change | None:
+    """``serve`` on an empty store: the first key (and a standby with ``AUTHSVC_KEY_STANDBY``)."""
+    return create_first_key(
+        build_key_store(settings),
+        settings.signing_alg,
+        clock,
+        settings.passphrase_bytes,
+        standby=settings.key_standby,
+    )
+
+
 def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) -> KeyManager:
-    """The key manager, loaded (and the first key created when ``bootstrap``)."""
+    """The key manager, loaded (and the first key created when ``bootstrap``).
+
+    Blocking and slow with a passphrase (PBKDF2): a server calls it off the loop.
+    The passphrase must open the signing key (``preflight``); any other key this
+    process cannot open is reported, not fatal.
+    """
     store = build_key_store(settings)
     if bootstrap:
-        change = create_first_key(store, settings.signing_alg, clock, settings.passphrase_bytes)
+        change = bootstrap_keys(settings, clock)
         if change is not None:
             log.info("key store was empty: %s", change)
+    check_passphrase(store, store.read(), settings.passphrase_bytes, clock.now(), signing_only=True)
     keys = KeyManager(store, lifetimes(settings), clock, settings.passphrase_bytes, settings.signing_alg)
     keys.load()
     return keys
@@ -160,7 +179,10 @@ class Services:
         # Before the keys: the key store may live there. The server creates its database.
         engine = await open_database(settings, create=True)
         try:
-            keys = load_keys(settings, clock, bootstrap=bootstrap_keys)
+            # Off the loop: key generation and PBKDF2 decryption take a good part of a second.
+            keys = await anyio.to_thread.run_sync(
+                lambda: load_keys(settings, clock, bootstrap=bootstrap_keys)
+            )
         except BaseException:
             await engine.dispose()
             raise
@@ -265,8 +287,12 @@ class Services:
         self.sweeper = asyncio.get_running_loop().create_task(sweep_forever())
 
     def watch_keys_in_background(self) -> None:
-        """A database key store is read from a worker thread, never on the loop."""
-        if self.keys.store.kind != "database" or self.key_poller is not None:
+        """The key store (file or database) is read, and keys decrypted, on a worker thread.
+
+        The event loop never waits for a stat, a query or PBKDF2: a half-second
+        poll keeps "servers see key-store changes within 1 s" (CONTRACT.md).
+        """
+        if self.key_poller is not None:
             return
         self.keys.polled_in_background = True
 

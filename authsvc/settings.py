@@ -21,6 +21,7 @@ from authsvc.errors import ConfigError
 __all__ = ["DEFAULT_PORT", "AuthSettings", "get_settings", "load_settings"]
 
 DEFAULT_PORT = 8000
+MIN_PASSPHRASE_LENGTH = 16
 _PREFIX = "AUTHSVC_"
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
@@ -64,6 +65,7 @@ class AuthSettings(BaseSettings):
     trusted_proxies: str = ""
     redis_url: str | None = None
     password_min_length: int = Field(8, ge=1)
+    key_standby: bool = True
 
     @field_validator("issuer")
     @classmethod
@@ -85,6 +87,9 @@ class AuthSettings(BaseSettings):
     def _empty_passphrase_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             return None
+        if value is not None and len(value.get_secret_value()) < MIN_PASSPHRASE_LENGTH:
+            # The KDF slows each guess; only length makes the guesses many (issue #13, finding 7).
+            raise ValueError(f"must be at least {MIN_PASSPHRASE_LENGTH} characters")
         return value
 
     @model_validator(mode="after")

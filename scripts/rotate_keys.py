@@ -3,8 +3,10 @@
 
 Exit codes: 0 done (one line printed per change, nothing when nothing was due),
 1 error (one line on stderr: missing or empty store, lock held over 60 s,
-unwritable store, bad setting), 2 usage. ``--dry-run`` prints the plan and
-changes nothing; ``--force`` publishes a successor now unless one is pending.
+unwritable store, an AUTHSVC_KEY_PASSPHRASE that does not open the keys, bad
+setting), 2 usage. ``--dry-run`` prints the plan and changes nothing (it checks
+the passphrase too); ``--force`` publishes a successor now unless one is
+pending (with ``AUTHSVC_KEY_STANDBY`` the standby is promoted and replaced).
 """
 
 from __future__ import annotations

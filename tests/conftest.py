@@ -191,6 +191,20 @@ async def harness(harness_factory: Callable[..., Any]) -> AppHarness:
     return await harness_factory()  # type: ignore[no-any-return]
 
 
+async def wait_for_key_poll(services: Services) -> None:
+    """Wait until the server's key poller (a worker thread) has read the store after this call.
+
+    Two completed polls: one already running when the store changed may have read it before.
+    """
+    import asyncio
+
+    start = services.keys.polls
+    deadline = time.monotonic() + 30
+    while services.keys.polls < start + 2:
+        assert time.monotonic() < deadline, "the key poller stopped polling"
+        await asyncio.sleep(0.02)
+
+
 # --- both database engines ------------------------------------------------------------------
 def postgres_base_url() -> str | None:
     """The PostgreSQL server for tests; unset on a laptop (tests skip), set in CI (tests must run)."""

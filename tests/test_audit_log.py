@@ -160,7 +160,7 @@ async def test_a_generated_request_id_joins_the_response_and_the_audit_line(
 
 # --- key events -------------------------------------------------------------------------------------
 async def test_key_events_name_the_kid(harness_factory: Callable[..., Any], audit: AuditLines) -> None:
-    h: AppHarness = await harness_factory(signing_alg="EdDSA")
+    h: AppHarness = await harness_factory(signing_alg="EdDSA", key_standby=False)
     store = h.services.keys.store
     old = h.services.keys.signing_key().kid
     audit.one("key.created", kid=old, alg="EdDSA")  # the first key, made at start-up
@@ -184,7 +184,7 @@ def test_first_key_event_names_kid_and_alg(tmp_path: Path, audit: AuditLines) ->
 # --- events from the command line --------------------------------------------------------------------
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = server_env(tmp_path, signing_alg="EdDSA")
+    env = server_env(tmp_path, signing_alg="EdDSA", key_standby="false")  # one key per change
     for name, value in env.items():
         if name.startswith("AUTHSVC_"):
             monkeypatch.setenv(name, value)

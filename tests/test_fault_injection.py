@@ -37,7 +37,7 @@ from authsvc.keys import manager as manager_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
 from authsvc.runtime import lifetimes
-from tests.conftest import AppHarness, authsvc_command, fresh_postgres_database, pg_admin
+from tests.conftest import AppHarness, authsvc_command, fresh_postgres_database, pg_admin, wait_for_key_poll
 
 UNAVAILABLE = "temporarily_unavailable"
 
@@ -259,7 +259,8 @@ async def test_unreadable_key_store_serves_the_last_set_then_503(
     caplog.set_level(logging.INFO)
 
     manifest.write_bytes(b"\x00 this is not a key set")
-    monotonic.advance(2)  # past the 1 s check interval: the change is seen
+    monotonic.advance(2)
+    await wait_for_key_poll(harness.services)  # the poller sees the change
     assert (await harness.login()).status_code == 200, "expected the last key set to keep serving"
     ready = await harness.client.get("/readyz")
     assert ready.status_code == 200, "expected readiness within the stale limit"
@@ -280,6 +281,7 @@ async def test_unreadable_key_store_serves_the_last_set_then_503(
 
     manifest.write_bytes(good)
     monotonic.advance(2)
+    await wait_for_key_poll(harness.services)
     assert (await harness.client.get("/readyz")).status_code == 200, "expected readiness back"
     refreshed = await harness.refresh(tokens["refresh_token"])
     assert refreshed.status_code == 200, f"expected service back with the key store: {refreshed.text}"
@@ -308,31 +310,36 @@ async def test_key_store_read_errors_count_as_unreadable(
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     monkeypatch.setattr(store_file.os, "stat", stat)
     monotonic.advance(2)
+    await wait_for_key_poll(harness.services)
     assert (await harness.login()).status_code == 200, "expected the last key set within the limit"
     monotonic.advance(manager_module.STALE_LIMIT + 1)
     assert_unavailable(await harness.login(), "the password grant with an unreadable store")
     monkeypatch.undo()
     monkeypatch.setattr(manager_module, "time", SimpleNamespace(monotonic=monotonic))
     monotonic.advance(2)
+    await wait_for_key_poll(harness.services)
     assert (await harness.login()).status_code == 200, f"expected recovery of {store.describe()}"
 
 
 async def test_missing_private_key_of_the_signing_key_is_503_not_another_key(
     harness_factory: Callable[..., Any], monotonic: Monotonic
 ) -> None:
-    harness: AppHarness = await harness_factory(signing_alg="EdDSA")
+    # Without a standby: the successor is a new key, and its file goes before the server reads it.
+    harness: AppHarness = await harness_factory(signing_alg="EdDSA", key_standby=False)
     await harness.add_user()
     old_kid = harness.services.keys.signing_key().kid
     settings = harness.settings
-    changes = rotate(
-        harness.services.keys.store, lifetimes(settings), harness.clock, "EdDSA", None, force=True
-    )
-    new_kid = next(c.kid for c in changes if c.action == "created")
-    pem = settings.keys_dir / f"{new_kid}.pem"
-    kept = pem.read_bytes()
-    pem.unlink()
+    with harness.services.keys._loading:  # no poll between the rotation and the unlink
+        changes = rotate(
+            harness.services.keys.store, lifetimes(settings), harness.clock, "EdDSA", None, force=True
+        )
+        new_kid = next(c.kid for c in changes if c.action == "created")
+        pem = settings.keys_dir / f"{new_kid}.pem"
+        kept = pem.read_bytes()
+        pem.unlink()
     harness.clock.advance(settings.key_prepublish + 5)  # the successor's turn to sign
     monotonic.advance(2)
+    await wait_for_key_poll(harness.services)
 
     response = await harness.login()
     assert_unavailable(response, "a login when the signing key's private half is missing")
@@ -342,6 +349,7 @@ async def test_missing_private_key_of_the_signing_key_is_503_not_another_key(
 
     pem.write_bytes(kept)
     os.chmod(pem, 0o600)
+    await wait_for_key_poll(harness.services)  # a missing private file is looked for again
     response = await harness.login()
     assert response.status_code == 200, f"expected service back with the key file, got {response.text}"
     kid = kid_of(response.json()["access_token"])

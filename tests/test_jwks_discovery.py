@@ -48,7 +48,7 @@ async def test_jwks_keys_are_public_and_complete(any_alg: AppHarness) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     keys = response.json()["keys"]
-    assert len(keys) == 1
+    assert len(keys) == 2  # the signing key and the standby (AUTHSVC_KEY_STANDBY)
     for key in keys:
         assert {"kid", "kty", "alg", "use"} <= set(key)
         assert key["use"] == "sig"
@@ -69,14 +69,15 @@ async def test_kid_is_the_rfc7638_thumbprint(any_alg: AppHarness) -> None:
 async def test_jwks_key_matches_the_private_key_on_disk(any_alg: AppHarness) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    (key,) = (await any_alg.client.get(JWKS)).json()["keys"]
-    private = load_pem_private_key((any_alg.settings.keys_dir / f"{key['kid']}.pem").read_bytes(), None)
-    public = jwt.PyJWK(key).key
-    if isinstance(private, rsa.RSAPrivateKey):
-        assert private.public_key().public_numbers() == public.public_numbers()
-    else:
-        assert isinstance(private, ed25519.Ed25519PrivateKey)
-        assert private.public_key().public_bytes_raw() == public.public_bytes_raw()
+    for key in (await any_alg.client.get(JWKS)).json()["keys"]:
+        pem = (any_alg.settings.keys_dir / f"{key['kid']}.pem").read_bytes()
+        private = load_pem_private_key(pem, None)
+        public = jwt.PyJWK(key).key
+        if isinstance(private, rsa.RSAPrivateKey):
+            assert private.public_key().public_numbers() == public.public_numbers()
+        else:
+            assert isinstance(private, ed25519.Ed25519PrivateKey)
+            assert private.public_key().public_bytes_raw() == public.public_bytes_raw()
 
 
 async def test_tokens_name_a_published_kid(any_alg: AppHarness) -> None:

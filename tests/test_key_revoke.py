@@ -70,7 +70,8 @@ def revoke(server: LiveServer, victim: str) -> list[str]:
 
 
 def test_revoking_keys_of_a_running_server(live_server_factory: Callable[..., LiveServer]) -> None:
-    server = live_server_factory(signing_alg="EdDSA")
+    """Without a standby (AUTHSVC_KEY_STANDBY=false) exactly as before; tests/test_key_standby.py: with."""
+    server = live_server_factory(signing_alg="EdDSA", key_standby="false")
     added = server.cli("users", "add", "alice", "--password-stdin", input="pw-alice-1\n")
     assert added.returncode == 0, added.stderr
     old = login(server)

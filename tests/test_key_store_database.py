@@ -31,7 +31,9 @@ async def test_server_signs_with_keys_from_the_database(db_harness_factory, tmp_
     assert (await h.me(tokens["access_token"])).status_code == 200
     kid = h.services.keys.signing_key().kid
     jwks = (await h.client.get("/.well-known/jwks.json")).json()
-    assert [k["kid"] for k in jwks["keys"]] == [kid]
+    standby = h.services.keys.status()["standby_kid"]
+    assert standby is not None
+    assert [k["kid"] for k in jwks["keys"]] == [kid, standby]
     # private keys are stored encrypted
     url, args = sync_url(h.settings.database_url)
     engine = create_engine(url, connect_args=args)
@@ -44,7 +46,7 @@ async def test_server_signs_with_keys_from_the_database(db_harness_factory, tmp_
 
 async def test_rotation_and_revocation_in_one_transaction(db_harness_factory) -> None:  # type: ignore[no-untyped-def]
     h: AppHarness = await db_harness_factory(
-        key_store="database", key_passphrase=PASSPHRASE, signing_alg="EdDSA"
+        key_store="database", key_passphrase=PASSPHRASE, signing_alg="EdDSA", key_standby=False
     )
     store = h.services.keys.store
     assert isinstance(store, DatabaseKeyStore)

@@ -26,6 +26,9 @@ from authsvc.keys import store_file
 from authsvc.keys.store_file import atomic_write
 from tests.conftest import ISSUER, AppHarness, authsvc_command, free_port, server_env
 
+PASSPHRASE = "correct battery horse staple"
+OTHER_PASSPHRASE = "correct battery horse stable"
+
 
 @pytest.fixture
 def clock() -> FrozenClock:
@@ -70,8 +73,9 @@ async def test_first_start_creates_private_files(harness_factory: Callable[..., 
     keys_dir = harness.settings.keys_dir
     assert mode(keys_dir) == 0o700
     assert mode(keys_dir / "keyset.json") == 0o600
-    (pem,) = pems(keys_dir)
-    assert mode(pem) == 0o600
+    assert len(pems(keys_dir)) == 2  # the signing key and the standby (AUTHSVC_KEY_STANDBY)
+    for pem in pems(keys_dir):
+        assert mode(pem) == 0o600
     for path in keys_dir.iterdir():
         assert mode(path) & 0o077 == 0, f"{path.name} is readable by others: {oct(mode(path))}"
 
@@ -79,10 +83,10 @@ async def test_first_start_creates_private_files(harness_factory: Callable[..., 
 async def test_manifest_names_the_key_and_holds_no_private_member(harness: AppHarness) -> None:
     keys_dir = harness.settings.keys_dir
     manifest = json.loads((keys_dir / "keyset.json").read_text())
-    (pem,) = pems(keys_dir)
     text = json.dumps(manifest)
     kids = [k["kid"] for k in manifest["keys"]]
-    assert kids == [pem.stem]
+    assert sorted(kids) == [pem.stem for pem in pems(keys_dir)]
+    assert len(kids) == 2
     for member in ('"d"', '"p"', '"q"', '"dp"', '"dq"', '"qi"', "PRIVATE KEY"):
         assert member not in text
 
@@ -105,39 +109,39 @@ async def test_restart_keeps_the_key(harness_factory: Callable[..., Any]) -> Non
 
 # --- PEM format ------------------------------------------------------------------------------------
 async def test_rsa_key_is_unencrypted_pkcs8_of_2048_bits(harness: AppHarness) -> None:
-    (pem,) = pems(harness.settings.keys_dir)
-    data = pem.read_bytes()
-    assert data.startswith(b"-----BEGIN PRIVATE KEY-----")
-    assert b"RSA PRIVATE KEY" not in data  # PKCS#1 is not PKCS#8
-    key = load_pem_private_key(data, password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    assert key.key_size == 2048
-    assert key.private_numbers().public_numbers.e == 65537
+    for pem in pems(harness.settings.keys_dir):
+        data = pem.read_bytes()
+        assert data.startswith(b"-----BEGIN PRIVATE KEY-----")
+        assert b"RSA PRIVATE KEY" not in data  # PKCS#1 is not PKCS#8
+        key = load_pem_private_key(data, password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        assert key.key_size == 2048
+        assert key.private_numbers().public_numbers.e == 65537
 
 
 async def test_ed25519_key_is_pkcs8(harness_factory: Callable[..., Any]) -> None:
     harness: AppHarness = await harness_factory(signing_alg="EdDSA")
-    (pem,) = pems(harness.settings.keys_dir)
-    data = pem.read_bytes()
-    assert data.startswith(b"-----BEGIN PRIVATE KEY-----")
-    assert isinstance(load_pem_private_key(data, password=None), ed25519.Ed25519PrivateKey)
+    for pem in pems(harness.settings.keys_dir):
+        data = pem.read_bytes()
+        assert data.startswith(b"-----BEGIN PRIVATE KEY-----")
+        assert isinstance(load_pem_private_key(data, password=None), ed25519.Ed25519PrivateKey)
 
 
 @pytest.mark.parametrize("alg", ["RS256", "EdDSA"])
 async def test_passphrase_encrypts_the_key_and_the_server_still_signs(
     harness_factory: Callable[..., Any], alg: str
 ) -> None:
-    harness: AppHarness = await harness_factory(signing_alg=alg, key_passphrase="correct battery")
-    (pem,) = pems(harness.settings.keys_dir)
-    data = pem.read_bytes()
-    assert data.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    assert b"-----BEGIN PRIVATE KEY-----" not in data
-    with pytest.raises(TypeError):
-        load_pem_private_key(data, password=None)
-    with pytest.raises(ValueError):
-        load_pem_private_key(data, password=b"wrong")
-    load_pem_private_key(data, password=b"correct battery")
-    assert b"correct battery" not in (harness.settings.keys_dir / "keyset.json").read_bytes()
+    harness: AppHarness = await harness_factory(signing_alg=alg, key_passphrase=PASSPHRASE)
+    for pem in pems(harness.settings.keys_dir):
+        data = pem.read_bytes()
+        assert data.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        assert b"-----BEGIN PRIVATE KEY-----" not in data
+        with pytest.raises(TypeError):
+            load_pem_private_key(data, password=None)
+        with pytest.raises(ValueError):
+            load_pem_private_key(data, password=b"wrong passphrase, long enough")
+        load_pem_private_key(data, password=PASSPHRASE.encode())
+    assert PASSPHRASE.encode() not in (harness.settings.keys_dir / "keyset.json").read_bytes()
     await _token_verifies(harness)
 
 
@@ -163,35 +167,33 @@ async def assert_start_fails(harness_factory: Callable[..., Any], **overrides: A
 
 
 async def test_wrong_passphrase_fails_the_start(harness_factory: Callable[..., Any]) -> None:
-    await harness_factory(key_passphrase="one")
-    await assert_start_fails(harness_factory, key_passphrase="two")
+    await harness_factory(key_passphrase=PASSPHRASE)
+    await assert_start_fails(harness_factory, key_passphrase=OTHER_PASSPHRASE)
 
 
 async def test_missing_passphrase_fails_the_start(harness_factory: Callable[..., Any]) -> None:
-    await harness_factory(key_passphrase="one")
+    await harness_factory(key_passphrase=PASSPHRASE)
     await assert_start_fails(harness_factory)
 
 
-async def test_passphrase_is_not_needed_for_an_unencrypted_store(harness_factory: Callable[..., Any]) -> None:
-    """A passphrase set later cannot decrypt what was never encrypted; it must not crash either."""
+async def test_a_passphrase_set_on_an_unencrypted_store_fails_the_start(
+    harness_factory: Callable[..., Any],
+) -> None:
+    """A passphrase set later cannot open what was never encrypted: the same error as a wrong one."""
     await harness_factory()
-    try:
-        harness: AppHarness = await harness_factory(key_passphrase="late")
-    except KeyStoreError:
-        return  # refusing is acceptable
-    await _token_verifies(harness)
+    await assert_start_fails(harness_factory, key_passphrase=PASSPHRASE)
 
 
 async def test_serve_with_a_wrong_passphrase_is_one_line_exit_1(
     harness_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
     """CONTRACT.md, Command line: exit 1, one clear line on stderr, no traceback."""
-    harness: AppHarness = await harness_factory(key_passphrase="one")
+    harness: AppHarness = await harness_factory(key_passphrase=PASSPHRASE)
     env = server_env(
         tmp_path,
         database_url=harness.settings.database_url,
         keys_dir=str(harness.settings.keys_dir),
-        key_passphrase="two",
+        key_passphrase=OTHER_PASSPHRASE,
     )
     try:
         result = subprocess.run(  # noqa: ASYNC221 - a short-lived child that must fail at start

@@ -63,8 +63,9 @@ def umask_zero() -> Iterator[None]:
 
 
 # --- several processes at once ----------------------------------------------------------------
-def test_five_concurrent_runs_change_the_store_once(tmp_path: Path) -> None:
-    env = keys_env(tmp_path)
+@pytest.mark.parametrize("standby", ["false", "true"])
+def test_five_concurrent_runs_change_the_store_once(tmp_path: Path, standby: str) -> None:
+    env = keys_env(tmp_path, key_standby=standby)
     a, b, c = busy_store(env)
     procs = [
         subprocess.Popen(
@@ -84,18 +85,20 @@ def test_five_concurrent_runs_change_the_store_once(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
         assert err == ""
         outputs.extend(out.splitlines())
-    # one run did everything, the others found nothing to do
-    assert len(outputs) == 3, outputs
-    assert len([line for line in outputs if line.startswith("created ")]) == 1
+    # one run did everything, the others found nothing to do (with a standby: one more key)
+    extra = 1 if standby == "true" else 0
+    assert len(outputs) == 3 + extra, outputs
+    assert len([line for line in outputs if line.startswith("created ")]) == 1 + extra
     assert len([line for line in outputs if line.startswith(f"prune {a.kid}")]) == 1
     assert len([line for line in outputs if line.startswith(f"destroy-private {b.kid}")]) == 1
     doc = store_doc(env)
     assert [k.kid for k in doc.keys][:2] == [b.kid, c.kid]
-    assert len(doc.keys) == 3
+    assert len(doc.keys) == 3 + extra
     table = Timetable(doc.keys, Lifetimes(30, 60, 0, 20, 5, 1))
     now = time.time()
-    assert [table.state(k, now) for k in doc.keys] == [KeyState.RETIRING, KeyState.SIGNING, KeyState.PENDING]
-    assert FileKeyStore(keys_dir(env)).private_kids() == {c.kid, doc.keys[2].kid}
+    expected = [KeyState.RETIRING, KeyState.SIGNING, KeyState.PENDING] + [KeyState.STANDBY] * extra
+    assert [table.state(k, now) for k in doc.keys] == expected
+    assert FileKeyStore(keys_dir(env)).private_kids() == {c.kid, *(k.kid for k in doc.keys[2:])}
     assert_private_modes(keys_dir(env))
 
 
@@ -295,6 +298,7 @@ def test_revoke_semantics(store: FileKeyStore, clock: FrozenClock) -> None:
 
 # --- the app ---------------------------------------------------------------------------------------------
 KEY_SETTINGS: dict[str, Any] = {
+    "key_standby": False,  # the timetable without a standby; tests/test_key_standby.py has the default
     "key_rotation_period": 100,
     "key_prepublish": 10,
     "jwks_max_age": 5,

@@ -35,6 +35,10 @@ TIMINGS = {
     "key_prepublish": "5",
     "jwks_max_age": "1",
     "clock_skew": "0",
+    # These tests pin the timetable without a standby key: with AUTHSVC_KEY_STANDBY=false
+    # behaviour is exactly what it was before the standby existed. tests/test_key_standby.py
+    # covers the default.
+    "key_standby": "false",
 }
 
 

@@ -115,7 +115,9 @@ class Rotator:
                 if result.returncode != 0 or result.stderr:
                     self.errors.append(f"rotate_keys {args} exited {result.returncode}: {result.stderr}")
                 for line in result.stdout.splitlines():
-                    if line.startswith("created "):
+                    # a successor: a new key, or the standby promoted (AUTHSVC_KEY_STANDBY, the default)
+                    new = line.startswith("created ") and ", standby:" not in line
+                    if new or line.startswith("promote "):
                         self.created.append(line)
                         self.forced = self.forced or ", forced:" in line
                 self.stop.wait(0.5)

@@ -346,6 +346,10 @@ class RotationMachine(RuleBasedStateMachine):
             assert signing.sign_from - signing.created_at >= self.lifetimes.prepublish
             assert t - signing.created_at >= self.lifetimes.prepublish
         published = {k.kid for k in table.published(t)}
+        spare = table.standby(t)
+        if spare is not None:  # published, never signing, never leaving the JWKS on a schedule
+            assert spare.kid in published and spare.kid in files and spare.kid not in table.slots
+            assert table.unpublish_at(spare.kid) == float("inf")
         lt = self.lifetimes
         for kid, until in self.last_signed.items():
             if kid not in self.revoked and t < until + lt.access_ttl + lt.skew:
@@ -388,20 +392,25 @@ class RotationMachine(RuleBasedStateMachine):
         """After a rotation run: private files exist exactly for keys that may still sign."""
         table = self.table()
         may_sign = {
-            k.kid for k in table.keys if table.state(k, self.now) in (KeyState.PENDING, KeyState.SIGNING)
+            k.kid
+            for k in table.keys
+            if table.state(k, self.now) in (KeyState.PENDING, KeyState.SIGNING, KeyState.STANDBY)
         }
         assert self.files() == may_sign
+        standbys = [k for k in table.keys if table.state(k, self.now) is KeyState.STANDBY]
+        assert len(standbys) == (1 if self.standby else 0)
         assert not list(self.store.directory.glob(".*.tmp"))
         self.observe(self.now, self.now)
 
     # --- rules ---------------------------------------------------------------------
-    @initialize(lifetimes=lifetimes_strategy())
-    def first_key(self, lifetimes: Lifetimes) -> None:
+    @initialize(lifetimes=lifetimes_strategy(), standby=st.booleans())
+    def first_key(self, lifetimes: Lifetimes, standby: bool) -> None:
         self.lifetimes = lifetimes
-        change = create_first_key(self.store, self.alg, self.clock, None)
+        self.standby = standby
+        change = create_first_key(self.store, self.alg, self.clock, None, standby=standby)
         assert change is not None
         self.exempt.add(change.kid)
-        assert create_first_key(self.store, self.alg, self.clock, None) is None
+        assert create_first_key(self.store, self.alg, self.clock, None, standby=standby) is None
         self.after_run()
 
     @rule(dt=st.one_of(st.integers(0, 20).map(float), st.floats(0, 20, allow_nan=False)))
@@ -428,28 +437,54 @@ class RotationMachine(RuleBasedStateMachine):
     @rule(force=st.booleans())
     def rotate(self, force: bool) -> None:
         before = self.table()
-        changes = rotate(self.store, self.lifetimes, self.clock, self.alg, None, force=force)
-        created = [c for c in changes if c.action == "created"]
-        assert len(created) <= 1
-        for change in created:
-            record = self.store.read().find(change.kid)
+        spare = before.standby(self.now)
+        changes = rotate(
+            self.store, self.lifetimes, self.clock, self.alg, None, force=force, standby=self.standby
+        )
+        after = self.store.read()
+        successors = [c for c in changes if c.action in ("created", "promote")]
+        successors = [c for c in successors if not after.find(c.kid).standby]  # type: ignore[union-attr]
+        assert len(successors) <= 1
+        for change in successors:
+            record = after.find(change.kid)
             assert record is not None
             assert record.alg == self.alg
             # servers serve it within CHECK_INTERVAL; it must then sit in the JWKS for KEY_PREPUBLISH
             assert record.sign_from >= self.now + self.lifetimes.prepublish + CHECK_INTERVAL
+            if change.action == "promote":  # the standby every cache already holds
+                assert spare is not None and change.kid == spare.kid and spare.alg == self.alg
+        if spare is not None and spare.alg == self.alg and successors:
+            assert successors[0].kid == spare.kid, "a rotation promotes the standby before making a key"
         if force and before.last() == before.signing(self.now):
-            assert created, "--force without a pending successor must publish one"
+            assert successors, "--force without a pending successor must publish one"
+        if self.standby:
+            standby = Timetable(after.keys, self.lifetimes).standby(self.now)
+            assert standby is not None and standby.alg == self.alg
         self.after_run()
         files = snapshot(self.store.directory)
-        assert rotate(self.store, self.lifetimes, self.clock, self.alg, None, force=force) == []
+        again = rotate(
+            self.store, self.lifetimes, self.clock, self.alg, None, force=force, standby=self.standby
+        )
+        assert again == []
         assert snapshot(self.store.directory) == files
 
     @rule(force=st.booleans())
     def dry_run(self, force: bool) -> None:
         files = snapshot(self.store.directory)
-        planned = rotate(self.store, self.lifetimes, self.clock, self.alg, None, force=force, dry_run=True)
+        planned = rotate(
+            self.store,
+            self.lifetimes,
+            self.clock,
+            self.alg,
+            None,
+            force=force,
+            dry_run=True,
+            standby=self.standby,
+        )
         assert snapshot(self.store.directory) == files
-        applied = rotate(self.store, self.lifetimes, self.clock, self.alg, None, force=force)
+        applied = rotate(
+            self.store, self.lifetimes, self.clock, self.alg, None, force=force, standby=self.standby
+        )
         assert [(c.action, c.detail) for c in planned if c.action != "create"] == [
             (c.action, c.detail) for c in applied if c.action != "created"
         ]
@@ -463,13 +498,14 @@ class RotationMachine(RuleBasedStateMachine):
         self.alg = ALGS[1] if self.alg == ALGS[0] else ALGS[0]
 
     @precondition(lambda self: len(self.revoked) < 4)
-    @rule(which=st.sampled_from(["signing", "pending", "published", "any"]))
+    @rule(which=st.sampled_from(["signing", "pending", "published", "any", "standby"]))
     def revoke(self, which: str) -> None:
         table = self.table()
         now = self.now
         signing = table.signing(now)
         assert signing is not None
         candidates = {
+            "standby": [k for k in table.keys if table.state(k, now) is KeyState.STANDBY],
             "signing": [signing],
             "pending": [k for k in table.keys if table.state(k, now) is KeyState.PENDING],
             "published": table.published(now),
@@ -479,7 +515,8 @@ class RotationMachine(RuleBasedStateMachine):
             return
         victim = candidates[-1]
         successor = table.successor(victim.kid)
-        changes = revoke_key(self.store, victim.kid, self.clock, self.alg, None)
+        spare = table.standby(now)
+        changes = revoke_key(self.store, victim.kid, self.clock, self.alg, None, standby=self.standby)
         self.revoked.add(victim.kid)
         after = self.table()
         assert victim.kid not in {k.kid for k in after.published(now)}
@@ -489,15 +526,20 @@ class RotationMachine(RuleBasedStateMachine):
         new_signer = after.signing(now)
         assert new_signer is not None
         if victim.kid == signing.kid:
-            # the emergency: a pending successor signs at once, else a new key
+            # the emergency: a pending successor signs at once, else the standby, else a new key
             if successor is not None:
                 assert new_signer.kid == successor.kid
+            elif spare is not None:
+                assert new_signer.kid == spare.kid, "the standby every cache holds signs at once"
+                assert [c.action for c in changes][:2] == ["revoked", "signing"]
             else:
-                assert [c.action for c in changes] == ["revoked", "created"]
+                assert [c.action for c in changes][:2] == ["revoked", "created"]
             self.exempt.add(new_signer.kid)
         else:
             assert new_signer.kid == signing.kid
-        assert revoke_key(self.store, victim.kid, self.clock, self.alg, None) == []
+        if self.standby:
+            assert after.standby(now) is not None, "a revocation leaves a standby published"
+        assert revoke_key(self.store, victim.kid, self.clock, self.alg, None, standby=self.standby) == []
         self.observe(now, now)
 
     @invariant()

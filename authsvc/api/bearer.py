@@ -47,9 +47,12 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
     skew = services.settings.clock_skew
     keys = services.keys
     keys.refresh()  # cheap; a reloaded key set bumps the generation
+    # Read once: the key set may be swapped by the poller thread during the check,
+    # and a result must be remembered under the set it was checked against.
+    generation = keys.generation
     seen = services.recent_tokens.get(token)
     try:
-        if seen is not None and seen[0] == keys.generation:
+        if seen is not None and seen[0] == generation:
             # The same bytes passed the full check under this very key set: only
             # the clock can have changed the answer since.
             claims = seen[1]
@@ -63,7 +66,7 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
                 now=now,
                 skew=skew,
             )
-            services.recent_tokens.put(token, (keys.generation, claims))
+            services.recent_tokens.put(token, (generation, claims))
     except TokenRejected as exc:
         raise InvalidTokenError(detail=exc.reason) from None
     aud = claims.get("aud")

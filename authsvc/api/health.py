@@ -47,9 +47,9 @@ async def readyz(services: ServicesDep) -> Response:
     except Exception as exc:  # any failure to reach the database means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
         ready = False
+    status = services.keys.status()
     try:
         services.keys.signing_key()
-        status = services.keys.status()
         # Within the stale limit the last key set still serves: ready, but say so.
         checks["key_store"] = "stale: serving the last key set" if status["store_failing"] else "ok"
         checks["signing_kid"] = status["signing_kid"]
@@ -57,6 +57,10 @@ async def readyz(services: ServicesDep) -> Response:
     except KeyStoreError as exc:
         checks["key_store"] = f"unavailable: {exc}"
         ready = False
+    # Keys this process cannot open (another passphrase, a corrupt PEM): reported;
+    # a reason for 503 only when it is the signing key (caught just above).
+    checks["unloadable_keys"] = status["unloadable_keys"]
+    checks["standby_kid"] = status["standby_kid"]
     redis = await services.login_limiter.ping()
     if redis is not None:  # reported, never a reason for 503: limits fall back to memory
         checks["redis"] = "ok" if redis else f"unavailable ({services.login_limiter.backend})"

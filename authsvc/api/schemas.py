@@ -317,6 +317,8 @@ def readiness_responses() -> dict[int | str, dict[str, Any]]:
                         "key_store": {"type": "string"},
                         "signing_kid": {"type": ["string", "null"]},
                         "rotation_overdue": {"type": "boolean"},
+                        "unloadable_keys": {"type": "array", "items": {"type": "string"}},
+                        "standby_kid": {"type": ["string", "null"]},
                         "redis": {"type": "string"},
                     },
                     "required": ["status", "database", "key_store"],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from authsvc.keys.encryption import encrypt_private_key
 
 __all__ = ["GeneratedKey", "PrivateKey", "generate_key", "jose_key", "private_pem"]
 
@@ -61,8 +62,5 @@ def generate_key(alg: str) -> GeneratedKey:
 
 
 def private_pem(key: PrivateKey, passphrase: bytes | None) -> bytes:
-    """PKCS#8 PEM, encrypted with the passphrase when one is configured."""
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    """PKCS#8 PEM, encrypted with the passphrase when one is configured (see ``encryption``)."""
+    return encrypt_private_key(key, passphrase)

@@ -2,7 +2,17 @@
 
 Only timestamps are stored; every state (pending, signing, retiring, gone)
 is derived from them and the clock by ``timetable``, so every process and
-every instance reaches the same answer from the key store alone.
+every instance reaches the same answer from the key store alone. Two facts
+are not times: ``standby`` (published, no signing slot until a rotation or a
+revocation promotes it) and ``encryption`` (how the private half is stored,
+so a writer knows what to re-encrypt; ``None`` in manifests written before it
+was recorded).
+
+Rolling upgrades: the manifest stays ``"version": 1`` and ``sign_from`` stays
+a float, so code that knows neither field still reads it. A standby is
+written with ``sign_from = STANDBY_SIGN_FROM`` (the last second of 9999):
+such code sees a successor that never starts signing, which keeps the
+current key signing and the standby published, as intended.
 """
 
 from __future__ import annotations
@@ -10,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["KeyRecord", "KeySetDoc"]
+__all__ = ["STANDBY_SIGN_FROM", "KeyRecord", "KeySetDoc"]
+
+STANDBY_SIGN_FROM = 253_402_300_799.0  # 9999-12-31T23:59:59Z: "never", as a float old readers accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +36,13 @@ class KeyRecord:
     sign_from: float
     revoked_at: float | None = None
     private_deleted_at: float | None = None
+    standby: bool = False
+    encryption: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "standby": self.standby,
+            "encryption": self.encryption,
             "kid": self.kid,
             "alg": self.alg,
             "public_jwk": self.public_jwk,
@@ -48,6 +64,8 @@ class KeyRecord:
             private_deleted_at=(
                 None if data.get("private_deleted_at") is None else float(data["private_deleted_at"])
             ),
+            standby=data.get("standby") is True,
+            encryption=None if data.get("encryption") is None else str(data["encryption"]),
         )
 
     def with_changes(self, **changes: Any) -> KeyRecord:

@@ -10,6 +10,12 @@ ever signed has no slot. From the slot follow the rest (CONTRACT.md, Keys):
 * its public half is kept for our own checks of refresh tokens until
   ``sign_until + refresh TTL + skew``.
 
+A standby key (``record.standby``) has no slot: it is published from its
+creation until it is revoked, never leaves the JWKS on a schedule, and keeps
+its private half, so a rotation or an emergency revocation can make it sign
+with a key every JWKS cache already holds. Promoting it (clearing the flag,
+setting ``sign_from``) is a change of the store, not of the clock.
+
 Nothing here does I/O or reads the clock: callers pass ``now``.
 """
 
@@ -33,6 +39,7 @@ class KeyState(StrEnum):
     EXPIRED = "expired"  # gone from the JWKS, public half kept for refresh tokens
     PRUNABLE = "prunable"  # nothing it signed can still be valid
     REVOKED = "revoked"
+    STANDBY = "standby"  # published, no signing slot until promoted
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,9 @@ class Timetable:
         # Ties (same sign_from) go to the key added to the store later: its
         # predecessor's slot is then empty, so it never signs.
         order = {k.kid: index for index, k in enumerate(keys)}
+        self._standby = [k for k in keys if k.standby]
         live = sorted(
-            (k for k in keys if k.revoked_at is None or k.revoked_at > k.sign_from),
+            (k for k in keys if not k.standby and (k.revoked_at is None or k.revoked_at > k.sign_from)),
             key=lambda k: (k.sign_from, k.created_at, order[k.kid]),
         )
         slots: dict[str, Slot] = {}
@@ -82,17 +90,23 @@ class Timetable:
         return slot.sign_until if slot else -_INF
 
     def unpublish_at(self, kid: str) -> float:
-        """When the key leaves the JWKS (inf while it has no successor)."""
+        """When the key leaves the JWKS (inf while it has no successor, or is a standby)."""
+        if self._is_standby(kid):
+            return _INF
         return self.sign_until(kid) + self.lifetimes.access_ttl + self.lifetimes.skew
 
     def forget_at(self, kid: str) -> float:
         """When no token it signed can be valid any more."""
+        if self._is_standby(kid):
+            return _INF
         life = max(self.lifetimes.access_ttl, self.lifetimes.refresh_ttl)
         return self.sign_until(kid) + life + self.lifetimes.skew
 
     def state(self, record: KeyRecord, now: float) -> KeyState:
         if record.revoked_at is not None and record.revoked_at <= now:
             return KeyState.REVOKED
+        if record.standby:
+            return KeyState.STANDBY
         slot = self.slots.get(record.kid)
         if slot is None:
             return KeyState.PENDING
@@ -115,12 +129,21 @@ class Timetable:
         return None
 
     def published(self, now: float) -> list[KeyRecord]:
-        """Keys in the JWKS at ``now``, oldest first."""
+        """Keys in the JWKS at ``now``, oldest first, standby last."""
         return [
             k
-            for k in self._ordered
-            if self.state(k, now) in (KeyState.PENDING, KeyState.SIGNING, KeyState.RETIRING)
+            for k in (*self._ordered, *self._standby)
+            if self.state(k, now) in (KeyState.PENDING, KeyState.SIGNING, KeyState.RETIRING, KeyState.STANDBY)
         ]
+
+    def needs_private(self, record: KeyRecord, now: float) -> bool:
+        """Whether ``record``'s private half may still sign: pending, signing or standby."""
+        return self.state(record, now) in (KeyState.PENDING, KeyState.SIGNING, KeyState.STANDBY)
+
+    def standby(self, now: float) -> KeyRecord | None:
+        """The published standby key (the newest, should a store hold several)."""
+        ready = [k for k in self._standby if self.state(k, now) is KeyState.STANDBY]
+        return max(ready, key=lambda k: k.created_at) if ready else None
 
     def accepts_access_tokens(self, kid: str, now: float) -> bool:
         record = self.slots.get(kid)
@@ -179,6 +202,9 @@ class Timetable:
             return True
         slot = self.slots[current.kid]
         return slot.sign_until == _INF and now >= slot.sign_from + self.lifetimes.rotation_period
+
+    def _is_standby(self, kid: str) -> bool:
+        return any(k.kid == kid for k in self._standby)
 
 
 def _revoked(record: KeyRecord, now: float) -> bool:
