@@ -92,7 +92,7 @@ def serve(
 ) -> None:
     """Run the token service (creates the database and the first key if missing)."""
     from authsvc.app import create_app
-    from authsvc.runtime import bootstrap_keys, load_keys
+    from authsvc.keys.setup import bootstrap_keys, load_keys
     from authsvc.serving import address, listen, run_uvicorn
 
     settings = _settings()
@@ -129,7 +129,7 @@ def serve(
 
 
 async def _check_database(settings: AuthSettings) -> None:
-    from authsvc.runtime import open_database
+    from authsvc.store.sql.database import open_database
 
     engine = await open_database(settings, create=True)
     await engine.dispose()
@@ -146,7 +146,7 @@ def _redact(url: str) -> str:
 
 # --- users ---------------------------------------------------------------------------
 async def _with_stores(settings: AuthSettings, action: Callable[[Any, Any], Awaitable[T]]) -> T:
-    from authsvc.runtime import command_stores
+    from authsvc.store.sql.database import command_stores
 
     async with command_stores(settings) as (users, sessions):
         return await action(users, sessions)

@@ -33,8 +33,8 @@ class ClientCommandError(AuthsvcError):
 
 
 async def _run(settings: AuthSettings, action):  # type: ignore[no-untyped-def]
-    from authsvc.runtime import open_database
     from authsvc.store.sql.clients import SqlClientStore
+    from authsvc.store.sql.database import open_database
     from authsvc.store.sql.users import SqlUserStore
 
     engine = await open_database(settings)

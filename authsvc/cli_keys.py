@@ -13,11 +13,11 @@ from authsvc.clock import SystemClock
 from authsvc.errors import KeyStoreError
 from authsvc.keys.preflight import check_passphrase
 from authsvc.keys.rotation import revoke_key, rotate
+from authsvc.keys.setup import build_key_store, lifetimes
 from authsvc.keys.timetable import Timetable
-from authsvc.runtime import build_key_store, lifetimes
 from authsvc.settings import AuthSettings, get_settings
 
-__all__ = ["keys_app", "rotation_run"]
+__all__ = ["cron_main", "keys_app", "rotation_run"]
 
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: list, rotate, revoke.")
 
@@ -42,7 +42,7 @@ def _require_database(settings: AuthSettings) -> None:
     """The database exists and answers (one line naming AUTHSVC_DATABASE_URL if not); creates nothing."""
     import asyncio
 
-    from authsvc.runtime import open_database
+    from authsvc.store.sql.database import open_database
 
     async def check() -> None:
         await (await open_database(settings)).dispose()
@@ -50,14 +50,8 @@ def _require_database(settings: AuthSettings) -> None:
     asyncio.run(check())
 
 
-def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool, prune_database: bool) -> list[str]:
-    """One cron run: rotate keys as the timetable says, then prune expired rows."""
-    if prune_database:
-        from authsvc.store.sql.opening import require_database
-
-        # A mistyped SQLite path stops the run before any key is written (an unreachable
-        # PostgreSQL does not: rotation needs only the key store).
-        require_database(settings.database_url)
+def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool) -> list[str]:
+    """One cron run: rotate keys as the timetable says. Only keys: ``authsvc db prune`` prunes rows."""
     store = _existing_store(settings)
     changes = rotate(
         store,
@@ -69,20 +63,7 @@ def rotation_run(settings: AuthSettings, *, force: bool, dry_run: bool, prune_da
         dry_run=dry_run,
         standby=settings.key_standby,
     )
-    lines = [("would " if dry_run else "") + str(change) for change in changes]
-    if prune_database and not dry_run:
-        import asyncio
-
-        from authsvc.runtime import command_stores
-
-        async def prune() -> dict[str, int]:
-            async with command_stores(settings) as (_users, sessions):
-                return await sessions.prune(SystemClock().now())
-
-        counts = asyncio.run(prune())
-        if any(counts.values()):
-            lines.append("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items() if n))
-    return lines
+    return [("would " if dry_run else "") + str(change) for change in changes]
 
 
 @keys_app.command("rotate")
@@ -93,7 +74,7 @@ def keys_rotate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
 ) -> None:
     """Rotate keys as the timetable says (what cron runs)."""
-    for line in rotation_run(get_settings(), force=force, dry_run=dry_run, prune_database=False):
+    for line in rotation_run(get_settings(), force=force, dry_run=dry_run):
         typer.echo(line)
 
 
@@ -195,12 +176,12 @@ def cron_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     args = parser.parse_args(argv)
     try:
-        for line in rotation_run(get_settings(), force=args.force, dry_run=args.dry_run, prune_database=True):
+        for line in rotation_run(get_settings(), force=args.force, dry_run=args.dry_run):
             print(line)
     except AuthsvcError as exc:
         sys.stderr.write(f"rotate_keys: {exc}\n")
         return 1
-    except Exception as exc:  # the database for pruning, and anything else: one line
+    except Exception as exc:  # anything else: one line, never a traceback
         sys.stderr.write(f"rotate_keys: unexpected error: {type(exc).__name__}\n")
         return 1
     return 0

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import JWKRegistry
 
 from authsvc.jose import ASYMMETRIC_ALGS, MIN_RSA_BITS, algs_for_jwk
-from authsvc.keys.manager import LoadedKey
+from authsvc.keys.ring import LoadedKey
 
 __all__ = ["key_problem", "registered_keys"]
 

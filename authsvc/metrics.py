@@ -29,7 +29,7 @@ from authsvc.events import (
     UserDisabled,
 )
 from authsvc.grants import GRANT_TYPES
-from authsvc.keys.manager import KeyManager
+from authsvc.keys.ring import KeyRing
 from authsvc.logs import new_request_id, request_id
 
 __all__ = ["Metrics", "MetricsMiddleware"]
@@ -55,7 +55,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class _KeyCollector(Collector):
-    def __init__(self, keys: KeyManager) -> None:
+    def __init__(self, keys: KeyRing) -> None:
         self.keys = keys
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -149,7 +149,7 @@ class Metrics:
         for status in ("200", "304"):
             self.jwks_requests.labels(status)
 
-    def watch_keys(self, keys: KeyManager) -> None:
+    def watch_keys(self, keys: KeyRing) -> None:
         self.registry.register(_KeyCollector(keys))
 
     def observe(self, event: Event) -> None:

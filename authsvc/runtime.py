@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,49 +19,32 @@ from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
 from authsvc.counters import RedisCounters, RedisOrDatabase
-from authsvc.errors import ConfigError
 from authsvc.events import Events
 from authsvc.grants import GrantRegistry
 from authsvc.grants.client_credentials import ClientCredentialsGrant
 from authsvc.grants.password import PasswordGrant
 from authsvc.grants.refresh_token import RefreshTokenGrant
-from authsvc.keys.manager import KeyManager
-from authsvc.keys.preflight import check_passphrase
-from authsvc.keys.rotation import Change, create_first_key
-from authsvc.keys.store_db import DatabaseKeyStore
-from authsvc.keys.store_file import FileKeyStore
-from authsvc.keys.timetable import Lifetimes
+from authsvc.keys.jwks import JwksPublisher
+from authsvc.keys.ring import KeyRing
+from authsvc.keys.setup import load_keys
+from authsvc.keys.watcher import POLL_INTERVAL, KeyWatcher
 from authsvc.login_limits import LoginLimiter
-from authsvc.migrations import current_revision, head_revision, upgrade
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
 from authsvc.store.protocols import Counters
 from authsvc.store.records import User
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
-from authsvc.store.sql.engine import is_sqlite
-from authsvc.store.sql.opening import connect_database
+from authsvc.store.sql.database import open_database
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
 from authsvc.tokens.issuer import TokenIssuer
 from authsvc.ttl_cache import TtlCache
 
-__all__ = [
-    "KeyStoreBackend",
-    "Services",
-    "bootstrap_keys",
-    "build_key_store",
-    "command_stores",
-    "lifetimes",
-    "load_keys",
-    "open_database",
-]
-
-KeyStoreBackend = FileKeyStore | DatabaseKeyStore
+__all__ = ["Services"]
 
 RECENT_TTL = 0.5
-KEY_POLL_INTERVAL = 0.5
 VERIFIED_TOKEN_TTL = 60.0
 #: Longest pause of the housekeeping task: stored grace bodies are gone within this
 #: many seconds of their grace ending (CONTRACT.md allows 60), expired counters too.
@@ -71,86 +53,14 @@ SWEEP_INTERVAL = 30.0
 log = logging.getLogger("authsvc")
 
 
-def lifetimes(settings: AuthSettings) -> Lifetimes:
-    return Lifetimes(
-        access_ttl=settings.access_token_ttl,
-        refresh_ttl=settings.refresh_token_ttl,
-        skew=settings.clock_skew,
-        rotation_period=settings.key_rotation_period,
-        prepublish=settings.key_prepublish,
-        jwks_max_age=settings.jwks_max_age,
-    )
-
-
-def build_key_store(settings: AuthSettings) -> KeyStoreBackend:
-    """The configured key store: a directory, or two tables in the database."""
-    if settings.key_store == "database":
-        return DatabaseKeyStore(settings.database_url)
-    return FileKeyStore(settings.keys_dir)
-
-
-async def open_database(settings: AuthSettings, *, create: bool = False) -> AsyncEngine:
-    """The engine, with the schema brought to head (SQLite) or checked (PostgreSQL).
-
-    Only the server creates a missing SQLite database (``create``, made 0600);
-    for every command a missing one is an error (see ``store.sql.opening``).
-    """
-    engine = await connect_database(settings.database_url, create=create)
-    if is_sqlite(engine):
-        await upgrade(engine)
-    elif await current_revision(engine) != head_revision():
-        await engine.dispose()
-        raise ConfigError("AUTHSVC_DATABASE_URL: the schema is not current; run `authsvc db upgrade`")
-    return engine
-
-
-@contextlib.asynccontextmanager
-async def command_stores(settings: AuthSettings) -> AsyncIterator[tuple[SqlUserStore, SqlSessionStore]]:
-    """The user and session stores for one CLI command, closed (threads and pools) after it."""
-    engine = await open_database(settings)
-    sessions = SqlSessionStore.open(settings.database_url, engine)
-    try:
-        yield SqlUserStore(engine), sessions
-    finally:
-        sessions.close()
-        await engine.dispose()
-
-
-def bootstrap_keys(settings: AuthSettings, clock: Clock) -> Change | None:
-    """``serve`` on an empty store: the first key (and a standby with ``AUTHSVC_KEY_STANDBY``)."""
-    return create_first_key(
-        build_key_store(settings),
-        settings.signing_alg,
-        clock,
-        settings.passphrase_bytes,
-        standby=settings.key_standby,
-    )
-
-
-def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) -> KeyManager:
-    """The key manager, loaded (and the first key created when ``bootstrap``).
-
-    Blocking and slow with a passphrase (PBKDF2): a server calls it off the loop.
-    The passphrase must open the signing key (``preflight``); any other key this
-    process cannot open is reported, not fatal.
-    """
-    store = build_key_store(settings)
-    if bootstrap:
-        change = bootstrap_keys(settings, clock)
-        if change is not None:
-            log.info("key store was empty: %s", change)
-    check_passphrase(store, store.read(), settings.passphrase_bytes, clock.now(), signing_only=True)
-    keys = KeyManager(store, lifetimes(settings), clock, settings.passphrase_bytes, settings.signing_alg)
-    keys.load()
-    return keys
-
-
 @dataclass
 class Services:
     settings: AuthSettings
     clock: Clock
     engine: AsyncEngine
-    keys: KeyManager
+    keys: KeyRing
+    key_watcher: KeyWatcher
+    jwks: JwksPublisher
     users: SqlUserStore
     session_store: SqlSessionStore
     events: Events
@@ -180,12 +90,13 @@ class Services:
         engine = await open_database(settings, create=True)
         try:
             # Off the loop: key generation and PBKDF2 decryption take a good part of a second.
-            keys = await anyio.to_thread.run_sync(
+            watcher = await anyio.to_thread.run_sync(
                 lambda: load_keys(settings, clock, bootstrap=bootstrap_keys)
             )
         except BaseException:
             await engine.dispose()
             raise
+        keys = watcher.ring
         recent_access: TtlCache[tuple[str | None, str], bool] = TtlCache(RECENT_TTL)
         recent_users: TtlCache[str, User] = TtlCache(RECENT_TTL)
 
@@ -242,6 +153,8 @@ class Services:
             clock=clock,
             engine=engine,
             keys=keys,
+            key_watcher=watcher,
+            jwks=JwksPublisher(keys),
             users=users,
             session_store=session_store,
             events=events,
@@ -294,12 +207,11 @@ class Services:
         """
         if self.key_poller is not None:
             return
-        self.keys.polled_in_background = True
 
         async def poll_forever() -> None:
             while True:
-                await asyncio.sleep(KEY_POLL_INTERVAL)
-                await anyio.to_thread.run_sync(self.keys.poll)
+                await asyncio.sleep(POLL_INTERVAL)
+                await anyio.to_thread.run_sync(self.key_watcher.poll)
 
         self.key_poller = asyncio.get_running_loop().create_task(poll_forever())
 

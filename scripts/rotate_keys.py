@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Rotate authsvc's signing keys as the timetable says; safe every minute from cron.
 
+Keys only: expired sessions and tokens are pruned by ``authsvc db prune`` (its
+own timer), and stored grace responses by every server as their grace ends.
+
 Exit codes: 0 done (one line printed per change, nothing when nothing was due),
 1 error (one line on stderr: missing or empty store, lock held over 60 s,
 unwritable store, an AUTHSVC_KEY_PASSPHRASE that does not open the keys, bad

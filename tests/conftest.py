@@ -198,9 +198,9 @@ async def wait_for_key_poll(services: Services) -> None:
     """
     import asyncio
 
-    start = services.keys.polls
+    start = services.key_watcher.polls
     deadline = time.monotonic() + 30
-    while services.keys.polls < start + 2:
+    while services.key_watcher.polls < start + 2:
         assert time.monotonic() < deadline, "the key poller stopped polling"
         await asyncio.sleep(0.02)
 
@@ -366,7 +366,7 @@ def create_database(env: dict[str, str]) -> None:
     """What ``authsvc db upgrade`` does, in-process: every command but ``serve`` needs a database."""
     import asyncio
 
-    from authsvc.runtime import open_database
+    from authsvc.store.sql.database import open_database
 
     settings = AuthSettings(database_url=env["AUTHSVC_DATABASE_URL"])
 

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from authsvc.clock import SystemClock
 from authsvc.keys.rotation import create_first_key, revoke_key, rotate
+from authsvc.keys.setup import lifetimes
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.logs import AuditJsonFormatter, audit_logger
-from authsvc.runtime import lifetimes
 from tests.conftest import AppHarness, create_database, run_cli, server_env
 
 PASSWORD = "correct horse battery 42"
@@ -161,7 +161,7 @@ async def test_a_generated_request_id_joins_the_response_and_the_audit_line(
 # --- key events -------------------------------------------------------------------------------------
 async def test_key_events_name_the_kid(harness_factory: Callable[..., Any], audit: AuditLines) -> None:
     h: AppHarness = await harness_factory(signing_alg="EdDSA", key_standby=False)
-    store = h.services.keys.store
+    store = h.services.key_watcher.store
     old = h.services.keys.signing_key().kid
     audit.one("key.created", kid=old, alg="EdDSA")  # the first key, made at start-up
     audit.lines.clear()

@@ -33,10 +33,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from authsvc.keys import manager as manager_module
+from authsvc.keys import ring as ring_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
-from authsvc.runtime import lifetimes
+from authsvc.keys.setup import lifetimes
 from tests.conftest import AppHarness, authsvc_command, fresh_postgres_database, pg_admin, wait_for_key_poll
 
 UNAVAILABLE = "temporarily_unavailable"
@@ -242,7 +242,7 @@ class Monotonic:
 @pytest.fixture
 def monotonic(monkeypatch: pytest.MonkeyPatch) -> Monotonic:
     fake = Monotonic()
-    monkeypatch.setattr(manager_module, "time", SimpleNamespace(monotonic=fake))
+    monkeypatch.setattr(ring_module, "time", SimpleNamespace(monotonic=fake))
     return fake
 
 
@@ -269,7 +269,7 @@ async def test_unreadable_key_store_serves_the_last_set_then_503(
     assert len(errors) == 1, f"expected one clear error line about the key store, got {errors}"
     assert str(harness.settings.keys_dir) in errors[0].getMessage(), "expected the line to name the store"
 
-    monotonic.advance(manager_module.STALE_LIMIT + 1)
+    monotonic.advance(ring_module.STALE_LIMIT + 1)
     assert_unavailable(await harness.login(), "the password grant after the stale limit")
     assert_unavailable(await harness.refresh(tokens["refresh_token"]), "the refresh grant")
     assert_unavailable(await harness.me(tokens["access_token"]), "/users/me")
@@ -293,7 +293,7 @@ async def test_key_store_read_errors_count_as_unreadable(
     """An I/O error (EIO, EACCES) reading the manifest behaves like garbage in it."""
     harness: AppHarness = await harness_factory(signing_alg="EdDSA")
     await harness.add_user()
-    store = harness.services.keys.store
+    store = harness.services.key_watcher.store
     manifest = store.manifest
     real_read, real_stat = Path.read_bytes, store_file.os.stat
 
@@ -312,10 +312,10 @@ async def test_key_store_read_errors_count_as_unreadable(
     monotonic.advance(2)
     await wait_for_key_poll(harness.services)
     assert (await harness.login()).status_code == 200, "expected the last key set within the limit"
-    monotonic.advance(manager_module.STALE_LIMIT + 1)
+    monotonic.advance(ring_module.STALE_LIMIT + 1)
     assert_unavailable(await harness.login(), "the password grant with an unreadable store")
     monkeypatch.undo()
-    monkeypatch.setattr(manager_module, "time", SimpleNamespace(monotonic=monotonic))
+    monkeypatch.setattr(ring_module, "time", SimpleNamespace(monotonic=monotonic))
     monotonic.advance(2)
     await wait_for_key_poll(harness.services)
     assert (await harness.login()).status_code == 200, f"expected recovery of {store.describe()}"
@@ -329,9 +329,9 @@ async def test_missing_private_key_of_the_signing_key_is_503_not_another_key(
     await harness.add_user()
     old_kid = harness.services.keys.signing_key().kid
     settings = harness.settings
-    with harness.services.keys._loading:  # no poll between the rotation and the unlink
+    with harness.services.key_watcher._loading:  # no poll between the rotation and the unlink
         changes = rotate(
-            harness.services.keys.store, lifetimes(settings), harness.clock, "EdDSA", None, force=True
+            harness.services.key_watcher.store, lifetimes(settings), harness.clock, "EdDSA", None, force=True
         )
         new_kid = next(c.kid for c in changes if c.action == "created")
         pem = settings.keys_dir / f"{new_kid}.pem"
@@ -384,7 +384,7 @@ async def test_rotation_on_a_full_disk_changes_nothing_and_the_server_keeps_sign
     monkeypatch.setattr(store_file, "atomic_write", full)
     with pytest.raises(KeyStoreError) as failure:
         rotate(
-            harness.services.keys.store,
+            harness.services.key_watcher.store,
             lifetimes(harness.settings),
             harness.clock,
             "EdDSA",

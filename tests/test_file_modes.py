@@ -163,11 +163,12 @@ def test_serve_and_rotate_keys_create_only_private_files(
     else:
         assert not keys.exists()  # the database key store makes no directory
 
-    # The cron script writes a successor key (temporaries, manifest, .lock) and prunes the database.
+    # The cron script writes keys (temporaries, manifest, .lock): it promotes the standby and
+    # publishes a new one, so the signing key, the promoted successor and the new standby.
     _run([sys.executable, str(SCRIPT), "--force"], env, umask, tmp_path)
     after = _assert_private(tmp_path, data, *([keys] if key_store == "file" else []))
     if key_store == "file":
-        assert sum(name.endswith(".pem") for name in _names(after)) == 2
+        assert sum(name.endswith(".pem") for name in _names(after)) == 3
     servers[0].stop()
     _assert_private(tmp_path, data, *([keys] if key_store == "file" else []))
 

@@ -34,13 +34,13 @@ from asn1crypto import pem as asn1_pem
 from cryptography.hazmat.primitives import serialization
 
 from authsvc.clock import SystemClock
-from authsvc.keys import manager as manager_module
+from authsvc.keys import watcher as watcher_module
 from authsvc.keys.generate import generate_key, private_pem
 from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.rotation import create_first_key, rotate
+from authsvc.keys.setup import lifetimes
 from authsvc.keys.store_db import DatabaseKeyStore
 from authsvc.keys.store_file import FileKeyStore, atomic_write
-from authsvc.runtime import lifetimes
 from authsvc.store.sql.engine import sync_url
 from tests.conftest import (
     AppHarness,
@@ -429,7 +429,7 @@ async def test_decrypting_a_published_key_never_runs_on_the_event_loop(
     loop_thread = threading.current_thread()
     entered, release = threading.Event(), threading.Event()
     seen: list[tuple[threading.Thread, bool]] = []
-    real = manager_module.load_private_key
+    real = watcher_module.load_private_key
 
     def slow_load(pem: bytes, passphrase: bytes | None) -> Any:
         entered.set()
@@ -437,9 +437,9 @@ async def test_decrypting_a_published_key_never_runs_on_the_event_loop(
         seen.append((threading.current_thread(), released))
         return real(pem, passphrase)
 
-    monkeypatch.setattr(manager_module, "load_private_key", slow_load)
+    monkeypatch.setattr(watcher_module, "load_private_key", slow_load)
     changes = rotate(
-        h.services.keys.store, lifetimes(h.settings), h.clock, "EdDSA", PASSPHRASE.encode(), force=True
+        h.services.key_watcher.store, lifetimes(h.settings), h.clock, "EdDSA", PASSPHRASE.encode(), force=True
     )
     (new,) = [c.kid for c in changes if c.action == "created"]
     for _ in range(200):

@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, select
 from authsvc.clock import FrozenClock
 from authsvc.errors import KeyStoreError
 from authsvc.keys.rotation import create_first_key, revoke_key, rotate
+from authsvc.keys.setup import lifetimes
 from authsvc.keys.store_db import DatabaseKeyStore
-from authsvc.runtime import lifetimes
 from authsvc.store.sql.engine import sync_url
 from authsvc.store.sql.tables import private_keys
 from tests.conftest import AppHarness, run_cli, server_env
@@ -48,7 +48,7 @@ async def test_rotation_and_revocation_in_one_transaction(db_harness_factory) ->
     h: AppHarness = await db_harness_factory(
         key_store="database", key_passphrase=PASSPHRASE, signing_alg="EdDSA", key_standby=False
     )
-    store = h.services.keys.store
+    store = h.services.key_watcher.store
     assert isinstance(store, DatabaseKeyStore)
     clock = FrozenClock(h.clock.now())
     life = lifetimes(h.settings)
@@ -62,7 +62,7 @@ async def test_rotation_and_revocation_in_one_transaction(db_harness_factory) ->
     revoked = revoke_key(store, first.kid, clock, "EdDSA", PASSPHRASE.encode())
     assert [c.action for c in revoked][:2] == ["revoked", "signing"]
     assert store.private_kids() == {second.kid}
-    h.services.keys.poll()
+    h.services.key_watcher.poll()
     assert h.services.keys.signing_key().kid == second.kid
 
 
@@ -118,7 +118,7 @@ def test_cron_script_and_cli_work_against_the_database_store(database_url: str, 
     )
     assert empty.returncode == 1, empty.stderr
     assert "empty" in empty.stderr
-    from authsvc.runtime import build_key_store
+    from authsvc.keys.setup import build_key_store
     from authsvc.settings import AuthSettings
 
     settings = AuthSettings(database_url=database_url, key_store="database", key_passphrase=PASSPHRASE)

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc.keys.rotation import rotate
-from authsvc.runtime import lifetimes
+from authsvc.keys.setup import lifetimes
 from tests.conftest import AppHarness
 from tests.test_fault_injection import Outage
 
@@ -204,8 +204,8 @@ async def test_key_gauges_follow_the_clock_and_rotation(harness: tuple[AppHarnes
     assert overdue.value("authsvc_rotation_overdue") == 1, "expected rotation overdue without a successor"
     assert overdue.value("authsvc_rotation_due_seconds") < 0, "expected a negative countdown when overdue"
 
-    rotate(h.services.keys.store, lifetimes(h.settings), h.clock, "EdDSA", None, force=True)
-    h.services.keys.load()
+    rotate(h.services.key_watcher.store, lifetimes(h.settings), h.clock, "EdDSA", None, force=True)
+    h.services.key_watcher.load()
     rotated = await scrape(h)
     assert rotated.value("authsvc_rotation_overdue") == 0, "expected a pending successor to clear overdue"
     until = rotated.value("authsvc_seconds_until_key_change")

@@ -23,8 +23,8 @@ import pytest
 
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.keys.rotation import revoke_key, rotate
+from authsvc.keys.setup import lifetimes
 from authsvc.logs import AuditJsonFormatter
-from authsvc.runtime import lifetimes
 from authsvc.store.records import Client
 from tests.conftest import AppHarness
 from tests.test_fault_injection import Outage
@@ -187,17 +187,18 @@ async def test_a_full_flow_at_debug_logs_no_secret(
         outage.remove()
 
     # keys: a forced rotation, the successor's turn, an emergency revocation
-    rotate(h.services.keys.store, lifetimes(h.settings), h.clock, h.settings.signing_alg, None, force=True)
+    store = h.services.key_watcher.store
+    rotate(store, lifetimes(h.settings), h.clock, h.settings.signing_alg, None, force=True)
     secrets.private_keys(h.settings.keys_dir)
     h.clock.advance(h.settings.key_prepublish + 5)
-    h.services.keys.load()
+    h.services.key_watcher.load()
     late = (await h.login(password=PASSWORD)).json()
     secrets.token("post-rotation access token", late["access_token"])
     secrets.token("post-rotation refresh token", late["refresh_token"])
     signing = h.services.keys.signing_key().kid
-    revoke_key(h.services.keys.store, signing, h.clock, h.settings.signing_alg, None)
+    revoke_key(h.services.key_watcher.store, signing, h.clock, h.settings.signing_alg, None)
     secrets.private_keys(h.settings.keys_dir)
-    h.services.keys.load()
+    h.services.key_watcher.load()
     assert (await h.refresh(late["refresh_token"])).status_code == 400
 
     assert len(capture.records) > 30, "expected the flow to have logged (is logging captured at all?)"

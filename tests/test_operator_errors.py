@@ -50,7 +50,7 @@ COMMANDS_THAT_NEED_A_DATABASE: list[tuple[list[str], str | None, dict[str, str]]
     (["keys", "list"], None, {"key_store": "database", "key_passphrase": PASSPHRASE}),
     (["keys", "rotate", "--force"], None, {"key_store": "database", "key_passphrase": PASSPHRASE}),
     (["keys", "revoke", "x" * 43], None, {"key_store": "database", "key_passphrase": PASSPHRASE}),
-    (["rotate_keys.py"], None, {}),
+    (["rotate_keys.py"], None, {"key_store": "database", "key_passphrase": PASSPHRASE}),
     (["rotate_keys.py", "--force"], None, {"key_store": "database", "key_passphrase": PASSPHRASE}),
 ]
 

@@ -1,4 +1,4 @@
-"""Rotation runs on a real key store: concurrency, file modes, the KeyManager, the app.
+"""Rotation runs on a real key store: concurrency, file modes, the key ring and its watcher, the app.
 
 The rotation code runs in-process with a FrozenClock where time matters; the
 concurrency test runs the real script five times at once.
@@ -22,10 +22,13 @@ import pytest
 
 from authsvc.clock import FrozenClock
 from authsvc.errors import KeyStoreError
-from authsvc.keys.manager import KeyManager
-from authsvc.keys.rotation import PROPAGATION, create_first_key, revoke_key, rotate
+from authsvc.keys.jwks import JwksDocument, JwksPublisher
+from authsvc.keys.plan import PROPAGATION
+from authsvc.keys.ring import KeyRing, LoadedKey
+from authsvc.keys.rotation import create_first_key, revoke_key, rotate
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
+from authsvc.keys.watcher import KeyWatcher
 from tests.conftest import AppHarness
 from tests.test_rotation_cli import SCRIPT, busy_store, keys_dir, keys_env, store_doc
 
@@ -120,11 +123,11 @@ def test_private_keys_are_encrypted_with_the_passphrase(store: FileKeyStore, clo
         pem = store.read_private(kid)
         assert pem is not None
         assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    manager = KeyManager(store, LT, clock, b"correct horse", "EdDSA")
+    manager = Keys(store, clock, "EdDSA", b"correct horse")
     manager.load()
     assert manager.signing_key().kid == store.read().keys[0].kid
     with pytest.raises(KeyStoreError, match="PASSPHRASE"):
-        KeyManager(store, LT, clock, b"wrong", "EdDSA").load()
+        Keys(store, clock, "EdDSA", b"wrong").load()
 
 
 def test_rotation_refuses_a_missing_store_and_creates_nothing(
@@ -160,8 +163,32 @@ def test_leftovers_of_a_crash_are_removed_by_the_next_run(store: FileKeyStore, c
 
 
 # --- the manager -------------------------------------------------------------------------------------
-def manager_for(store: FileKeyStore, clock: FrozenClock, alg: str = "EdDSA") -> KeyManager:
-    manager = KeyManager(store, LT, clock, None, alg)
+class Keys:
+    """A process's key ring, its watcher and its JWKS document, as a server holds them."""
+
+    def __init__(self, store: FileKeyStore, clock: FrozenClock, alg: str, passphrase: bytes | None = None):
+        self.ring = KeyRing(LT, clock, alg)
+        self.watcher = KeyWatcher(store, self.ring, passphrase)
+        self.publisher = JwksPublisher(self.ring)
+        self.load = self.watcher.load
+        self.refresh = self.watcher.poll
+        self.status = self.ring.status
+
+    def signing_key(self) -> LoadedKey:
+        return self.ring.signing_key()
+
+    def access_key(self, kid: str) -> LoadedKey | None:
+        return self.ring.access_token_key(kid)
+
+    def refresh_key(self, kid: str) -> LoadedKey | None:
+        return self.ring.refresh_token_key(kid)
+
+    def jwks(self) -> JwksDocument:
+        return self.publisher.document()
+
+
+def manager_for(store: FileKeyStore, clock: FrozenClock, alg: str = "EdDSA") -> Keys:
+    manager = Keys(store, clock, alg)
     manager.load()
     return manager
 
@@ -325,7 +352,7 @@ async def test_app_rotates_without_a_failed_verification(harness_factory: Callab
     response = await h.client.get(JWKS)
     etag = response.headers["etag"]
     (created,) = rotate(store, LT, h.clock, "EdDSA", None, force=True)
-    h.services.keys.load()  # what refresh() does within a second
+    h.services.key_watcher.load()  # what refresh() does within a second
     response = await h.client.get(JWKS, headers={"If-None-Match": etag})
     assert response.status_code == 200
     assert response.headers["etag"] != etag
@@ -357,7 +384,7 @@ async def test_refresh_token_of_a_key_gone_from_the_jwks_still_works(
     rotate(store, LT, h.clock, "EdDSA", None, force=True)
     h.clock.advance(LEAD + 30 + 2 + 1)  # the first key left the JWKS
     rotate(store, LT, h.clock, "EdDSA", None)
-    h.services.keys.load()
+    h.services.key_watcher.load()
     assert len((await h.client.get(JWKS)).json()["keys"]) == 1
     response = await h.refresh(tokens["refresh_token"])
     assert response.status_code == 200, response.text

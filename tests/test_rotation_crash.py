@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from authsvc.clock import SystemClock
-from authsvc.keys.manager import KeyManager
+from authsvc.keys.ring import KeyRing
 from authsvc.keys.rotation import create_first_key, rotate
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
+from authsvc.keys.watcher import KeyWatcher
 from tests.test_rotation_cli import SCRIPT, busy_store, keys_env
 
 LT = Lifetimes(access_ttl=30, refresh_ttl=60, skew=0, rotation_period=20, prepublish=5, jwks_max_age=1)
@@ -154,9 +155,9 @@ def assert_sound(directory: Path) -> None:
         if table.state(record, now) in (KeyState.PENDING, KeyState.SIGNING):
             assert record.private_deleted_at is None
             assert (directory / f"{record.kid}.pem").exists(), f"{record.kid} may sign but has no private key"
-    manager = KeyManager(store, LT, SystemClock(), None, "EdDSA")
-    manager.load()
-    assert manager.signing_key().kid == table.signing(now).kid  # type: ignore[union-attr]
+    ring = KeyRing(LT, SystemClock(), "EdDSA")
+    KeyWatcher(store, ring, None).load()
+    assert ring.signing_key().kid == table.signing(now).kid  # type: ignore[union-attr]
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
 

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from authsvc.clock import FrozenClock
 from authsvc.passwords import PasswordHasher
-from authsvc.runtime import open_database
 from authsvc.settings import AuthSettings
+from authsvc.store.sql.database import open_database
 from authsvc.store.sql.tables import refresh_tokens, sessions
 from authsvc.store.sql.users import SqlUserStore
 from tests.conftest import (

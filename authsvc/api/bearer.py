@@ -46,7 +46,6 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
     now = services.clock.now()
     skew = services.settings.clock_skew
     keys = services.keys
-    keys.refresh()  # cheap; a reloaded key set bumps the generation
     # Read once: the key set may be swapped by the poller thread during the check,
     # and a result must be remembered under the set it was checked against.
     generation = keys.generation
@@ -61,7 +60,7 @@ async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
             claims, _kid = check_token(
                 token,
                 typs=ACCESS_TOKEN_TYPES,
-                key_for=keys.access_key,
+                key_for=keys.access_token_key,
                 issuer=services.tokens.issuer,
                 now=now,
                 skew=skew,

@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authsvc.api.deps import ServicesDep
 from authsvc.api.schemas import jwks_responses
-from authsvc.keys.manager import JwksDocument
+from authsvc.keys.jwks import JwksDocument
 
 __all__ = ["JWKS_PATH", "JwksFastPath", "router"]
 
@@ -30,7 +30,7 @@ router = APIRouter()
     },
 )
 async def jwks(request: Request, services: ServicesDep) -> Response:
-    doc = services.keys.jwks()
+    doc = services.jwks.document()
     headers = {"Cache-Control": f"public, max-age={doc.max_age}", "ETag": doc.etag}
     if_none_match = request.headers.get("if-none-match")
     metrics = request.app.state.metrics
@@ -63,7 +63,7 @@ class JwksFastPath:
             return
         state = scope["app"].state
         try:
-            doc = state.services.keys.jwks()
+            doc = state.services.jwks.document()
         except Exception:  # let the full stack produce the proper error response
             await self.app(scope, receive, send)
             return

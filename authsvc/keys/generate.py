@@ -10,7 +10,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authsvc.keys.encryption import encrypt_private_key
 
-__all__ = ["GeneratedKey", "PrivateKey", "generate_key", "jose_key", "private_pem"]
+__all__ = ["GeneratedKey", "JoseKey", "PrivateKey", "generate_key", "jose_key", "private_pem"]
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 JoseKey = RSAKey | OKPKey | ECKey

@@ -22,16 +22,15 @@ from typing import Any
 from authsvc.errors import KeyStoreError
 from authsvc.keys.encryption import load_private_key
 from authsvc.keys.model import KeyRecord, KeySetDoc
-from authsvc.keys.timetable import Lifetimes, Timetable
+from authsvc.keys.timetable import ORDER_ONLY, Timetable
+from authsvc.store.protocols import KeyStoreReader
 
 __all__ = ["check_passphrase"]
 
-# Which keys still need a private half depends only on slot order, not on lifetimes.
-_ORDER_ONLY = Lifetimes(access_ttl=1, refresh_ttl=1, skew=0, rotation_period=1, prepublish=1, jwks_max_age=1)
 
 
 def check_passphrase(
-    store: Any,
+    store: KeyStoreReader,
     doc: KeySetDoc,
     passphrase: bytes | None,
     now: float,
@@ -43,7 +42,7 @@ def check_passphrase(
 
     A store with keys must have at least one private key to check against.
     """
-    table = Timetable(doc.keys, _ORDER_ONLY)
+    table = Timetable(doc.keys, ORDER_ONLY)
     signing = table.signing(now)
     needed = [
         record
@@ -65,7 +64,7 @@ def check_passphrase(
     return opened
 
 
-def _open(store: Any, records: list[KeyRecord], passphrase: bytes | None) -> dict[str, Any]:
+def _open(store: KeyStoreReader, records: list[KeyRecord], passphrase: bytes | None) -> dict[str, Any]:
     opened: dict[str, Any] = {}
     for record in records:
         pem = store.read_private(record.kid)

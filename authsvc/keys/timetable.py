@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from authsvc.keys.model import KeyRecord
 
-__all__ = ["KeyState", "Lifetimes", "Slot", "Timetable"]
+__all__ = ["ORDER_ONLY", "KeyState", "Lifetimes", "Slot", "Timetable"]
 
 _INF = math.inf
 
@@ -52,6 +52,11 @@ class Lifetimes:
     rotation_period: int
     prepublish: int
     jwks_max_age: int
+
+
+#: For questions that only the order of the slots answers (which key signs now, which
+#: still needs its private half): the lifetimes do not matter to them.
+ORDER_ONLY = Lifetimes(access_ttl=1, refresh_ttl=1, skew=0, rotation_period=1, prepublish=1, jwks_max_age=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant, InvalidScope
 from authsvc.events import Events, RefreshReplayed, RefreshReuseDetected, RefreshRotated, SessionStarted
-from authsvc.keys.manager import KeyManager
+from authsvc.keys.ring import KeyRing
 from authsvc.scopes import scope_str
-from authsvc.store.records import Client, IssuedRefreshToken, RefreshTokenRow, SessionRecord, User
+from authsvc.store.protocols import SessionTransaction, SessionWriter
+from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
 from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti
 from authsvc.tokens.validation import TokenRejected, check_token
 
@@ -38,7 +39,6 @@ __all__ = [
     "Families",
     "Outcome",
     "Rotation",
-    "SessionTransaction",
     "TokenResponse",
     "open_family",
     "rotate_family",
@@ -46,28 +46,6 @@ __all__ = [
 
 T = TypeVar("T")
 _REFRESH_TYPS = frozenset({REFRESH_TYP})
-
-
-class SessionTransaction(Protocol):
-    """The statements a family decision needs, inside one transaction."""
-
-    def insert_session(self, session: SessionRecord) -> None: ...
-    def user_credentials(self, user_id: str) -> tuple[int, bool] | None: ...
-    def client_live(self, client_id: str) -> bool: ...
-    def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None: ...
-    def spend(self, jti: str, client_id: str, now: float, successor_jti: str) -> str | None: ...
-    def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None: ...
-    def token(self, jti: str) -> RefreshTokenRow | None: ...
-    def is_unspent(self, jti: str) -> bool: ...
-    def keep_grace_body(self, jti: str, body: str, until: float) -> None: ...
-    def drop_grace_bodies(self, session_id: str, keep: str | None = None) -> None: ...
-    def revoke_session(self, session_id: str, now: float, reason: str) -> None: ...
-
-
-class SessionWriter(Protocol):
-    """A store that runs a function in one write transaction (committed unless it raises)."""
-
-    async def write(self, fn: Callable[[SessionTransaction], T]) -> T: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +228,7 @@ class Families:
         self,
         store: SessionWriter,
         issuer: TokenIssuer,
-        keys: KeyManager,
+        keys: KeyRing,
         clock: Clock,
         events: Events,
         *,
@@ -302,7 +280,7 @@ class Families:
             claims, _kid = check_token(
                 token,
                 typs=_REFRESH_TYPS,
-                key_for=self.keys.refresh_key,
+                key_for=self.keys.refresh_token_key,
                 issuer=self.issuer.issuer,
                 now=now,
                 skew=0,

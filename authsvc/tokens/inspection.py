@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from authsvc.jose import ACCESS_TOKEN_TYPES
-from authsvc.keys.manager import KeyManager
+from authsvc.keys.ring import KeyRing
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.tokens.issuer import REFRESH_TYP
 from authsvc.tokens.validation import TokenRejected, check_token
@@ -31,14 +31,14 @@ class PresentedToken:
 
 
 def identify(
-    token: str, hint: str | None, keys: KeyManager, issuer: str, now: float, skew: int
+    token: str, hint: str | None, keys: KeyRing, issuer: str, now: float, skew: int
 ) -> PresentedToken | None:
     """The token's kind and verified claims, or None if it is not a valid token of ours."""
     order: list[TokenKind] = ["access_token", "refresh_token"]
     if hint == "refresh_token":
         order.reverse()
     for kind in order:
-        key_for = keys.access_key if kind == "access_token" else keys.refresh_key
+        key_for = keys.access_token_key if kind == "access_token" else keys.refresh_token_key
         try:
             claims, _kid = check_token(
                 token, typs=_TYPS[kind], key_for=key_for, issuer=issuer, now=now, skew=skew

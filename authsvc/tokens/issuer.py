@@ -21,7 +21,7 @@ from typing import Any
 from joserfc import jws
 
 from authsvc.jose import registry_for
-from authsvc.keys.manager import KeyManager, LoadedKey
+from authsvc.keys.ring import KeyRing, LoadedKey
 from authsvc.scopes import scope_str
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord
 
@@ -60,7 +60,7 @@ class TokenIssuer:
     """Claims and lifetimes of our tokens (CONTRACT.md, Tokens)."""
 
     issuer: str
-    keys: KeyManager
+    keys: KeyRing
     access_ttl: int
     refresh_ttl: int
     default_audience: str

@@ -22,7 +22,7 @@ from authsvc.jose import (
     strict_protected_header,
     time_problem,
 )
-from authsvc.keys.manager import LoadedKey
+from authsvc.keys.ring import LoadedKey
 
 __all__ = ["TokenRejected", "check_times", "check_token", "peek_claims"]
 

@@ -92,7 +92,7 @@ def measure_crypto(alg: str, seconds: float) -> list[Row]:
     import httpx
 
     from authsvc.keys.generate import generate_key, jose_key
-    from authsvc.keys.manager import LoadedKey
+    from authsvc.keys.ring import LoadedKey
     from authsvc.tokens.issuer import ACCESS_TYP, new_jti, sign
     from authsvc.verifier import Verifier
 
