@@ -218,7 +218,7 @@ SCHEMES = [
 async def test_non_basic_authorization_is_invalid_client(
     harness_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
-    h: AppHarness = await harness_factory()
+    h: AppHarness = await harness_factory(login_max_per_user=100_000, login_max_per_address=100_000)
     await h.add_user("alice", PASSWORD)
     inspector_secret = add_confidential_client(cli_env(tmp_path), "inspector")
     wrong: list[str] = []

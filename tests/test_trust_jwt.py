@@ -43,6 +43,8 @@ from tests.trust_support import (
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HUGE = "1" + "0" * 400  # an integer literal no IEEE double can hold
 PASSWORD = "alice-password-1"
+# These tests fail client authentication on purpose, many times: keep the per-address limit out of the way.
+NO_LIMITS = {"login_max_per_user": 100_000, "login_max_per_address": 100_000}
 
 # (claim, raw JSON value): each must be refused, whatever else the token holds
 OUT_OF_RANGE = [
@@ -117,7 +119,7 @@ def test_clients_add_refuses_weak_and_foreign_curve_keys(tmp_path: Path) -> None
 async def test_an_old_registration_with_a_1024_bit_key_cannot_authenticate(
     harness_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
-    h: AppHarness = await harness_factory()
+    h: AppHarness = await harness_factory(**NO_LIMITS)
     env = cli_env(tmp_path)
     good = _jwks_file(tmp_path, "good", _public(RSAKey.generate_key(2048), alg="RS256"))
     cli_ok(env, "clients", "add", "legacy", "--jwks", str(good))
@@ -149,7 +151,7 @@ async def test_an_old_registration_with_a_1024_bit_key_cannot_authenticate(
 @pytest.fixture
 async def jwt_client(harness_factory: Callable[..., Any], tmp_path: Path) -> tuple[AppHarness, ECKey]:
     """A harness with ``jwt-svc``, a private_key_jwt client registered through the CLI."""
-    h: AppHarness = await harness_factory()
+    h: AppHarness = await harness_factory(**NO_LIMITS)
     key = ECKey.generate_key("P-256")
     jwks = _jwks_file(tmp_path, "jwt-svc", _public(key, alg="ES256"))
     cli_ok(cli_env(tmp_path), "clients", "add", "jwt-svc", "--jwks", str(jwks))
@@ -227,7 +229,7 @@ def _server_key(keys_dir: Path, kid: str) -> Any:
 @pytest.fixture
 async def forger(harness_factory: Callable[..., Any], tmp_path: Path) -> dict[str, Any]:
     """A harness, a real login of alice, an introspecting client, and the signing key."""
-    h: AppHarness = await harness_factory()
+    h: AppHarness = await harness_factory(**NO_LIMITS)
     await h.add_user("alice", PASSWORD)
     inspector = ("inspector", add_confidential_client(cli_env(tmp_path), "inspector"))
     login = await h.login("alice", PASSWORD)

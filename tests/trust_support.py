@@ -59,10 +59,19 @@ REAL_ARGON2 = {"argon2_memory_kib": "19456", "argon2_time_cost": "2", "argon2_pa
 
 
 def redis_url() -> str:
-    """The Redis server for tests: skip when unset (a laptop), run when set (CI)."""
+    """The Redis server for tests: skip when unset (a laptop), fail when set and unreachable (CI)."""
     url = os.environ.get("AUTHSVC_TEST_REDIS_URL")
     if not url:
         pytest.skip("AUTHSVC_TEST_REDIS_URL is not set: Redis tests skipped")
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except Exception as exc:  # set but unreachable: a failure, never a skip
+        pytest.fail(f"AUTHSVC_TEST_REDIS_URL is set but Redis is unusable: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
     return url
 
 
