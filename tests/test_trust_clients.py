@@ -195,8 +195,8 @@ async def test_a_removed_client_id_is_never_revived(
     tokens = (await h.client.post("/token", data=password_form("alice", PASSWORD, client_id="mobile"))).json()
     cli_ok(env, "clients", "remove", "mobile")
     cli_ok(env, "clients", "remove", "svc")
-    assert_one_line_error(run_cli(*public, env=env))
-    assert_one_line_error(run_cli("clients", "add", "svc", env=env))
+    assert_one_line_error(run_cli(*public, env=env), "a removed public client id was added again")
+    assert_one_line_error(run_cli("clients", "add", "svc", env=env), "a removed client id was added again")
     await asyncio.sleep(0.6)  # the client registry may be cached for half a second
     r = await h.client.post(
         "/token",

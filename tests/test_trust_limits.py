@@ -161,7 +161,9 @@ async def test_per_username_ceiling_is_ten_times_the_limit(harness_factory: Call
             r = await h.client.post(
                 "/token", data=password_form("alice", "guess-password"), headers=_xff(f"192.0.2.{address}")
             )
-            assert r.status_code == 400, (failures, brief(r))
+            assert r.status_code == 400, (
+                f"{failures} failures spread over {address} addresses locked alice out: {brief(r)}"
+            )
             failures += 1
     # below the ceiling, the owner still logs in from a fresh address
     ok = await h.client.post("/token", data=password_form("alice", RIGHT), headers=_xff("198.51.100.1"))

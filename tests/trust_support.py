@@ -94,9 +94,10 @@ def cli_ok(env: dict[str, str], *args: str, input: str | None = None) -> str:
     return result.stdout
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess[str], what: str = "") -> None:
     """CONTRACT.md: exit 1, one clear line on stderr, no traceback."""
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    what = what or " ".join(map(str, result.args[-3:]))
+    assert result.returncode == 1, f"{what}: exit {result.returncode}: {result.stdout.strip()!r}"
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
