@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import JWKRegistry
 
-from authsvc.jose import ASYMMETRIC_ALGS, MIN_RSA_BITS, algs_for_jwk
+from authsvc.jose import ASYMMETRIC_ALGS, MIN_RSA_BITS, algs_for_jwk, rsa_modulus_bits
 from authsvc.keys.ring import LoadedKey
 
 __all__ = ["key_problem", "registered_keys"]
@@ -33,16 +32,24 @@ def _checked(raw: object) -> tuple[str, Any] | str:
     algs = algs_for_jwk(raw)
     if algs is None:
         return "EC keys must be on P-256" if kty == "EC" else "a key's type cannot verify its alg"
+    n = raw.get("n")
+    if kty == "RSA" and (not isinstance(n, str) or _modulus_bits(n) < MIN_RSA_BITS):
+        return f"RSA keys need at least {MIN_RSA_BITS} bits"  # checked before joserfc warns on import
     try:
         key = JWKRegistry.import_key(raw)
     except Exception:  # joserfc raises several types for a bad key
         return "a key cannot be read"
     if key.is_private:
         return "a key holds private members; register only the public half"
-    if isinstance(key.raw_value, rsa.RSAPublicKey) and key.raw_value.key_size < MIN_RSA_BITS:
-        return f"RSA keys need at least {MIN_RSA_BITS} bits"
     # One pinned alg per key, as before RFC 9864: "EdDSA" for an Ed25519 key without one.
     return ("EdDSA" if "EdDSA" in algs else min(algs)), key
+
+
+def _modulus_bits(n: str) -> int:
+    try:
+        return rsa_modulus_bits(n)
+    except ValueError:  # not base64url: joserfc's import refuses it below
+        return MIN_RSA_BITS
 
 
 def key_problem(raw: object) -> str | None:
