@@ -1,4 +1,12 @@
-"""create_app(settings): the FastAPI application and its lifespan."""
+"""create_app(settings): the ASGI application and its lifespan.
+
+The application is a Starlette app: the routes are the one table of
+``api.endpoints`` (made into plain routes once the lifespan has built the
+process's services), behind two middlewares — ``Guard`` (size limits, a
+last-resort JSON 500) and ``MetricsMiddleware`` (request ids, latency) — and
+one set of exception handlers that turn the error hierarchy into RFC 6749 /
+RFC 6750 answers. No path redirects (a trailing slash is a 404).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +15,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from authsvc import __version__, events
-from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
-from authsvc.api.fastpath import DirectEndpoints
+from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
-from authsvc.api.jwks import JwksFastPath
 from authsvc.api.responses import error_response, json_response
+from authsvc.api.routes import openapi_document, starlette_routes
 from authsvc.api.schemas import SECURITY_SCHEMES
+from authsvc.api.users import USER_SCHEMA
 from authsvc.clock import Clock
 from authsvc.errors import (
     ClientAuthRateLimited,
-    InvalidRequest,
     KeyStoreError,
     LoginRateLimited,
     OAuthError,
@@ -38,99 +46,82 @@ from authsvc.metrics import Metrics, MetricsMiddleware
 from authsvc.runtime import Services
 from authsvc.settings import AuthSettings, get_settings
 
-__all__ = ["create_app", "create_served_app"]
+__all__ = ["AuthsvcApp", "create_app", "create_served_app"]
 
 log = logging.getLogger("authsvc")
 
 
-def create_app(settings: AuthSettings | None = None, clock: Clock | None = None) -> FastAPI:
+class AuthsvcApp(Starlette):
+    """The service's ASGI app, with its OpenAPI document (served at ``/openapi.json``)."""
+
+    metrics: Metrics
+
+    def openapi(self) -> dict[str, Any]:
+        return openapi_document(
+            ENDPOINTS,
+            title="authsvc",
+            version=__version__,
+            components={"schemas": {"UserOut": USER_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
+        )
+
+
+def create_app(settings: AuthSettings | None = None, clock: Clock | None = None) -> AuthsvcApp:
     """The ASGI app. Stores, keys and the engine are built in the lifespan, not at import."""
     settings = settings or get_settings()
     quiet_leaky_loggers()
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await Services.start(settings, clock, bootstrap_keys=True)
         services.sweep_in_background()
         app.state.services = services
         metrics.watch_keys(services.keys)
         services.events.subscribe(metrics.observe)
+        app.router.routes.extend(starlette_routes(ENDPOINTS, services, metrics))
         try:
             yield
         finally:
             await services.close()
 
-    app = FastAPI(
-        title="authsvc",
-        version=__version__,
+    async def openapi_json(_request: Request) -> Response:
+        return json_response(app.openapi())
+
+    app = AuthsvcApp(
+        routes=[Route("/openapi.json", openapi_json, methods=["GET"])],
+        middleware=[
+            Middleware(Guard, max_body=MAX_BODY),
+            Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS),
+        ],
+        exception_handlers=_error_handlers(metrics),
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        # Never answer a near-miss path with a redirect built from the Host header
-        # (clients re-send the password there): a trailing slash is a 404.
-        redirect_slashes=False,
     )
-    for module in (token, revoke, introspect, jwks, discovery, users, health):
-        app.include_router(module.router)
-    _describe_security(app)
+    app.router.redirect_slashes = False  # a near-miss path is a 404, never a redirect to the Host header
+    app.metrics = metrics
     app.state.metrics = metrics
-    _install_error_handlers(app, metrics)
-    app.add_middleware(
-        DirectEndpoints,
-        handlers={
-            ("POST", "/token"): token.token,
-            ("POST", "/revoke"): revoke.revoke,
-            ("POST", "/introspect"): introspect.introspect,
-            ("GET", "/users/me"): users.current_user,
-        },
-    )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(Guard, max_body=MAX_BODY)
-    app.add_middleware(JwksFastPath)  # outermost: the JWKS skips the whole stack
     return app
 
 
-def create_served_app() -> FastAPI:
+def create_served_app() -> AuthsvcApp:
     """The factory ``serve --workers N`` gives uvicorn: each worker sets up its logging."""
     configure_logging()
     return create_app()
 
 
-def _describe_security(app: FastAPI) -> None:
-    """Add the client and bearer authentication schemes the routes name to the OpenAPI document."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = build()
-            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-            app.openapi_schema = document
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    @app.exception_handler(OAuthError)
-    async def oauth_error(request: Request, exc: OAuthError) -> Response:
+def _error_handlers(metrics: Metrics) -> dict[Any, Any]:
+    async def oauth_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OAuthError)
         metrics.token_errors.labels(exc.error).inc()
-        if isinstance(exc, LoginRateLimited | ClientAuthRateLimited):
-            limited = events.LoginRateLimited() if isinstance(exc, LoginRateLimited) else (
-                events.ClientAuthRateLimited()
-            )
-            request.app.state.services.events.publish(limited)
+        if isinstance(exc, LoginRateLimited):
+            request.app.state.services.events.publish(events.LoginRateLimited())
+        elif isinstance(exc, ClientAuthRateLimited):
+            request.app.state.services.events.publish(events.ClientAuthRateLimited())
         if exc.detail:
             log.debug("%s: %s", exc.error, exc.detail)
         return error_response(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, _exc: RequestValidationError) -> Response:
-        metrics.token_errors.labels(InvalidRequest.error).inc()
-        return error_response(InvalidRequest())
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> Response:
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         return json_response(
             {"error": code, "error_description": "No such resource or method."},
@@ -144,6 +135,8 @@ def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         metrics.token_errors.labels(TemporarilyUnavailable.error).inc()
         return error_response(TemporarilyUnavailable())
 
+    handlers: dict[Any, Any] = {OAuthError: oauth_error, HTTPException: http_error}
     # The database (its driver's errors, a pool timeout) or the key store cannot serve now.
     for kind in (KeyStoreError, StorageUnavailable, DBAPIError, SQLAlchemyTimeout, TimeoutError, OSError):
-        app.add_exception_handler(kind, unavailable)
+        handlers[kind] = unavailable
+    return handlers

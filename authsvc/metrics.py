@@ -35,22 +35,6 @@ from authsvc.logs import new_request_id, request_id
 __all__ = ["Metrics", "MetricsMiddleware"]
 
 
-_ROUTES = frozenset(
-    {
-        "/token",
-        "/revoke",
-        "/introspect",
-        "/users/me",
-        "/.well-known/jwks.json",
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    }
-)
-
-
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -172,9 +156,10 @@ class Metrics:
 class MetricsMiddleware:
     """Request latency by route, and a request id for logs and the response."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # route labels; any other path is "other" (bounded label values)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -203,7 +188,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
-            route = path if path in _ROUTES else "other"
+            route = path if path in self.routes else "other"
             method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
             self.metrics.responses.labels(route, method, status).inc()

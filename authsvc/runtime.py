@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authsvc.api.bearer import BearerCheck
+from authsvc.api.token_request import TokenReader
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
@@ -71,12 +72,11 @@ class Services:
     client_auth: ClientAuthenticator
     hasher: PasswordHasher
     login_limiter: LoginLimiter
-    # Hot-path answers that may be up to RECENT_TTL stale (CONTRACT.md allows 1 s);
-    # local revocations clear them at once.
-    recent_access: TtlCache[tuple[str | None, str], bool]
+    token_reader: TokenReader
+    bearer: BearerCheck
+    # Users by id for /users/me, up to RECENT_TTL stale (CONTRACT.md allows 1 s);
+    # local changes clear it at once.
     recent_users: TtlCache[str, User]
-    # Access tokens whose signature and claims passed under a key-set generation.
-    recent_tokens: TtlCache[str, tuple[int, dict[str, Any]]]
     counters: SqlCounters
     key_poller: asyncio.Task[None] | None = None
     sweeper: asyncio.Task[None] | None = None
@@ -124,6 +124,9 @@ class Services:
             clock,
         )
         users = SqlUserStore(engine, on_change=forget)
+        client_auth = ClientAuthenticator(
+            clients, hasher, clock, settings.resolved_issuer, settings.clock_skew, login_limiter
+        )
         events = Events()
         tokens = TokenIssuer(
             issuer=settings.resolved_issuer,
@@ -162,13 +165,27 @@ class Services:
             families=families,
             grants=grants,
             clients=clients,
-            client_auth=ClientAuthenticator(
-                clients, hasher, clock, settings.resolved_issuer, settings.clock_skew, login_limiter
-            ),
+            client_auth=client_auth,
             hasher=hasher,
-            recent_access=recent_access,
+            token_reader=TokenReader(
+                client_auth,
+                keys,
+                settings.resolved_issuer,
+                clock,
+                settings.clock_skew,
+                settings.trusted_proxy_networks,
+            ),
+            bearer=BearerCheck(
+                keys,
+                clock,
+                settings.resolved_issuer,
+                settings.default_audience,
+                settings.clock_skew,
+                session_store,
+                TtlCache(VERIFIED_TOKEN_TTL, max_entries=10_000),
+                recent_access,
+            ),
             recent_users=recent_users,
-            recent_tokens=TtlCache(VERIFIED_TOKEN_TTL, max_entries=10_000),
             login_limiter=login_limiter,
             counters=database_counters,
         )

@@ -4,9 +4,8 @@ Finding 12 of issue #13: ``POST /token/`` answered ``307`` to
 ``http://<Host header>/token`` (Starlette's ``redirect_slashes``), and clients
 re-sent the password there — to whatever host the request named. A trailing
 slash, or any path that is not a route, is a 404 with the same JSON body as
-every other 404; no answer carries a ``Location`` header. The hot endpoints
-are also answered ahead of the router (``api/fastpath.py``, ``JwksFastPath``),
-so the live test covers them as served.
+every other 404; no answer carries a ``Location`` header. The live test
+covers every route as served, the hot ones included.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ async def test_a_cold_cache_under_concurrent_requests_costs_one_lookup_each(
     )
     monkeypatch.setattr(services.users, "by_id", counted("user", services.users.by_id))
     services.clients._recent.clear()
-    services.recent_access.clear()
+    services.bearer.allowed.clear()
     services.recent_users.clear()
 
     tokens, me = await asyncio.gather(

@@ -2,22 +2,26 @@
 
 The token is read only from the Authorization header. Besides the signature
 and time checks, a user token's session and the token's own jti are looked up,
-so a logout or revocation takes effect here at once.
+so a logout or revocation takes effect here at once (every process within the
+half-second the "still allowed" answers are kept).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from authsvc.clock import Clock
 from authsvc.errors import InvalidTokenError, OAuthError
 from authsvc.jose import ACCESS_TOKEN_TYPES
-from authsvc.runtime import Services
+from authsvc.keys.ring import KeyRing
+from authsvc.store.protocols import SessionStore
 from authsvc.tokens.validation import TokenRejected, check_times, check_token
+from authsvc.ttl_cache import TtlCache
 
-__all__ = ["MissingToken", "access_claims", "verify_access_token"]
-
+__all__ = ["BearerCheck", "MissingToken"]
 
 
 class MissingToken(OAuthError):
@@ -41,48 +45,58 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def verify_access_token(token: str, services: Services) -> dict[str, Any]:
-    """Claims of a live access token of ours, for our own audience; else InvalidTokenError."""
-    now = services.clock.now()
-    skew = services.settings.clock_skew
-    keys = services.keys
-    # Read once: the key set may be swapped by the poller thread during the check,
-    # and a result must be remembered under the set it was checked against.
-    generation = keys.generation
-    seen = services.recent_tokens.get(token)
-    try:
-        if seen is not None and seen[0] == generation:
-            # The same bytes passed the full check under this very key set: only
-            # the clock can have changed the answer since.
-            claims = seen[1]
-            check_times(claims, now=now, skew=skew)
-        else:
-            claims, _kid = check_token(
-                token,
-                typs=ACCESS_TOKEN_TYPES,
-                key_for=keys.access_token_key,
-                issuer=services.tokens.issuer,
-                now=now,
-                skew=skew,
-            )
-            services.recent_tokens.put(token, (generation, claims))
-    except TokenRejected as exc:
-        raise InvalidTokenError(detail=exc.reason) from None
-    aud = claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if services.settings.default_audience not in audiences:
-        raise InvalidTokenError(detail="wrong audience")
-    sid = claims.get("sid")
-    if sid is not None and not isinstance(sid, str):
-        raise InvalidTokenError(detail="malformed sid")
-    jti = claims["jti"]
-    allowed = await services.recent_access.get_or_load(
-        (sid, jti), lambda: services.session_store.access_allowed(sid, jti, now)
-    )
-    if not allowed:
-        raise InvalidTokenError(detail="revoked")
-    return claims
+@dataclass(frozen=True, slots=True)
+class BearerCheck:
+    """Checks the access tokens presented to this service's own routes."""
 
+    keys: KeyRing
+    clock: Clock
+    issuer: str
+    audience: str
+    skew: int
+    sessions: SessionStore
+    # Access tokens whose signature and claims passed under a key-set generation.
+    verified: TtlCache[str, tuple[int, dict[str, Any]]]
+    # (sid, jti) -> still allowed, kept up to half a second (CONTRACT.md allows 1 s).
+    allowed: TtlCache[tuple[str | None, str], bool]
 
-async def access_claims(request: Request, services: Services) -> dict[str, Any]:
-    return await verify_access_token(_bearer(request), services)
+    async def claims(self, request: Request) -> dict[str, Any]:
+        """Claims of the request's live access token of ours, for our audience; else InvalidTokenError."""
+        token = _bearer(request)
+        now = self.clock.now()
+        # Read once: the key set may be swapped by the poller thread during the check,
+        # and a result must be remembered under the set it was checked against.
+        generation = self.keys.generation
+        seen = self.verified.get(token)
+        try:
+            if seen is not None and seen[0] == generation:
+                # The same bytes passed the full check under this very key set: only
+                # the clock can have changed the answer since.
+                claims = seen[1]
+                check_times(claims, now=now, skew=self.skew)
+            else:
+                claims, _kid = check_token(
+                    token,
+                    typs=ACCESS_TOKEN_TYPES,
+                    key_for=self.keys.access_token_key,
+                    issuer=self.issuer,
+                    now=now,
+                    skew=self.skew,
+                )
+                self.verified.put(token, (generation, claims))
+        except TokenRejected as exc:
+            raise InvalidTokenError(detail=exc.reason) from None
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if self.audience not in audiences:
+            raise InvalidTokenError(detail="wrong audience")
+        sid = claims.get("sid")
+        if sid is not None and not isinstance(sid, str):
+            raise InvalidTokenError(detail="malformed sid")
+        jti = claims["jti"]
+        allowed = await self.allowed.get_or_load(
+            (sid, jti), lambda: self.sessions.access_allowed(sid, jti, now)
+        )
+        if not allowed:
+            raise InvalidTokenError(detail="revoked")
+        return claims

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 
-from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import Response
 
-from authsvc.api.deps import ServicesDep
+from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import metadata_responses
 from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 
-__all__ = ["metadata", "router"]
-
-router = APIRouter()
+__all__ = ["OAUTH_ENDPOINT", "OPENID_ENDPOINT", "MetadataEndpoint", "metadata"]
 
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 _ASSERTION_ALGS = sorted(ASYMMETRIC_ALGS - {"Ed25519"})
@@ -40,30 +37,25 @@ def metadata(issuer: str) -> dict[str, object]:
     }
 
 
-@cache
-def _body(issuer: str) -> bytes:
-    return json.dumps(metadata(issuer), separators=(",", ":")).encode()
+class MetadataEndpoint:
+    """The metadata document: prebuilt bytes (it changes only with the issuer)."""
+
+    def __init__(self, issuer: str) -> None:
+        self.body = json.dumps(metadata(issuer), separators=(",", ":")).encode()
+
+    async def __call__(self, request: Request) -> Response:
+        return Response(
+            self.body, media_type="application/json", headers={"Cache-Control": "public, max-age=3600"}
+        )
 
 
-@router.get(
+OAUTH_ENDPOINT = Endpoint(
     "/.well-known/oauth-authorization-server",
-    summary="Authorization server metadata (RFC 8414)",
-    response_class=Response,
-    responses=metadata_responses(),
+    {"get": {"summary": "Authorization server metadata (RFC 8414)", "responses": metadata_responses()}},
+    build=lambda services, _metrics: MetadataEndpoint(services.tokens.issuer),
 )
-async def oauth_metadata(services: ServicesDep) -> Response:
-    return Response(
-        _body(services.tokens.issuer),
-        media_type="application/json",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
-
-
-@router.get(
+OPENID_ENDPOINT = Endpoint(
     "/.well-known/openid-configuration",
-    summary="The same metadata, for clients that look here",
-    response_class=Response,
-    responses=metadata_responses(),
+    {"get": {"summary": "The same metadata, for clients that look here", "responses": metadata_responses()}},
+    build=lambda services, _metrics: MetadataEndpoint(services.tokens.issuer),
 )
-async def openid_configuration(services: ServicesDep) -> Response:
-    return await oauth_metadata(services)

@@ -2,45 +2,62 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authsvc.api.deps import ServicesDep
 from authsvc.api.responses import NO_STORE, json_response
+from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import CLIENT_ERRORS, introspection_response_schema
-from authsvc.api.token_request import TOKEN_FORM, read_token_request
+from authsvc.api.token_request import TOKEN_FORM, TokenReader
+from authsvc.clients import ClientDirectory
+from authsvc.store.protocols import SessionStore, UserStore
 from authsvc.tokens.inspection import is_active
 
-__all__ = ["router"]
-
-router = APIRouter()
+__all__ = ["ENDPOINT", "IntrospectEndpoint"]
 
 _INACTIVE = b'{"active":false}'
 _COPIED = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", "sid")
 
 
-@router.post(
-    "/introspect",
-    summary="Token introspection (RFC 7662)",
-    openapi_extra=TOKEN_FORM,
-    responses={200: introspection_response_schema(), **CLIENT_ERRORS},
-)
-async def introspect(request: Request, services: ServicesDep) -> Response:
-    parsed = await read_token_request(request, services, allow_default=False, confidential=True)
-    presented, now = parsed.presented, parsed.now
-    if presented is None or not await is_active(presented, services.session_store, now):
-        return json_response(_INACTIVE, headers=NO_STORE)
-    claims = presented.claims
-    if not await services.clients.is_live(claims["client_id"]):  # removed: every token of it ends
-        return json_response(_INACTIVE, headers=NO_STORE)
-    body: dict[str, object] = {"active": True, **{k: claims[k] for k in _COPIED if k in claims}}
-    body["token_use"] = presented.kind
-    if presented.kind == "access_token":
-        body["token_type"] = "Bearer"  # noqa: S105 - the RFC 6750 token type, not a secret
-    if isinstance(claims.get("sid"), str):
-        user = await services.users.by_id(claims["sub"])
-        if user is None or user.disabled:
+class IntrospectEndpoint:
+    def __init__(
+        self, reader: TokenReader, sessions: SessionStore, clients: ClientDirectory, users: UserStore
+    ) -> None:
+        self.reader = reader
+        self.sessions = sessions
+        self.clients = clients
+        self.users = users
+
+    async def __call__(self, request: Request) -> Response:
+        parsed = await self.reader.read(request, allow_default=False, confidential=True)
+        presented, now = parsed.presented, parsed.now
+        if presented is None or not await is_active(presented, self.sessions, now):
             return json_response(_INACTIVE, headers=NO_STORE)
-        body["username"] = user.username
-    return json_response(body, headers=NO_STORE)
+        claims = presented.claims
+        if not await self.clients.is_live(claims["client_id"]):  # removed: every token of it ends
+            return json_response(_INACTIVE, headers=NO_STORE)
+        body: dict[str, object] = {"active": True, **{k: claims[k] for k in _COPIED if k in claims}}
+        body["token_use"] = presented.kind
+        if presented.kind == "access_token":
+            body["token_type"] = "Bearer"  # noqa: S105 - the RFC 6750 token type, not a secret
+        if isinstance(claims.get("sid"), str):
+            user = await self.users.by_id(claims["sub"])
+            if user is None or user.disabled:
+                return json_response(_INACTIVE, headers=NO_STORE)
+            body["username"] = user.username
+        return json_response(body, headers=NO_STORE)
+
+
+ENDPOINT = Endpoint(
+    "/introspect",
+    {
+        "post": {
+            "summary": "Token introspection (RFC 7662)",
+            **TOKEN_FORM,
+            "responses": {200: introspection_response_schema(), **CLIENT_ERRORS},
+        }
+    },
+    build=lambda services, _metrics: IntrospectEndpoint(
+        services.token_reader, services.session_store, services.clients, services.users
+    ),
+)

@@ -1,72 +1,34 @@
-"""GET /.well-known/jwks.json: prebuilt bytes, ETag, max-age that respects the timetable."""
+"""GET /.well-known/jwks.json: prebuilt bytes, ETag, max-age that respects the timetable.
+
+The JWKS is the most requested document of an identity service and its answer
+is prebuilt bytes, so its handler is a bare ASGI app (no Request or Response
+object per request); it is a route of the one routing table like any other.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from authsvc.api.deps import ServicesDep
+from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import jwks_responses
-from authsvc.keys.jwks import JwksDocument
+from authsvc.keys.jwks import JwksDocument, JwksPublisher
+from authsvc.metrics import Metrics
 
-__all__ = ["JWKS_PATH", "JwksFastPath", "router"]
+__all__ = ["ENDPOINT", "JWKS_PATH", "JwksEndpoint"]
 
 JWKS_PATH = "/.well-known/jwks.json"
 
-router = APIRouter()
 
-
-@router.get(
-    "/.well-known/jwks.json",
-    summary="Public signing keys (RFC 7517)",
-    response_class=Response,
-    responses=jwks_responses(),
-    openapi_extra={
-        "parameters": [
-            {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
-        ]
-    },
-)
-async def jwks(request: Request, services: ServicesDep) -> Response:
-    doc = services.jwks.document()
-    headers = {"Cache-Control": f"public, max-age={doc.max_age}", "ETag": doc.etag}
-    if_none_match = request.headers.get("if-none-match")
-    metrics = request.app.state.metrics
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")} if if_none_match else set()
-    if doc.etag in tags or "*" in tags:
-        metrics.jwks_requests.labels("304").inc()
-        return Response(status_code=304, headers=headers)
-    metrics.jwks_requests.labels("200").inc()
-    return Response(doc.body, headers=headers, media_type="application/json")
-
-
-class JwksFastPath:
-    """Answers ``GET /.well-known/jwks.json`` before the framework sees it.
-
-    The JWKS is the most requested document of an identity service and its
-    answer is prebuilt bytes; going through routing, dependency injection and
-    the exception middleware would cost several times the work itself. The
-    route above stays for the OpenAPI document and behaves the same.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class JwksEndpoint:
+    def __init__(self, publisher: JwksPublisher, metrics: Metrics) -> None:
+        self.publisher = publisher
+        self.metrics = metrics
         self._doc: JwksDocument | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_304: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != JWKS_PATH or scope["method"] not in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
-        state = scope["app"].state
-        try:
-            doc = state.services.jwks.document()
-        except Exception:  # let the full stack produce the proper error response
-            await self.app(scope, receive, send)
-            return
+        doc = self.publisher.document()  # KeyStoreError (503) once the store is stale too long
         if doc is not self._doc:
             self._prepare(doc)
         if_none_match = None
@@ -75,11 +37,11 @@ class JwksFastPath:
                 if_none_match = value
                 break
         if if_none_match is not None and _matches(if_none_match, doc.etag.encode()):
-            state.metrics.jwks_requests.labels("304").inc()
+            self.metrics.jwks_requests.labels("304").inc()
             await send({"type": "http.response.start", "status": 304, "headers": self._head_304})
             await send({"type": "http.response.body", "body": b""})
             return
-        state.metrics.jwks_requests.labels("200").inc()
+        self.metrics.jwks_requests.labels("200").inc()
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else doc.body})
 
@@ -98,6 +60,7 @@ class JwksFastPath:
 
 
 def _matches(if_none_match: bytes, etag: bytes) -> bool:
+    """RFC 9110 §13.1.2: any listed entity tag, weak or strong, or ``*``."""
     for tag in if_none_match.split(b","):
         tag = tag.strip()
         if tag.startswith(b"W/"):
@@ -105,3 +68,19 @@ def _matches(if_none_match: bytes, etag: bytes) -> bool:
         if tag == etag or tag == b"*":
             return True
     return False
+
+
+ENDPOINT = Endpoint(
+    JWKS_PATH,
+    {
+        "get": {
+            "summary": "Public signing keys (RFC 7517)",
+            "parameters": [
+                {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+            ],
+            "responses": jwks_responses(),
+        }
+    },
+    build=lambda services, metrics: JwksEndpoint(services.jwks, metrics),
+    asgi=True,
+)

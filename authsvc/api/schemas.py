@@ -16,6 +16,7 @@ __all__ = [
     "BEARER_ERRORS",
     "CLIENT_AUTH",
     "CLIENT_ERRORS",
+    "CLIENT_PARAMETERS",
     "SECURITY_SCHEMES",
     "TOKEN_ERRORS",
     "USER_AUTH",
@@ -47,6 +48,13 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 # Client authentication is optional where a public client may name itself in the body.
 CLIENT_AUTH: dict[str, Any] = {"security": [{"client_secret_basic": []}, {}]}
+#: The form parameters of client authentication (RFC 6749 §2.3.1, RFC 7523 §2.2).
+CLIENT_PARAMETERS: dict[str, Any] = {
+    "client_id": {"type": "string"},
+    "client_secret": {"type": "string"},
+    "client_assertion": {"type": "string"},
+    "client_assertion_type": {"type": "string"},
+}
 USER_AUTH: dict[str, Any] = {"security": [{"bearer": []}]}
 
 

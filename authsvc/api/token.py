@@ -2,58 +2,75 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Sequence
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authsvc.api.deps import ServicesDep
+from authsvc.addresses import Network
 from authsvc.api.form import read_form
 from authsvc.api.peer import request_address
 from authsvc.api.responses import NO_STORE, json_response
-from authsvc.api.schemas import CLIENT_AUTH, TOKEN_ERRORS, form_body, token_response_schema
+from authsvc.api.routes import Endpoint
+from authsvc.api.schemas import CLIENT_AUTH, CLIENT_PARAMETERS, TOKEN_ERRORS, form_body, token_response_schema
+from authsvc.client_auth import ClientAuthenticator
 from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from authsvc.grants import GRANT_TYPES, GrantRequest, token_parameters
+from authsvc.grants import GRANT_TYPES, GrantRegistry, GrantRequest, token_parameters
+from authsvc.metrics import Metrics
 
-__all__ = ["router"]
-
-router = APIRouter()
-
-_CLIENT_PARAMETERS = {
-    "client_id": {"type": "string"},
-    "client_secret": {"type": "string"},
-    "client_assertion": {"type": "string"},
-    "client_assertion_type": {"type": "string"},
-}
+__all__ = ["ENDPOINT", "TokenEndpoint"]
 
 
-@router.post(
+class TokenEndpoint:
+    def __init__(
+        self,
+        grants: GrantRegistry,
+        client_auth: ClientAuthenticator,
+        trusted_proxies: Sequence[Network],
+        metrics: Metrics,
+    ) -> None:
+        self.grants = grants
+        self.client_auth = client_auth
+        self.trusted_proxies = trusted_proxies
+        self.metrics = metrics
+
+    async def __call__(self, request: Request) -> Response:
+        form = await read_form(request)
+        grant_type = form.get("grant_type")
+        if grant_type is None:
+            raise InvalidRequest("The grant_type parameter is required.")
+        grant = self.grants.get(grant_type)
+        if grant is None:
+            raise UnsupportedGrantType()
+        address = request_address(request, self.trusted_proxies)
+        identity = await self.client_auth.authenticate(
+            request.headers.get("authorization"), form, allow_default=grant.default_client, address=address
+        )
+        if grant_type not in identity.client.grant_types:
+            raise UnauthorizedClient()
+        result = await grant.handle(GrantRequest(form, identity.client, address))
+        self.metrics.tokens_issued.labels(grant_type).inc()
+        return json_response(result.body, headers=NO_STORE)
+
+
+ENDPOINT = Endpoint(
     "/token",
-    summary="OAuth 2.0 token endpoint (RFC 6749)",
-    openapi_extra=form_body(
-        {
-            "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
-            **token_parameters(),
-            **_CLIENT_PARAMETERS,
-        },
-        required=["grant_type"],
-        **CLIENT_AUTH,
+    {
+        "post": {
+            "summary": "OAuth 2.0 token endpoint (RFC 6749)",
+            **form_body(
+                {
+                    "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
+                    **token_parameters(),
+                    **CLIENT_PARAMETERS,
+                },
+                required=["grant_type"],
+                **CLIENT_AUTH,
+            ),
+            "responses": {200: token_response_schema(), **TOKEN_ERRORS},
+        }
+    },
+    build=lambda services, metrics: TokenEndpoint(
+        services.grants, services.client_auth, services.settings.trusted_proxy_networks, metrics
     ),
-    responses={200: token_response_schema(), **TOKEN_ERRORS},
 )
-async def token(request: Request, services: ServicesDep) -> Response:
-    form = await read_form(request)
-    grant_type = form.get("grant_type")
-    if grant_type is None:
-        raise InvalidRequest("The grant_type parameter is required.")
-    grant = services.grants.get(grant_type)
-    if grant is None:
-        raise UnsupportedGrantType()
-    address = request_address(request, services)
-    identity = await services.client_auth.authenticate(
-        request.headers.get("authorization"), form, allow_default=grant.default_client, address=address
-    )
-    if grant_type not in identity.client.grant_types:
-        raise UnauthorizedClient()
-    result = await grant.handle(GrantRequest(form, identity.client, address))
-    request.app.state.metrics.tokens_issued.labels(grant_type).inc()
-    return json_response(result.body, headers=NO_STORE)

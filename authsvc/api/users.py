@@ -2,49 +2,73 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authsvc.api.bearer import access_claims
-from authsvc.api.deps import ServicesDep
+from authsvc.api.bearer import BearerCheck
 from authsvc.api.responses import NO_STORE, json_response
+from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import BEARER_ERRORS, USER_AUTH
 from authsvc.errors import InvalidTokenError
-from authsvc.runtime import Services
+from authsvc.store.protocols import UserStore
+from authsvc.store.records import User
+from authsvc.ttl_cache import TtlCache
 
-__all__ = ["UserOut", "router"]
+__all__ = ["ENDPOINT", "USER_SCHEMA", "MeEndpoint"]
 
-router = APIRouter()
-
-
-class UserOut(BaseModel):
-    username: str
-    email: str | None = None
-    full_name: str | None = None
-    disabled: bool = False
-
-
-async def current_user(request: Request, services: Services) -> Response:
-    """The signed-in user of a request (also called straight from the fast path)."""
-    claims = await access_claims(request, services)
-    if not isinstance(claims.get("sid"), str):
-        raise InvalidTokenError("This route needs a user's access token.", detail="no sid")
-    sub = claims["sub"]
-    user = await services.recent_users.get_or_load(sub, lambda: services.users.by_id(sub))
-    if user is None or user.disabled:
-        raise InvalidTokenError(detail="user gone or disabled")
-    out = UserOut(username=user.username, email=user.email, full_name=user.full_name, disabled=user.disabled)
-    return json_response(out.model_dump(), headers=NO_STORE)  # personal data: never cached
+#: The answer's shape (the OpenAPI document's ``UserOut``).
+USER_SCHEMA: dict[str, Any] = {
+    "title": "UserOut",
+    "type": "object",
+    "properties": {
+        "username": {"title": "Username", "type": "string"},
+        "email": {"title": "Email", "anyOf": [{"type": "string"}, {"type": "null"}]},
+        "full_name": {"title": "Full Name", "anyOf": [{"type": "string"}, {"type": "null"}]},
+        "disabled": {"title": "Disabled", "type": "boolean", "default": False},
+    },
+    "required": ["username"],
+}
 
 
-@router.get(
+class MeEndpoint:
+    def __init__(self, bearer: BearerCheck, users: UserStore, recent: TtlCache[str, User]) -> None:
+        self.bearer = bearer
+        self.users = users
+        self.recent = recent  # users by id, kept half a second; local changes clear it
+
+    async def __call__(self, request: Request) -> Response:
+        claims = await self.bearer.claims(request)
+        if not isinstance(claims.get("sid"), str):
+            raise InvalidTokenError("This route needs a user's access token.", detail="no sid")
+        sub = claims["sub"]
+        user = await self.recent.get_or_load(sub, lambda: self.users.by_id(sub))
+        if user is None or user.disabled:
+            raise InvalidTokenError(detail="user gone or disabled")
+        body = {
+            "username": user.username,
+            "email": user.email,
+            "full_name": user.full_name,
+            "disabled": user.disabled,
+        }
+        return json_response(body, headers=NO_STORE)  # personal data: never cached
+
+
+ENDPOINT = Endpoint(
     "/users/me",
-    response_model=UserOut,
-    summary="The user the access token acts for",
-    responses=BEARER_ERRORS,
-    openapi_extra=USER_AUTH,
+    {
+        "get": {
+            "summary": "The user the access token acts for",
+            **USER_AUTH,
+            "responses": {
+                200: {
+                    "description": "The user",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UserOut"}}},
+                },
+                **BEARER_ERRORS,
+            },
+        }
+    },
+    build=lambda services, _metrics: MeEndpoint(services.bearer, services.users, services.recent_users),
 )
-async def me(request: Request, services: ServicesDep) -> Response:
-    return await current_user(request, services)

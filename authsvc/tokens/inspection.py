@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from authsvc.jose import ACCESS_TOKEN_TYPES
 from authsvc.keys.ring import KeyRing
-from authsvc.store.sql.sessions import SqlSessionStore
+from authsvc.store.protocols import SessionStore
 from authsvc.tokens.issuer import REFRESH_TYP
 from authsvc.tokens.validation import TokenRejected, check_token
 
@@ -58,7 +58,7 @@ def _has_audience(claims: dict[str, Any]) -> bool:
     return isinstance(aud, list) and bool(aud) and all(isinstance(a, str) and a for a in aud)
 
 
-async def is_active(token: PresentedToken, store: SqlSessionStore, now: float) -> bool:
+async def is_active(token: PresentedToken, store: SessionStore, now: float) -> bool:
     """Whether the server would still honour it (session live, not spent or revoked).
 
     ``identify`` allows the clock-skew leeway so that a revocation still finds
