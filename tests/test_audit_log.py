@@ -22,7 +22,7 @@ from authsvc.keys.rotation import create_first_key, revoke_key, rotate
 from authsvc.keys.setup import lifetimes
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.logs import AuditJsonFormatter, audit_logger
-from tests.conftest import AppHarness, create_database, run_cli, server_env
+from tests.support import AppHarness, create_database, run_cli, server_env
 
 PASSWORD = "correct horse battery 42"
 

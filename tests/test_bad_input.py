@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 
 FORM = "application/x-www-form-urlencoded"
 RFC_ERRORS = {

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey, OctKey
 
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 from tests.test_cli_users import Cli, assert_ok, assert_one_line_error
 from tests.test_client_auth import assert_invalid_client, basic, claims_of, client_token
 from tests.test_private_key_jwt import assertion_claims, jwks_of, public_jwk, sign, with_assertion

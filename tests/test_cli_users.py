@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ISSUER, AppHarness, run_cli, server_env
+from tests.support import ISSUER, AppHarness, run_cli, server_env
 
 
 class Cli:

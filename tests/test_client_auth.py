@@ -25,7 +25,7 @@ from sqlalchemy import select
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.store.records import Client
 from authsvc.store.sql.tables import clients as clients_table
-from tests.conftest import ISSUER, AppHarness, claims_of
+from tests.support import ISSUER, AppHarness, claims_of
 
 Factory = Callable[..., Any]
 

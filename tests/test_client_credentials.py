@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ISSUER, AppHarness
+from tests.support import ISSUER, AppHarness
 from tests.test_client_auth import (
     add_client,
     assert_invalid_client,

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from joserfc.jwk import RSAKey
 
-from tests.conftest import LiveServer, authlib_async_client, start_server, stop_server
+from tests.support import LiveServer, authlib_async_client, start_server, stop_server
 from tests.test_client_auth import ASSERTION_TYPE
 from tests.test_private_key_jwt import jwks_of, public_jwk
 

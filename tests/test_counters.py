@@ -45,7 +45,7 @@ def backing_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tup
     if request.param == "sqlite":
         yield "sqlite", f"sqlite:///{tmp_path / 'counters.db'}"
     elif request.param == "postgresql":
-        from tests.conftest import fresh_postgres_database
+        from tests.support import fresh_postgres_database
 
         url, drop = fresh_postgres_database()
         try:

@@ -37,7 +37,7 @@ from authsvc.keys import ring as ring_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
 from authsvc.keys.setup import lifetimes
-from tests.conftest import AppHarness, authsvc_command, fresh_postgres_database, pg_admin, wait_for_key_poll
+from tests.support import AppHarness, authsvc_command, fresh_postgres_database, pg_admin, wait_for_key_poll
 
 UNAVAILABLE = "temporarily_unavailable"
 
@@ -403,7 +403,7 @@ async def test_rotation_on_a_full_disk_changes_nothing_and_the_server_keeps_sign
 
 
 def test_cli_rotation_on_a_full_disk_is_one_line_exit_1(tmp_path: Path) -> None:
-    from tests.conftest import server_env
+    from tests.support import server_env
 
     env = server_env(tmp_path, signing_alg="EdDSA")
     from authsvc.clock import SystemClock

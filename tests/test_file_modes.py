@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from authsvc.app import create_app
-from tests.conftest import authsvc_command, free_port, make_settings, server_env
+from tests.support import authsvc_command, free_port, make_settings, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "rotate_keys.py"

@@ -36,7 +36,7 @@ from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import SystemClock
 from authsvc.runtime import Services
 from authsvc.store.records import Client
-from tests.conftest import AppHarness, make_settings
+from tests.support import AppHarness, make_settings
 
 CHECKS = [
     not_a_server_error,

@@ -38,7 +38,7 @@ from authsvc.app import create_app
 from authsvc.clock import FrozenClock
 from authsvc.runtime import Services
 from authsvc.verifier import InvalidToken, Verifier
-from tests.conftest import ISSUER, AppHarness, make_settings
+from tests.support import ISSUER, AppHarness, make_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authsvc.store.records import Client
-from tests.conftest import ISSUER, AppHarness, claims_of
+from tests.support import ISSUER, AppHarness, claims_of
 
 Factory = Callable[..., Any]
 INACTIVE = {"active": False}

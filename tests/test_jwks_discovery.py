@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from tests.conftest import ISSUER, AppHarness
+from tests.support import ISSUER, AppHarness
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 JWKS = "/.well-known/jwks.json"

@@ -42,7 +42,7 @@ from authsvc.keys.setup import lifetimes
 from authsvc.keys.store_db import DatabaseKeyStore
 from authsvc.keys.store_file import FileKeyStore, atomic_write
 from authsvc.store.sql.engine import sync_url
-from tests.conftest import (
+from tests.support import (
     AppHarness,
     LiveServer,
     free_port,

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import jwt
 
-from tests.conftest import LiveServer
+from tests.support import LiveServer
 
 JWKS = "/.well-known/jwks.json"
 

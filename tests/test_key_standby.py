@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from authsvc.keys.model import STANDBY_SIGN_FROM, KeyRecord, KeySetDoc
 from authsvc.keys.plan import PROPAGATION, plan_rotation
 from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
-from tests.conftest import LiveServer
+from tests.support import LiveServer
 from tests.test_rotation_cli import CLI_ARGS, SCRIPT_ARGS, keys_dir, keys_env, run_parallel, run_script, seed
 
 T = 1_800_000_000.0

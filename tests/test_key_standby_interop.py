@@ -31,7 +31,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support import LiveServer
 
 INTEROP = Path(__file__).resolve().parent / "interop"
 SECRET_LINE = re.compile(r"client secret \(shown once, store it now\): (\S+)")

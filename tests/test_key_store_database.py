@@ -17,7 +17,7 @@ from authsvc.keys.setup import lifetimes
 from authsvc.keys.store_db import DatabaseKeyStore
 from authsvc.store.sql.engine import sync_url
 from authsvc.store.sql.tables import private_keys
-from tests.conftest import AppHarness, run_cli, server_env
+from tests.support import AppHarness, run_cli, server_env
 
 PASSPHRASE = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parent.parent

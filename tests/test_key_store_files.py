@@ -24,7 +24,7 @@ from authsvc.clock import FrozenClock
 from authsvc.errors import KeyStoreError
 from authsvc.keys import store_file
 from authsvc.keys.store_file import atomic_write
-from tests.conftest import ISSUER, AppHarness, authsvc_command, free_port, server_env
+from tests.support import ISSUER, AppHarness, authsvc_command, free_port, server_env
 
 PASSPHRASE = "correct battery horse staple"
 OTHER_PASSPHRASE = "correct battery horse stable"

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from authsvc.api.form import MAX_BODY, MAX_FIELD, MAX_FIELDS
-from tests.conftest import AppHarness, LiveServer, start_server, stop_server
+from tests.support import AppHarness, LiveServer, start_server, stop_server
 
 FORM = b"application/x-www-form-urlencoded"
 QUICK = 3.0  # seconds: an answer that did not wait for the body

@@ -18,7 +18,7 @@ import pytest
 
 from authsvc.migrations import current_revision, head_revision
 from authsvc.store.sql.engine import create_engine
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.support import LiveServer, start_server, stop_server
 
 PASSWORD = "correct horse"
 

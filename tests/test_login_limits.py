@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from authsvc.addresses import client_address
-from tests.conftest import AppHarness, LiveServer, start_server, stop_server
+from tests.support import AppHarness, LiveServer, start_server, stop_server
 
 
 def redis_url() -> str:

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc.keys.rotation import rotate
 from authsvc.keys.setup import lifetimes
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 from tests.test_fault_injection import Outage
 
 SERIES = [

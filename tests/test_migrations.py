@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authsvc.migrations import current_revision, head_revision, upgrade
 from authsvc.store.sql.engine import create_engine
 from authsvc.store.sql.tables import metadata
-from tests.conftest import AppHarness, run_cli, server_env
+from tests.support import AppHarness, run_cli, server_env
 
 
 async def schema_differences(engine: AsyncEngine) -> list[Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     LiveServer,
     fresh_postgres_database,
     run_cli,

@@ -16,7 +16,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import AppHarness, LiveServer
+from tests.support import AppHarness, LiveServer
 
 API_PATHS = (
     "/token",

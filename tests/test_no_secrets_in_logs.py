@@ -26,7 +26,7 @@ from authsvc.keys.rotation import revoke_key, rotate
 from authsvc.keys.setup import lifetimes
 from authsvc.logs import AuditJsonFormatter
 from authsvc.store.records import Client
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 from tests.test_fault_injection import Outage
 
 PASSWORD = "correct horse battery staple 7Q"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 from tests.test_fault_injection import Outage
 
 #: Routes whose answers carry tokens or personal data (or say something about one).

@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import LiveServer, authlib_async_client
+from tests.support import LiveServer, authlib_async_client
 
 pytestmark = pytest.mark.slow
 

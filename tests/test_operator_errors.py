@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer, free_port, postgres_base_url, run_cli, server_env
+from tests.support import LiveServer, free_port, postgres_base_url, run_cli, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "rotate_keys.py"

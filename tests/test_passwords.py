@@ -13,7 +13,7 @@ import pytest
 
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings, load_settings
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 
 DEFAULT_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$"
 

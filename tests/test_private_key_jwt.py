@@ -23,7 +23,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authsvc.jose import registry_for
-from tests.conftest import ISSUER, AppHarness
+from tests.support import ISSUER, AppHarness
 from tests.test_client_auth import ASSERTION_TYPE, add_client, assert_invalid_client, basic, claims_of
 
 Factory = Callable[..., Any]

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from authsvc.store.records import Client
 from authsvc.store.sql.tables import refresh_tokens, sessions
-from tests.conftest import AppHarness, assert_error, claims_of
+from tests.support import AppHarness, assert_error, claims_of
 
 Factory = Callable[..., Any]
 

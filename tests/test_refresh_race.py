@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, free_port, start_server, stop_server
+from tests.support import LiveServer, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from authsvc.app import create_app
 from authsvc.clock import FrozenClock
 from authsvc.store.sql.tables import refresh_tokens, sessions
-from tests.conftest import ISSUER, claims_of, make_settings
+from tests.support import ISSUER, claims_of, make_settings
 
 ACCESS_TTL = 20
 REFRESH_TTL = 40

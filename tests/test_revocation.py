@@ -12,7 +12,7 @@ import pytest
 
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.store.records import Client
-from tests.conftest import AppHarness, assert_error, claims_of
+from tests.support import AppHarness, assert_error, claims_of
 
 Factory = Callable[..., Any]
 INACTIVE = {"active": False}

@@ -29,7 +29,7 @@ from authsvc.keys.rotation import create_first_key, revoke_key, rotate
 from authsvc.keys.store_file import FileKeyStore
 from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
 from authsvc.keys.watcher import KeyWatcher
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 from tests.test_rotation_cli import SCRIPT, busy_store, keys_dir, keys_env, store_doc
 
 T = 1_800_000_000.0

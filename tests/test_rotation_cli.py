@@ -21,7 +21,7 @@ import pytest
 from authsvc.keys.generate import generate_key, private_pem
 from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.store_file import FileKeyStore
-from tests.conftest import authsvc_command, create_database, run_cli, server_env
+from tests.support import authsvc_command, create_database, run_cli, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "rotate_keys.py"

@@ -25,7 +25,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support import LiveServer
 from tests.test_rotation_cli import SCRIPT
 
 JWKS = "/.well-known/jwks.json"

@@ -20,7 +20,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path):  # type:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    from tests.conftest import fresh_postgres_database
+    from tests.support import fresh_postgres_database
 
     url, drop = fresh_postgres_database(upgrade_schema=False)
     try:

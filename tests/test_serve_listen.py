@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     LiveServer,
     authsvc_command,
     free_port,

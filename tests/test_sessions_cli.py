@@ -24,7 +24,7 @@ from authsvc.settings import AuthSettings
 from authsvc.store.sql.database import open_database
 from authsvc.store.sql.tables import refresh_tokens, sessions
 from authsvc.store.sql.users import SqlUserStore
-from tests.conftest import (
+from tests.support import (
     CHEAP_ARGON2,
     AppHarness,
     LiveServer,

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from authsvc.errors import ConfigError
 from authsvc.settings import AuthSettings, load_settings
-from tests.conftest import run_cli, server_env
+from tests.support import run_cli, server_env
 
 # The integer settings CONTRACT.md bounds below.
 AT_LEAST_ONE = [

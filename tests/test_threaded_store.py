@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from authsvc.store.sql.engine import create_sync_engine
-from tests.conftest import AppHarness, claims_of
+from tests.support import AppHarness, claims_of
 
 
 class _HeldLock:
@@ -120,7 +120,7 @@ async def test_async_and_threaded_writers_share_one_queue_on_sqlite(harness: App
 
 async def test_closing_the_services_stops_the_store_threads(harness_factory: Any) -> None:
     from authsvc.runtime import Services
-    from tests.conftest import make_settings
+    from tests.support import make_settings
 
     harness = await harness_factory()
     await harness.add_user()

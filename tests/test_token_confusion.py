@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 
 
 def assert_invalid_token(response: httpx.Response) -> None:

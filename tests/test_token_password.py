@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from authsvc.clock import FrozenClock
-from tests.conftest import ISSUER, AppHarness, assert_error, claims_of
+from tests.support import ISSUER, AppHarness, assert_error, claims_of
 
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
 

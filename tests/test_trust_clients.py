@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AppHarness, run_cli
+from tests.support import AppHarness, run_cli
 from tests.trust_support import (
     REAL_ARGON2,
     add_confidential_client,

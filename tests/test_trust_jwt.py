@@ -31,7 +31,7 @@ from joserfc import jws
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from tests.conftest import ISSUER, AppHarness, run_cli
+from tests.support import ISSUER, AppHarness, run_cli
 from tests.trust_support import (
     add_confidential_client,
     assert_one_line_error,

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AppHarness, LiveServer, fresh_postgres_database
+from tests.support import AppHarness, LiveServer, fresh_postgres_database
 from tests.trust_support import (
     Request,
     add_confidential_client,

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 from tests.trust_support import assert_limited, brief, live_servers, password_form
 
 LIMIT = 3

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AppHarness, LiveServer, fresh_postgres_database
+from tests.support import AppHarness, LiveServer, fresh_postgres_database
 from tests.trust_support import (
     REAL_ARGON2,
     add_confidential_client,

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import AppHarness, claims_of, run_cli
+from tests.support import AppHarness, claims_of, run_cli
 from tests.trust_support import assert_one_line_error, brief, cli_env, cli_ok, password_form
 
 PASSWORD = "alice-password-1"

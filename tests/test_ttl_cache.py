@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from authsvc.ttl_cache import TtlCache
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 
 
 class _Loader:

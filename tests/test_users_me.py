@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import AppHarness
+from tests.support import AppHarness
 
 
 @pytest.fixture(params=["RS256", "EdDSA"])

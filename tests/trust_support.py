@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     ISSUER,
     LiveServer,
     authsvc_command,

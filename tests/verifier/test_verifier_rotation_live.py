@@ -20,7 +20,7 @@ import jwt
 import pytest
 
 from authsvc.verifier import InvalidToken, Verifier
-from tests.conftest import start_server, stop_server
+from tests.support import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
