@@ -53,6 +53,10 @@ class ClientDirectory:
         found = await self._recent.get_or_load(client_id, load)
         return found[0] if found is not None else None
 
+    def forget(self) -> None:
+        """Drop what is cached (a client changed in this process)."""
+        self._recent.clear()
+
     async def is_live(self, client_id: str) -> bool:
         """Whether the client exists now, read from the database (introspection must not lag)."""
         return client_id == self._default.id or await self.store.get(client_id) is not None

@@ -68,7 +68,7 @@ async def harness_factory(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[C
         stack.append(lifespan)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=ISSUER)
         stack.append(client)
-        return AppHarness(client, app.state.services, clock, settings)
+        return AppHarness(client, app.state.services, clock, settings, app)
 
     yield build
     for item in reversed(stack):

@@ -75,6 +75,7 @@ class AppHarness:
     services: Services
     clock: FrozenClock
     settings: AuthSettings
+    app: Any = None  # the ASGI app itself (its routes, its OpenAPI document)
 
     async def add_user(
         self,

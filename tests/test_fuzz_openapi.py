@@ -156,7 +156,7 @@ async def seeded(harness_factory: Any) -> tuple[AppHarness, str]:
 
 
 def _document(harness: AppHarness) -> Any:
-    app = harness.client._transport.app  # type: ignore[attr-defined]
+    app = harness.app
     return schemathesis.openapi.from_dict(app.openapi())
 
 

@@ -128,7 +128,7 @@ async def test_a_cold_cache_under_concurrent_requests_costs_one_lookup_each(
         services.session_store, "access_allowed", counted("access", services.session_store.access_allowed)
     )
     monkeypatch.setattr(services.users, "by_id", counted("user", services.users.by_id))
-    services.clients._recent.clear()
+    services.clients.forget()
     services.bearer.allowed.clear()
     services.recent_users.clear()
 

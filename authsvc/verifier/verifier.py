@@ -82,6 +82,11 @@ class Verifier:
         """The ``aud`` values accepted (a token needs one of them)."""
         return self._core.audiences
 
+    @property
+    def jwks_url(self) -> str:
+        """Where the keys are fetched from."""
+        return self._core.jwks_url
+
     async def verify(self, token: str, *, scopes: str | Collection[str] = ()) -> dict[str, Any]:
         """The token's claims if it is a valid access token for us, else InvalidToken."""
         required = scope_list(scopes)
@@ -203,6 +208,11 @@ class SyncVerifier:
     def audiences(self) -> frozenset[str]:
         """The ``aud`` values accepted (a token needs one of them)."""
         return self._core.audiences
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the keys are fetched from."""
+        return self._core.jwks_url
 
     def verify(self, token: str, *, scopes: str | Collection[str] = ()) -> dict[str, Any]:
         """The token's claims if it is a valid access token for us, else InvalidToken."""

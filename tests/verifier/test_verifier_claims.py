@@ -176,6 +176,6 @@ def test_constructor_validates(kwargs: dict[str, Any]) -> None:
 
 def test_default_jwks_url_and_accessors() -> None:
     verifier = Verifier("https://auth.example.com", ["a", "b"])
-    assert verifier._core.jwks_url == "https://auth.example.com/.well-known/jwks.json"
+    assert verifier.jwks_url == "https://auth.example.com/.well-known/jwks.json"
     assert verifier.issuer == "https://auth.example.com"
     assert verifier.audiences == frozenset({"a", "b"})
