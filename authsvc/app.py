@@ -65,15 +65,21 @@ class AuthsvcApp(Starlette):
         )
 
 
-def create_app(settings: AuthSettings | None = None, clock: Clock | None = None) -> AuthsvcApp:
-    """The ASGI app. Stores, keys and the engine are built in the lifespan, not at import."""
+def create_app(
+    settings: AuthSettings | None = None, clock: Clock | None = None, *, bootstrap_keys: bool = True
+) -> AuthsvcApp:
+    """The ASGI app. Stores, keys and the engine are built in the lifespan, not at import.
+
+    ``bootstrap_keys``: give an empty key store its first key at start; ``serve``
+    has done that (and checked the passphrase) before it starts the app.
+    """
     settings = settings or get_settings()
     quiet_leaky_loggers()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await Services.start(settings, clock, bootstrap_keys=True)
+        services = await Services.start(settings, clock, bootstrap_keys=bootstrap_keys)
         services.sweep_in_background()
         app.state.services = services
         metrics.watch_keys(services.keys)
@@ -103,9 +109,10 @@ def create_app(settings: AuthSettings | None = None, clock: Clock | None = None)
 
 
 def create_served_app() -> AuthsvcApp:
-    """The factory ``serve --workers N`` gives uvicorn: each worker sets up its logging."""
+    """The factory ``serve --workers N`` gives uvicorn: each worker sets up its logging and loads
+    the keys ``serve`` has bootstrapped and checked."""
     configure_logging()
-    return create_app()
+    return create_app(bootstrap_keys=False)
 
 
 def _error_handlers(metrics: Metrics) -> dict[Any, Any]:

@@ -92,7 +92,8 @@ def serve(
 ) -> None:
     """Run the token service (creates the database and the first key if missing)."""
     from authsvc.app import create_app
-    from authsvc.keys.setup import bootstrap_keys, load_keys
+    from authsvc.keys.preflight import check_passphrase
+    from authsvc.keys.setup import bootstrap_keys, build_key_store
     from authsvc.serving import address, listen, run_uvicorn
 
     settings = _settings()
@@ -101,10 +102,14 @@ def serve(
     settings = settings.for_port(sock.getsockname()[1])
     try:
         # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
-        # first key and load the key set once, before any worker starts: errors are one line here.
+        # first key and prove the passphrase opens the signing key, once, before any worker
+        # starts: errors are one line here. The app then only loads the keys.
         _run(lambda: _check_database(settings))
         change = bootstrap_keys(settings, SystemClock())
-        load_keys(settings, SystemClock())  # proves the passphrase opens the signing key
+        store = build_key_store(settings)
+        check_passphrase(
+            store, store.read(), settings.passphrase_bytes, SystemClock().now(), signing_only=True
+        )
     except BaseException:
         sock.close()
         raise
@@ -123,7 +128,7 @@ def serve(
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
         started = run_uvicorn(sock, workers=workers)
     else:
-        started = run_uvicorn(sock, app=create_app(settings))
+        started = run_uvicorn(sock, app=create_app(settings, bootstrap_keys=False))
     if not started:
         raise CommandError("the server did not start (the log above says why)")
 

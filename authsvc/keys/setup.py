@@ -11,7 +11,6 @@ import logging
 from authsvc.clock import Clock
 from authsvc.events import Events
 from authsvc.keys.plan import Change
-from authsvc.keys.preflight import check_passphrase
 from authsvc.keys.ring import KeyRing
 from authsvc.keys.rotation import create_first_key
 from authsvc.keys.store_db import DatabaseKeyStore
@@ -60,15 +59,15 @@ def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) 
     """The store's watcher with its ring loaded (and the first key created when ``bootstrap``).
 
     Blocking and slow with a passphrase (PBKDF2): a server calls it off the loop.
-    The passphrase must open the signing key (``preflight``); any other key this
-    process cannot open is reported, not fatal.
+    The passphrase must open the signing key (``KeyWatcher.load`` says so in one
+    line naming the setting); any other key this process cannot open is
+    reported, not fatal.
     """
     store = build_key_store(settings)
     if bootstrap:
         change = bootstrap_keys(settings, clock)
         if change is not None:
             log.info("key store was empty: %s", change)
-    check_passphrase(store, store.read(), settings.passphrase_bytes, clock.now(), signing_only=True)
     ring = KeyRing(lifetimes(settings), clock, settings.signing_alg)
     watcher = KeyWatcher(store, ring, settings.passphrase_bytes)
     watcher.load()
