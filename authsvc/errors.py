@@ -13,6 +13,8 @@
         ├── UnauthorizedClient        400 unauthorized_client
         ├── UnsupportedGrantType      400 unsupported_grant_type
         ├── InvalidScope              400 invalid_scope
+        ├── MissingToken              401 + a bare Bearer challenge (RFC 6750 §3.1)
+        ├── InvalidBearerRequest      400 invalid_request (RFC 6750)
         ├── InvalidTokenError         401 invalid_token (RFC 6750)
         ├── InsufficientScope         403 insufficient_scope (RFC 6750)
         ├── RequestTooLarge           413 invalid_request
@@ -28,12 +30,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from authsvc.rfc6750 import challenge
+
 __all__ = [
     "TOKEN_ERROR_CODES",
     "AuthsvcError",
     "ClientAuthRateLimited",
     "ConfigError",
     "InsufficientScope",
+    "InvalidBearerRequest",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
@@ -41,6 +46,7 @@ __all__ = [
     "InvalidTokenError",
     "KeyStoreError",
     "LoginRateLimited",
+    "MissingToken",
     "OAuthError",
     "RequestTooLarge",
     "StorageUnavailable",
@@ -163,10 +169,27 @@ class _BearerError(OAuthError):
     scope: str | None = None
 
     def headers(self) -> dict[str, str]:
-        value = f'Bearer realm="authsvc", error="{self.error}", error_description="{self.public_description}"'
-        if self.scope:
-            value += f', scope="{self.scope}"'
+        value = challenge("authsvc", error=self.error, description=self.public_description, scope=self.scope)
         return {"WWW-Authenticate": value}
+
+
+class MissingToken(_BearerError):
+    """No Bearer credentials at all: 401 with a bare challenge (RFC 6750 §3.1)."""
+
+    error = "invalid_request"
+    status_code = 401
+    description = "An access token is required."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": challenge("authsvc")}
+
+
+class InvalidBearerRequest(_BearerError):
+    """A malformed Bearer request (two Authorization headers, an empty credential)."""
+
+    error = "invalid_request"
+    status_code = 400
+    description = "The Bearer request is malformed."
 
 
 class InvalidTokenError(_BearerError):

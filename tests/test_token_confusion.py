@@ -81,27 +81,30 @@ async def test_no_authorization_is_a_bare_challenge(harness: AppHarness) -> None
 
 
 @pytest.mark.parametrize(
-    "authorization",
+    ("authorization", "status"),
     [
-        "Basic " + base64.b64encode(b"alice:correct horse").decode(),
-        "Digest username=alice",
-        "Token {token}",
-        "MAC {token}",
-        "DPoP {token}",
-        "{token}",
-        "Bearer",
-        "Bearer ",
-        "Bearer  ",
-        "Bearer {token} extra",
-        "Bearer {token},Bearer {token}",
+        # No Bearer credentials at all (another scheme, no scheme): 401 with a bare challenge.
+        ("Basic " + base64.b64encode(b"alice:correct horse").decode(), 401),
+        ("Digest username=alice", 401),
+        ("Token {token}", 401),
+        ("MAC {token}", 401),
+        ("DPoP {token}", 401),
+        ("{token}", 401),
+        # A malformed Bearer request: 400 invalid_request (RFC 6750 §3.1), as authsvc.verifier answers.
+        ("Bearer", 400),
+        ("Bearer ", 400),
+        ("Bearer  ", 400),
+        # A Bearer credential that is not a token of ours: 401 invalid_token.
+        ("Bearer {token} extra", 401),
+        ("Bearer {token},Bearer {token}", 401),
     ],
 )
 async def test_other_schemes_and_shapes_are_refused(
-    harness: AppHarness, tokens: dict[str, Any], authorization: str
+    harness: AppHarness, tokens: dict[str, Any], authorization: str, status: int
 ) -> None:
     value = authorization.format(token=tokens["access_token"])
     response = await harness.client.get("/users/me", headers={"Authorization": value})
-    assert response.status_code == 401
+    assert response.status_code == status
     assert response.headers["www-authenticate"].startswith('Bearer realm="authsvc"')
 
 

@@ -14,35 +14,24 @@ from typing import Any
 from starlette.requests import Request
 
 from authsvc.clock import Clock
-from authsvc.errors import InvalidTokenError, OAuthError
+from authsvc.errors import InvalidBearerRequest, InvalidTokenError, MissingToken
 from authsvc.jose import ACCESS_TOKEN_TYPES
 from authsvc.keys.ring import KeyRing
+from authsvc.rfc6750 import BearerProblem, bearer_token
 from authsvc.store.protocols import SessionStore
 from authsvc.tokens.validation import TokenRejected, check_times, check_token
 from authsvc.ttl_cache import TtlCache
 
-__all__ = ["BearerCheck", "MissingToken"]
-
-
-class MissingToken(OAuthError):
-    """No credentials at all: 401 with a bare challenge (RFC 6750 §3.1)."""
-
-    error = "invalid_request"
-    status_code = 401
-    description = "An access token is required."
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="authsvc"'}
+__all__ = ["BearerCheck"]
 
 
 def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
-    if header is None:
-        raise MissingToken()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidTokenError(detail="not a bearer credential")
-    return token.strip()
+    try:
+        return bearer_token(request.headers.getlist("authorization"))
+    except BearerProblem as problem:
+        if problem.status == 400:
+            raise InvalidBearerRequest(problem.description) from None
+        raise MissingToken() from None
 
 
 @dataclass(frozen=True, slots=True)

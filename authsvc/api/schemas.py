@@ -203,6 +203,11 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 # Routes protected by an access token (RFC 6750 §3).
 BEARER_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: error_schema(
+        "A malformed Bearer request: two Authorization headers, or an empty credential",
+        ["invalid_request"],
+        {"WWW-Authenticate": _required_header("Bearer challenge with error=\"invalid_request\"")},
+    ),
     401: error_schema(
         "No access token (invalid_request), or an invalid, expired or revoked one (invalid_token)",
         ["invalid_request", "invalid_token"],

@@ -21,7 +21,6 @@ answers, where FastAPI would otherwise send a 500.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
@@ -29,6 +28,8 @@ from fastapi import HTTPException, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from authsvc.rfc6750 import QUOTABLE, BearerProblem, bearer_token, challenge
+from authsvc.scopes import is_scope_token
 from authsvc.verifier.errors import InvalidToken
 
 if TYPE_CHECKING:
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BearerError", "bearer_dependency", "bearer_error_handler", "install_error_handler"]
 
-# RFC 6749 §3.3 scope-token and the characters RFC 6750 §3 allows in quoted values.
-_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 _RETRY_AFTER: Final = "5"
 # Only for the OpenAPI security scheme; the dependency parses the header itself.
 _OPENAPI_SCHEME: Final = HTTPBearer(auto_error=False, bearerFormat="JWT")
@@ -62,12 +60,8 @@ class BearerError(HTTPException):
         if status_code == 503:
             headers = {"Retry-After": _RETRY_AFTER}
         else:
-            challenge = f'Bearer realm="{realm}"'
-            if challenge_error:
-                challenge += f', error="{error}", error_description="{description}"'
-            if scope:
-                challenge += f', scope="{scope}"'
-            headers = {"WWW-Authenticate": challenge}
+            value = challenge(realm, error=error, description=description, scope=scope)
+            headers = {"WWW-Authenticate": value if challenge_error else challenge(realm, scope=scope)}
         self.error = error
         self.description = description
         super().__init__(status_code, detail=self.body, headers=headers)
@@ -117,7 +111,7 @@ def install_error_handler(app: Starlette, *, realm: str = "authsvc") -> None:
 
 
 def _check_realm(realm: str) -> None:
-    if not _QUOTABLE.fullmatch(realm):
+    if not QUOTABLE.fullmatch(realm):
         raise ValueError("realm must be printable ASCII without '\"' or '\\'")
 
 
@@ -133,7 +127,7 @@ def bearer_dependency(
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
     """A dependency returning the claims of a valid Bearer token holding ``scopes``."""
     _check_realm(realm)
-    if not all(_SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
+    if not all(is_scope_token(scope) for scope in scopes):
         raise ValueError("scopes must be RFC 6749 scope tokens")
     required = tuple(scopes)
 
@@ -141,17 +135,12 @@ def bearer_dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_OPENAPI_SCHEME)],
     ) -> dict[str, Any]:
-        values = request.headers.getlist("authorization")
-        if not values:
-            raise _no_credentials(realm)
-        if len(values) > 1:
-            raise BearerError(400, "invalid_request", "Send one Authorization header.", realm=realm)
-        scheme, _, token = values[0].strip().partition(" ")
-        if scheme.lower() != "bearer":
-            raise _no_credentials(realm)
-        token = token.strip()
-        if not token:
-            raise BearerError(400, "invalid_request", "The Bearer credential is empty.", realm=realm)
+        try:
+            token = bearer_token(request.headers.getlist("authorization"))
+        except BearerProblem as problem:
+            if problem.error is None:
+                raise _no_credentials(realm) from None
+            raise BearerError(problem.status, problem.error, problem.description, realm=realm) from None
         try:
             return await verifier.verify(token, scopes=required)
         except InvalidToken as exc:
