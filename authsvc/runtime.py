@@ -88,15 +88,6 @@ class Services:
         clock = clock or SystemClock()
         # Before the keys: the key store may live there. The server creates its database.
         engine = await open_database(settings, create=True)
-        try:
-            # Off the loop: key generation and PBKDF2 decryption take a good part of a second.
-            watcher = await anyio.to_thread.run_sync(
-                lambda: load_keys(settings, clock, bootstrap=bootstrap_keys)
-            )
-        except BaseException:
-            await engine.dispose()
-            raise
-        keys = watcher.ring
         recent_access: TtlCache[tuple[str | None, str], bool] = TtlCache(RECENT_TTL)
         recent_users: TtlCache[str, User] = TtlCache(RECENT_TTL)
 
@@ -104,7 +95,19 @@ class Services:
             recent_access.clear()
             recent_users.clear()
 
+        # Two engines per process: the async one (users, clients) and the session store's
+        # pooled synchronous one, which a database key store shares.
         session_store = SqlSessionStore.open(settings.database_url, engine, on_revoke=forget)
+        try:
+            # Off the loop: key generation and PBKDF2 decryption take a good part of a second.
+            watcher = await anyio.to_thread.run_sync(
+                lambda: load_keys(settings, clock, bootstrap=bootstrap_keys, engine=session_store.db.engine)
+            )
+        except BaseException:
+            session_store.close()
+            await engine.dispose()
+            raise
+        keys = watcher.ring
         hasher = PasswordHasher(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         )

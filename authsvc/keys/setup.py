@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.engine import Engine
+
 from authsvc.clock import Clock
 from authsvc.events import Events
 from authsvc.keys.plan import Change
@@ -36,10 +38,11 @@ def lifetimes(settings: AuthSettings) -> Lifetimes:
     )
 
 
-def build_key_store(settings: AuthSettings) -> KeyStore:
-    """The configured key store: a directory, or two tables in the database."""
+def build_key_store(settings: AuthSettings, engine: Engine | None = None) -> KeyStore:
+    """The configured key store: a directory, or two tables in the database (through ``engine``,
+    a server's pooled synchronous engine, when given)."""
     if settings.key_store == "database":
-        return DatabaseKeyStore(settings.database_url)
+        return DatabaseKeyStore(settings.database_url, engine)
     return FileKeyStore(settings.keys_dir)
 
 
@@ -55,7 +58,9 @@ def bootstrap_keys(settings: AuthSettings, clock: Clock, events: Events | None =
     )
 
 
-def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) -> KeyWatcher:
+def load_keys(
+    settings: AuthSettings, clock: Clock, *, bootstrap: bool = False, engine: Engine | None = None
+) -> KeyWatcher:
     """The store's watcher with its ring loaded (and the first key created when ``bootstrap``).
 
     Blocking and slow with a passphrase (PBKDF2): a server calls it off the loop.
@@ -63,7 +68,7 @@ def load_keys(settings: AuthSettings, clock: Clock, *, bootstrap: bool = False) 
     line naming the setting); any other key this process cannot open is
     reported, not fatal.
     """
-    store = build_key_store(settings)
+    store = build_key_store(settings, engine)
     if bootstrap:
         change = bootstrap_keys(settings, clock)
         if change is not None:

@@ -36,9 +36,14 @@ _ADVISORY_LOCK_ID = 0x617574687376  # "authsv"
 class DatabaseKeyStore:
     kind = "database"
 
-    def __init__(self, database_url: str) -> None:
-        url, connect_args = sync_url(database_url)
-        self._engine: Engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
+    def __init__(self, database_url: str, engine: Engine | None = None) -> None:
+        """``engine``: a server's pooled synchronous engine to share (its session store's), so
+        that polling the store every half second opens no connection of its own; a command,
+        which reads once, gets an engine without a pool."""
+        if engine is None:
+            url, connect_args = sync_url(database_url)
+            engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
+        self._engine: Engine = engine
         self._tx: Connection | None = None
 
     def describe(self) -> str:
