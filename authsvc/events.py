@@ -107,31 +107,31 @@ class SessionStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RefreshRotated(Event):
+class _Refresh(Event):
+    """What every refresh outcome names: the session and whose it is."""
+
+    user_id: str | None
+    client_id: str
+    sid: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshRotated(_Refresh):
     name = "refresh.rotated"
     message = "refresh"
-    user_id: str | None
-    client_id: str
-    sid: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RefreshReplayed(Event):
+class RefreshReplayed(_Refresh):
     name = "refresh.replayed"
     message = "refresh"
-    user_id: str | None
-    client_id: str
-    sid: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RefreshReuseDetected(Event):
+class RefreshReuseDetected(_Refresh):
     name = "refresh.reuse_detected"
     message = "refresh token reuse detected; session revoked"
     level = logging.WARNING
-    user_id: str | None
-    client_id: str
-    sid: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -159,18 +159,13 @@ def postgres_base_url() -> str | None:
     return os.environ.get("AUTHSVC_TEST_POSTGRES_URL") or None
 
 
-async def pg_admin(url: str, *statements: str, database: str | None = None) -> None:
-    """Run statements on a maintenance connection to the server of ``url``.
-
-    It connects to ``database``, else to ``url``'s own database (``postgres`` if none):
-    CREATE/DROP DATABASE from the base URL; ALTER or cut off a test database from
-    ``postgres``, never from inside it.
-    """
+async def pg_connect(url: str, database: str | None = None) -> Any:
+    """An asyncpg connection to ``database``, else to ``url``'s own (``postgres`` if none)."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
     parts = make_url(url)
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=parts.host,
         port=parts.port or 5432,
         user=parts.username,
@@ -178,6 +173,15 @@ async def pg_admin(url: str, *statements: str, database: str | None = None) -> N
         database=database or parts.database or "postgres",
         timeout=10,
     )
+
+
+async def pg_admin(url: str, *statements: str, database: str | None = None) -> None:
+    """Run statements on a maintenance connection to the server of ``url``.
+
+    CREATE/DROP DATABASE from the base URL; ALTER or cut off a test database from
+    ``postgres`` (``database``), never from inside it.
+    """
+    conn = await pg_connect(url, database)
     try:
         for statement in statements:
             await conn.execute(statement)

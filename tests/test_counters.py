@@ -118,16 +118,24 @@ async def test_a_parallel_burst_gets_exactly_the_limit(make_counters: Callable[[
         assert all(r > 0 for r in results if r != 0)
 
 
-async def test_a_window_ends_and_starts_afresh(make_counters: Callable[[], Any]) -> None:
-    counters: Counters = await make_counters()
-    if not isinstance(counters, SqlCounters):
-        pytest.skip("Redis windows are key TTLs in Redis's own time; the database's follow the clock")
-    k = _key()
-    assert await counters.reserve([(k, 1)], 60, NOW) == 0
-    assert await counters.reserve([(k, 1)], 60, NOW + 10) == pytest.approx(50)
-    assert await counters.reserve([(k, 1)], 60, NOW + 60) == 0  # a new window, counting from one
-    assert await counters.prune(NOW + 200) >= 1
-    assert await counters.blocked_for(k, 1, NOW + 200) == 0
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_a_window_ends_and_starts_afresh(engine: str, tmp_path: Any) -> None:
+    """The database's windows follow the injected clock (Redis's are key TTLs in Redis's own time)."""
+    async with AsyncExitStack() as stack:
+        if engine == "sqlite":
+            url = f"sqlite:///{tmp_path / 'window.db'}"
+        else:
+            from tests.support import fresh_postgres_database
+
+            url, drop = await asyncio.to_thread(fresh_postgres_database)
+            stack.push_async_callback(asyncio.to_thread, drop)  # it runs a loop of its own
+        counters = await _sql_counters(stack, url)
+        k = _key()
+        assert await counters.reserve([(k, 1)], 60, NOW) == 0
+        assert await counters.reserve([(k, 1)], 60, NOW + 10) == pytest.approx(50)
+        assert await counters.reserve([(k, 1)], 60, NOW + 60) == 0  # a new window, counting from one
+        assert await counters.prune(NOW + 200) >= 1
+        assert await counters.blocked_for(k, 1, NOW + 200) == 0
 
 
 async def test_redis_outage_falls_back_to_the_database(tmp_path: Any) -> None:

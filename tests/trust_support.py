@@ -27,6 +27,7 @@ from tests.support import (
     ISSUER,
     LiveServer,
     authsvc_command,
+    pg_connect,
     run_cli,
     server_env,
     start_server,
@@ -257,18 +258,7 @@ def sqlite_rows(path: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[
 
 async def pg_rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Rows of a query on a PostgreSQL database."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    parts = make_url(url)
-    conn = await asyncpg.connect(
-        host=parts.host,
-        port=parts.port or 5432,
-        user=parts.username,
-        password=parts.password,
-        database=parts.database,
-        timeout=10,
-    )
+    conn = await pg_connect(url)
     try:
         return [tuple(row) for row in await conn.fetch(sql, *params)]
     finally:
