@@ -28,6 +28,7 @@ from authsvc import __version__, events
 from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
+from authsvc.api.jwks import JWKS_PATH
 from authsvc.api.responses import error_response, json_response
 from authsvc.api.routes import openapi_document, starlette_routes
 from authsvc.api.schemas import SECURITY_SCHEMES
@@ -97,7 +98,9 @@ def create_app(
         routes=[Route("/openapi.json", openapi_json, methods=["GET"])],
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
-            Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS),
+            Middleware(
+                MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})
+            ),
         ],
         exception_handlers=_error_handlers(metrics),
         lifespan=lifespan,

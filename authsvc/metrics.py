@@ -156,13 +156,22 @@ class Metrics:
 class MetricsMiddleware:
     """Request latency by route, and a request id for logs and the response."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        routes: frozenset[str],
+        self_counted: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes  # route labels; any other path is "other" (bounded label values)
+        # Paths whose endpoint counts its own answers (the JWKS: prebuilt bytes, the most
+        # requested path; a request id and a histogram would cost more than the answer).
+        self.self_counted = self_counted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.self_counted:
             await self.app(scope, receive, send)
             return
         offered = None
