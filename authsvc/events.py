@@ -63,7 +63,7 @@ class Event:
 
     def identifiers(self) -> dict[str, object]:
         """The event's fields that are set."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: getattr(self, name) for name in _field_names(type(self))}
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -221,7 +221,19 @@ class KeyChanged(Event):
 
 def audit_log(event: Event) -> None:
     """The subscriber that writes the audit line (``authsvc.audit``; JSON when the service runs)."""
-    _AUDIT.log(event.severity(), event.text(), extra={"event": event.kind(), **event.identifiers()})
+    level = event.severity()
+    if _AUDIT.isEnabledFor(level):  # a DEBUG event on a hot path costs nothing more
+        _AUDIT.log(level, event.text(), extra={"event": event.kind(), **event.identifiers()})
+
+
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _field_names(kind: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
 
 
 Subscriber = Callable[[Event], None]

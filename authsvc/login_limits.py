@@ -103,13 +103,15 @@ class LoginLimiter:
 
     # --- client authentication --------------------------------------------------------
     async def check_client(self, address: str) -> None:
-        """ClientAuthRateLimited if ``address`` has used up its failures."""
-        key = _key("address", address)
+        """ClientAuthRateLimited if ``address`` has used up its failures (cached per address)."""
+        found = self._address_blocked.get(address)
+        if found is None:
 
-        async def load() -> tuple[float]:
-            return (await self.counters.blocked_for(key, self.max_per_address, self.clock.now()),)
+            async def load() -> tuple[float]:
+                key = _key("address", address)
+                return (await self.counters.blocked_for(key, self.max_per_address, self.clock.now()),)
 
-        found = await self._address_blocked.get_or_load(address, load)
+            found = await self._address_blocked.get_or_load(address, load)
         if found is not None and found[0] > 0:
             raise ClientAuthRateLimited(math.ceil(found[0]))
 
