@@ -128,7 +128,7 @@ def serve(
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
         started = run_uvicorn(sock, workers=workers)
     else:
-        started = run_uvicorn(sock, app=create_app(settings, bootstrap_keys=False))
+        started = run_uvicorn(sock, app=create_app(settings, served=True))
     if not started:
         raise CommandError("the server did not start (the log above says why)")
 

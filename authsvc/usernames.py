@@ -22,7 +22,6 @@ import unicodedata
 from functools import lru_cache
 
 import precis_i18n
-from confusable_homoglyphs import confusables
 
 __all__ = [
     "MAX_USERNAME_LENGTH",
@@ -71,6 +70,10 @@ def new_username(raw: str) -> tuple[str, str]:
         )
     if len(name) > MAX_USERNAME_LENGTH:
         raise InvalidUsername(f"a user name has at most {MAX_USERNAME_LENGTH} characters")
+    # Imported here: its Unicode tables take 15 MiB, and only registering a name needs them
+    # (a server maps login names with PRECIS alone).
+    from confusable_homoglyphs import confusables
+
     if confusables.is_mixed_script(name, allowed_aliases=_SCRIPT_NEUTRAL):
         raise InvalidUsername("a user name's letters must all come from one script")
     return name, lookalike_key(name)
@@ -81,6 +84,8 @@ def _latin_like(char: str) -> str:
     """The ASCII character ``char`` is confusable with, or ``char`` itself."""
     if char.isascii():
         return char
+    from confusable_homoglyphs import confusables
+
     found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin", "common"])
     candidates = [str(h["c"]) for h in found[0]["homoglyphs"]] if found else []
     ascii_like = [c for c in candidates if c.isascii() and c.isalnum()]
