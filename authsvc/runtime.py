@@ -1,7 +1,8 @@
-"""Services: the objects a process builds from its settings, once.
+"""Services: the composition root of a server process, built once from its settings.
 
-``create_app``'s lifespan and the CLI both build them here, so a request
-handler and a command see the same stores, keys and clock.
+``create_app``'s lifespan builds them; each endpoint's ``build`` (``api.routes``)
+then takes only the parts its handler uses. The CLI opens what one command needs
+itself (``store.sql.database.command_stores``, ``keys.setup``).
 """
 
 from __future__ import annotations
