@@ -57,14 +57,18 @@ class AuthsvcApp(Starlette):
     """The service's ASGI app, with its OpenAPI document (served at ``/openapi.json``)."""
 
     metrics: Metrics
+    _openapi: dict[str, Any] | None = None
 
     def openapi(self) -> dict[str, Any]:
-        return openapi_document(
-            ENDPOINTS,
-            title="authsvc",
-            version=__version__,
-            components={"schemas": {"UserOut": USER_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
-        )
+        """The document of the routing table (built once: the table never changes)."""
+        if self._openapi is None:
+            self._openapi = openapi_document(
+                ENDPOINTS,
+                title="authsvc",
+                version=__version__,
+                components={"schemas": {"UserOut": USER_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
+            )
+        return self._openapi
 
 
 def create_app(
