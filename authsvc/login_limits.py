@@ -12,7 +12,7 @@ starts with its first count:
   client authentications together.
 
 A login first *reserves* one count on each (atomically, all or nothing, in
-Redis or the database: ``authsvc.counters``), and only then may a password be
+Redis or the database: ``authsvc.store.redis``), and only then may a password be
 hashed. So of any burst, however parallel and across however many processes
 and instances, at most the limit is checked; the rest get 429. A success gives
 the reservation back; a failure keeps it as the count.

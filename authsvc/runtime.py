@@ -20,7 +20,6 @@ from authsvc.api.token_request import TokenReader
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
-from authsvc.counters import RedisCounters, RedisOrDatabase
 from authsvc.events import Events
 from authsvc.grants import GrantRegistry
 from authsvc.grants.client_credentials import ClientCredentialsGrant
@@ -35,6 +34,7 @@ from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
 from authsvc.store.protocols import Counters
 from authsvc.store.records import User
+from authsvc.store.redis import RedisCounters, RedisOrDatabase
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.database import open_database

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from authsvc.counters import RedisCounters, RedisOrDatabase
 from authsvc.migrations import upgrade
 from authsvc.store.protocols import Counters
+from authsvc.store.redis import RedisCounters, RedisOrDatabase
 from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.engine import create_engine
 from authsvc.store.sql.sessions import SqlSessionStore
