@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant, InvalidScope
@@ -44,7 +43,6 @@ __all__ = [
     "rotate_family",
 ]
 
-T = TypeVar("T")
 _REFRESH_TYPS = frozenset({REFRESH_TYP})
 
 
@@ -125,9 +123,9 @@ def rotate_family(
     found = tx.session_and_user_disabled(session_id)
     if found is None:
         raise _Ended(session_id)  # its user is gone
-    session, user_disabled = found
-    if session.revoked_at is not None or session.expires_at <= now or user_disabled:
-        raise _Ended(session.id)
+    if _ended(found, now):
+        raise _Ended(session_id)
+    session = found[0]
     token = successor(session)
     if token.jti != successor_jti:
         raise ValueError("the successor must carry the jti the spend recorded")

@@ -19,11 +19,11 @@ class MemoryCounters:
 
     async def reserve(self, limits: Sequence[tuple[str, int]], window: int, now: float) -> float:
         def tx(t: Tables) -> float:
-            counts = {key: _current(t, key, now) for key, _ in limits}
-            blocked = max(
-                (until - now for key, limit in limits for count, until in [counts[key]] if count >= limit),
-                default=0.0,
-            )
+            blocked = 0.0
+            for key, limit in limits:
+                count, until = _current(t, key, now)
+                if count >= limit:
+                    blocked = max(blocked, until - now)
             if blocked > 0:
                 return blocked
             for key, _ in limits:
