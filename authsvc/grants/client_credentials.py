@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from authsvc.clock import Clock
-from authsvc.errors import InvalidScope, UnauthorizedClient
+from authsvc.errors import UnauthorizedClient
 from authsvc.events import ClientTokenIssued, Events
 from authsvc.grants.base import GrantRequest, requested_scope
+from authsvc.scopes import granted_scopes
 from authsvc.tokens.families import TokenResponse
 from authsvc.tokens.issuer import TokenIssuer, token_body
 
@@ -28,11 +29,7 @@ class ClientCredentialsGrant:
         client = request.client
         if client.public:
             raise UnauthorizedClient(detail="public client")
-        allowed = client.scopes or frozenset()
-        requested = requested_scope(request.form)
-        scopes = allowed if requested is None else requested
-        if not scopes <= allowed:
-            raise InvalidScope()
+        scopes = granted_scopes(client.scopes or frozenset(), requested_scope(request.form))
         token, expires_in = self.issuer.access_token(
             key=self.issuer.signing_key(), sub=client.id, client=client, scopes=scopes, now=self.clock.now()
         )

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from authsvc.clock import Clock
-from authsvc.errors import InvalidGrant, InvalidRequest, InvalidScope
+from authsvc.errors import InvalidGrant, InvalidRequest
 from authsvc.events import Events, LoginFailed, LoginSucceeded
 from authsvc.grants.base import GrantRequest, requested_scope
 from authsvc.login_limits import LoginLimiter
 from authsvc.passwords import PasswordHasher
+from authsvc.scopes import granted_scopes
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families, TokenResponse
 from authsvc.usernames import login_name, password_form
@@ -76,8 +77,6 @@ class PasswordGrant:
         if new_hash is not None:
             await self.users.replace_hash(user.id, user.password_hash, new_hash, self.clock.now())
         allowed = user.scopes if client.scopes is None else user.scopes & client.scopes
-        scopes = allowed if requested is None else requested
-        if not scopes <= allowed:
-            raise InvalidScope()
+        scopes = granted_scopes(allowed, requested)
         self.events.publish(LoginSucceeded(user_id=user.id, client_id=client.id))
         return await self.families.start(user, client, scopes)

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from authsvc.clock import Clock
-from authsvc.errors import InvalidGrant, InvalidScope
+from authsvc.errors import InvalidGrant
 from authsvc.events import Events, RefreshReplayed, RefreshReuseDetected, RefreshRotated, SessionStarted
 from authsvc.keys.ring import KeyRing
-from authsvc.scopes import scope_str
+from authsvc.scopes import granted_scopes, scope_str
 from authsvc.store.protocols import SessionTransaction, SessionWriter
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
 from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti
@@ -287,10 +287,8 @@ class Families:
             raise InvalidGrant(detail=exc.reason) from None
         if claims.get("client_id") != client.id or not isinstance(claims.get("sid"), str):
             raise InvalidGrant(detail="refresh token of another client")
-        granted = frozenset(str(claims.get("scope", "")).split())
-        scopes = granted if requested is None else requested
-        if not scopes <= granted:
-            raise InvalidScope()
+        # A refresh may narrow the session's scope, never widen it (RFC 6749 §6).
+        scopes = granted_scopes(frozenset(str(claims.get("scope", "")).split()), requested)
         key = self.issuer.signing_key()
         successor_jti = new_jti()
         result = await rotate(
