@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import Client
 from authsvc.store.sql.engine import write_transaction
+from authsvc.store.sql.sessions import revoke_sessions
 from authsvc.store.sql.tables import client_assertions, clients, sessions
 
 __all__ = ["DuplicateClient", "SqlClientStore"]
@@ -109,9 +110,7 @@ class SqlClientStore:
             if result.rowcount == 0:
                 return None
             revoked = await conn.execute(
-                update(sessions)
-                .where(sessions.c.client_id == client_id, sessions.c.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason="client_removed")
+                revoke_sessions(sessions.c.client_id == client_id, now, "client_removed")
             )
         return int(revoked.rowcount)
 

@@ -21,7 +21,18 @@ import contextlib
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,7 +40,7 @@ from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRe
 from authsvc.store.sql.tables import clients, refresh_tokens, revoked_access_tokens, sessions, users
 from authsvc.store.sql.threaded import ThreadedDatabase
 
-__all__ = ["SqlSessionStore", "SqlSessionTransaction"]
+__all__ = ["SqlSessionStore", "SqlSessionTransaction", "revoke_sessions"]
 
 T = TypeVar("T")
 
@@ -45,6 +56,15 @@ def _session(row: object) -> SessionRecord:
         expires_at=m["expires_at"],
         revoked_at=m["revoked_at"],
         revoked_reason=m["revoked_reason"],
+    )
+
+
+def revoke_sessions(which: ColumnElement[bool], now: float, reason: str) -> Update:
+    """End every live session ``which`` selects (a logout, a password change, a client removed)."""
+    return (
+        update(sessions)
+        .where(which, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
     )
 
 
@@ -170,11 +190,7 @@ class SqlSessionTransaction:
         self.conn.execute(update(refresh_tokens).where(*where).values(grace_body=None))
 
     def revoke_session(self, session_id: str, now: float, reason: str) -> None:
-        self.conn.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now, revoked_reason=reason)
-        )
+        self.conn.execute(revoke_sessions(sessions.c.id == session_id, now, reason))
         self.revoked = True
 
 
@@ -258,21 +274,13 @@ class SqlSessionStore:
 
     # --- revocation ---------------------------------------------------------------
     async def revoke(self, session_id: str, now: float, reason: str) -> bool:
-        statement = (
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now, revoked_reason=reason)
-        )
+        statement = revoke_sessions(sessions.c.id == session_id, now, reason)
         rowcount = await self.db.write(lambda conn: conn.execute(statement).rowcount)
         self._on_revoke()
         return rowcount > 0
 
     async def revoke_user(self, user_id: str, now: float, reason: str) -> int:
-        statement = (
-            update(sessions)
-            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now, revoked_reason=reason)
-        )
+        statement = revoke_sessions(sessions.c.user_id == user_id, now, reason)
         rowcount: int = await self.db.write(lambda conn: conn.execute(statement).rowcount)
         self._on_revoke()
         return rowcount

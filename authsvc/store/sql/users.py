@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import User
 from authsvc.store.sql.engine import write_transaction
+from authsvc.store.sql.sessions import revoke_sessions
 from authsvc.store.sql.tables import sessions, users
 
 __all__ = ["DuplicateUser", "SqlUserStore", "new_user_id"]
@@ -120,11 +121,7 @@ class SqlUserStore:
             changes["disabled"] = True
         async with write_transaction(self.engine) as conn:
             await conn.execute(update(users).where(users.c.id == user_id).values(**changes))
-            result = await conn.execute(
-                update(sessions)
-                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason=reason)
-            )
+            result = await conn.execute(revoke_sessions(sessions.c.user_id == user_id, now, reason))
         self._on_change()
         return int(result.rowcount)
 
