@@ -10,12 +10,13 @@ from typing import Annotated
 import typer
 
 from authsvc.clock import SystemClock
-from authsvc.errors import KeyStoreError
 from authsvc.keys.preflight import check_passphrase
 from authsvc.keys.rotation import revoke_key, rotate
 from authsvc.keys.setup import build_key_store, lifetimes
 from authsvc.keys.timetable import Timetable
+from authsvc.keys.writes import require_keys
 from authsvc.settings import AuthSettings, get_settings
+from authsvc.store.protocols import KeyStore
 
 __all__ = ["cron_main", "keys_app", "rotation_run"]
 
@@ -28,13 +29,11 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _existing_store(settings: AuthSettings):  # type: ignore[no-untyped-def]
+def _existing_store(settings: AuthSettings) -> KeyStore:
     if settings.key_store == "database":
         _require_database(settings)
     store = build_key_store(settings)
-    doc = store.read()
-    if not doc.keys:
-        raise KeyStoreError(f"key store {store.describe()} is empty; `authsvc serve` creates the first key")
+    require_keys(store.read(), store)
     return store
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from authsvc.keys.encryption import ENCRYPTION_CURRENT
-from authsvc.keys.model import KeySetDoc
+from authsvc.keys.model import KeyRecord, KeySetDoc
 from authsvc.keys.timetable import KeyState, Lifetimes, Timetable
 from authsvc.keys.watcher import POLL_INTERVAL
 
-__all__ = ["PROPAGATION", "Change", "RotationPlan", "plan_rotation"]
+__all__ = ["PROPAGATION", "Change", "RotationPlan", "needs_reencryption", "plan_rotation"]
 
 # A new key enters the JWKS servers serve up to a poll interval after the run
 # writes it (they look every POLL_INTERVAL), so it signs KEY_PREPUBLISH after
@@ -60,6 +60,16 @@ class RotationPlan:
         return not self.changes
 
 
+
+
+def needs_reencryption(record: KeyRecord, encryption: str | None) -> bool:
+    """Whether a kept private key is rewritten: the run writes ``ENCRYPTION_CURRENT`` (a passphrase
+    is set) and the manifest records the key as stored otherwise."""
+    return (
+        encryption == ENCRYPTION_CURRENT
+        and record.private_deleted_at is None
+        and record.encryption != ENCRYPTION_CURRENT
+    )
 
 
 def _iso(ts: float) -> str:
@@ -147,11 +157,7 @@ def plan_rotation(
         elif record.private_deleted_at is None and not table.needs_private(record, now):
             plan.delete_private.append(record.kid)
             plan.changes.append(Change("destroy-private", record.kid, f"stopped signing ({state.value})"))
-        elif (
-            encryption == ENCRYPTION_CURRENT
-            and record.private_deleted_at is None
-            and record.encryption != ENCRYPTION_CURRENT
-        ):
+        elif needs_reencryption(record, encryption):
             plan.reencrypt.append(record.kid)
             plan.changes.append(Change("re-encrypt", record.kid, f"private key now {ENCRYPTION_CURRENT}"))
     return plan

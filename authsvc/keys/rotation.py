@@ -27,10 +27,10 @@ from __future__ import annotations
 from authsvc.clock import Clock
 from authsvc.errors import KeyStoreError
 from authsvc.events import Events, KeyChanged
-from authsvc.keys.encryption import ENCRYPTION_CURRENT, encryption_for
+from authsvc.keys.encryption import encryption_for
 from authsvc.keys.generate import GeneratedKey
 from authsvc.keys.model import KeyRecord, KeySetDoc
-from authsvc.keys.plan import Change, plan_rotation
+from authsvc.keys.plan import Change, needs_reencryption, plan_rotation
 from authsvc.keys.preflight import check_passphrase
 from authsvc.keys.timetable import ORDER_ONLY, Lifetimes, Timetable
 from authsvc.keys.writes import (
@@ -70,8 +70,9 @@ def create_first_key(
         commit(store, KeySetDoc(keys=tuple(records), generation=doc.generation), records)
         remove_leftovers(store, store.read())
     record = records[0]
+    published = events or Events()
     for created in records:
-        (events or Events()).publish(KeyChanged(action="created", kid=created.kid, alg=alg))
+        published.publish(KeyChanged(action="created", kid=created.kid, alg=alg))
     if standby:
         return Change("created", record.kid, f"{alg}, first key, signing now; standby {records[1].kid}")
     return Change("created", record.kid, f"{alg}, first key, signing now")
@@ -228,11 +229,8 @@ def revoke_key(
         if standby and spare is None:
             new.append(generate(store, alg, now, now, passphrase, standby=True))
             changes.append(Change("created", new[-1].kid, f"{alg}, standby: published now"))
-        weak = [
-            k.kid
-            for k in keys
-            if passphrase and k.private_deleted_at is None and k.encryption != ENCRYPTION_CURRENT
-        ]
+        target = encryption_for(passphrase)
+        weak = [k.kid for k in keys if needs_reencryption(k, target)]
         keys = reencrypt(store, keys, weak, opened, passphrase)
         keys.extend(new)
         committed = KeySetDoc(keys=tuple(keys), generation=doc.generation)
