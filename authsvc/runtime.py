@@ -78,7 +78,9 @@ class Services:
     # Users by id for /users/me, up to RECENT_TTL stale (CONTRACT.md allows 1 s);
     # local changes clear it at once.
     recent_users: TtlCache[str, User]
-    counters: SqlCounters
+    # The database's counters, pruned by the sweeper (Redis expires its own keys); the
+    # limiter's counters are these, or Redis in front of them.
+    database_counters: SqlCounters
     key_poller: asyncio.Task[None] | None = None
     sweeper: asyncio.Task[None] | None = None
 
@@ -191,7 +193,7 @@ class Services:
             ),
             recent_users=recent_users,
             login_limiter=login_limiter,
-            counters=database_counters,
+            database_counters=database_counters,
         )
         services.watch_keys_in_background()
         return services
@@ -214,7 +216,7 @@ class Services:
                 try:
                     now = self.clock.now()
                     await self.session_store.drop_grace_bodies(now)
-                    await self.counters.prune(now)
+                    await self.database_counters.prune(now)
                 except Exception as exc:  # a database outage: try again next time
                     log.warning("housekeeping failed: %s", type(exc).__name__)
 

@@ -17,7 +17,7 @@ from authsvc.grants.base import GrantRequest, requested_scope
 from authsvc.login_limits import LoginLimiter
 from authsvc.passwords import PasswordHasher
 from authsvc.scopes import granted_scopes
-from authsvc.store.sql.users import SqlUserStore
+from authsvc.store.protocols import UserStore
 from authsvc.tokens.families import Families, TokenResponse
 from authsvc.usernames import login_name, password_form
 
@@ -37,7 +37,7 @@ class PasswordGrant:
 
     def __init__(
         self,
-        users: SqlUserStore,
+        users: UserStore,
         hasher: PasswordHasher,
         limiter: LoginLimiter,
         families: Families,
