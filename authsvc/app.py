@@ -111,9 +111,7 @@ def create_app(
         routes=[Route("/openapi.json", openapi_json, methods=["GET"])],
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
-            Middleware(
-                MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})
-            ),
+            Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})),
         ],
         exception_handlers=_error_handlers(metrics),
         lifespan=lifespan,

@@ -20,6 +20,7 @@ from authsvc.keys.ring import LoadedKey
 
 __all__ = ["key_problem", "registered_keys"]
 
+
 def _checked(raw: object) -> tuple[str, Any] | str:
     """(alg, joserfc key) for a usable key, else the reason it is not."""
     if not isinstance(raw, dict):

@@ -206,7 +206,7 @@ BEARER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: error_schema(
         "A malformed Bearer request: two Authorization headers, or an empty credential",
         ["invalid_request"],
-        {"WWW-Authenticate": _required_header("Bearer challenge with error=\"invalid_request\"")},
+        {"WWW-Authenticate": _required_header('Bearer challenge with error="invalid_request"')},
     ),
     401: error_schema(
         "No access token (invalid_request), or an invalid, expired or revoked one (invalid_token)",

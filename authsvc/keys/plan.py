@@ -60,8 +60,6 @@ class RotationPlan:
         return not self.changes
 
 
-
-
 def needs_reencryption(record: KeyRecord, encryption: str | None) -> bool:
     """Whether a kept private key is rewritten: the run writes ``ENCRYPTION_CURRENT`` (a passphrase
     is set) and the manifest records the key as stored otherwise."""

@@ -28,7 +28,6 @@ from authsvc.store.protocols import KeyStoreReader
 __all__ = ["check_passphrase"]
 
 
-
 def check_passphrase(
     store: KeyStoreReader,
     doc: KeySetDoc,

@@ -77,5 +77,3 @@ def load_keys(
     watcher = KeyWatcher(store, ring, settings.passphrase_bytes)
     watcher.load()
     return watcher
-
-

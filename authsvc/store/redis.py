@@ -126,9 +126,7 @@ class RedisOrDatabase:
             result = await operation(self.redis)
         except Exception as exc:  # any Redis failure: the database keeps the limits
             if self._down_since is None:
-                log.error(
-                    "redis unreachable (%s); login limits are kept in the database", type(exc).__name__
-                )
+                log.error("redis unreachable (%s); login limits are kept in the database", type(exc).__name__)
             self._down_since = time.monotonic()
             return await operation(self.database)
         if down is not None:

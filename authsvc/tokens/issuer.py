@@ -116,7 +116,12 @@ class TokenIssuer:
         signing: safe on a worker thread.
         """
         access, expires_in = self.access_token(
-            key=key, sub=session.user_id, client=client, scopes=scopes, now=now, sid=session.id,
+            key=key,
+            sub=session.user_id,
+            client=client,
+            scopes=scopes,
+            now=now,
+            sid=session.id,
             cap=session.expires_at,
         )
         iat = int(now)

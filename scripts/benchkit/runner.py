@@ -86,8 +86,7 @@ def _describe(bench: Bench, started: float, peer_status: str) -> None:
             ),
             "server_settings": "authsvc serve, 1 worker, no access log (authsvc serve turns it off), "
             "AUTHSVC_REFRESH_REUSE_GRACE=0, AUTHSVC_LOGIN_MAX_PER_USER and _PER_ADDRESS 1000000 "
-            "(the password row's 32 parallel logins of one user), other settings default; "
-            + uvicorn_stack(),
+            "(the password row's 32 parallel logins of one user), other settings default; " + uvicorn_stack(),
             "peer": peer_status,
             "versions": versions(),
         }

@@ -28,9 +28,7 @@ log = logging.getLogger("authsvc")
 
 
 def upgrade() -> None:
-    op.add_column(
-        "users", sa.Column("credentials_version", sa.Integer, nullable=False, server_default="0")
-    )
+    op.add_column("users", sa.Column("credentials_version", sa.Integer, nullable=False, server_default="0"))
     op.add_column("users", sa.Column("username_key", sa.String(600)))
     _map_usernames()
     op.create_index("ux_users_username_key", "users", ["username_key"], unique=True)
