@@ -94,6 +94,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped after the test (skipped without one)."""
+    url, drop = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
 async def db_harness_factory(harness_factory: Callable[..., Any], database_url: str) -> Callable[..., Any]:
     """Like harness_factory, on SQLite and on PostgreSQL."""
 

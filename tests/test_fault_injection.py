@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,7 +37,7 @@ from authsvc.keys import ring as ring_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
 from authsvc.keys.setup import lifetimes
-from tests.support import AppHarness, authsvc_command, fresh_postgres_database, pg_admin, wait_for_key_poll
+from tests.support import AppHarness, authsvc_command, pg_admin, wait_for_key_poll
 
 UNAVAILABLE = "temporarily_unavailable"
 
@@ -184,15 +184,6 @@ async def test_a_login_cut_midway_leaves_no_half_session(alice: AppHarness) -> N
     live = await harness.services.session_store.live_for_user(user.id, harness.clock.now())
     assert live == [], f"expected no session from the failed login, got {live}"
     assert (await harness.login()).status_code == 200
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url, drop = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop()
 
 
 async def test_postgresql_backends_terminated_and_connections_refused(

@@ -360,15 +360,6 @@ async def test_grace_bodies_are_gone_within_a_minute_on_sqlite(tmp_path: Path) -
         await _watch_grace_bodies(read)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url, drop = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop()
-
-
 @pytest.mark.slow
 async def test_grace_bodies_are_gone_within_a_minute_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     url = postgres_url
