@@ -125,7 +125,7 @@ _PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_timeout":
 def create_engine(database_url: str) -> AsyncEngine:
     """An engine for the configured database; SQLite gets WAL and a busy timeout."""
     url, connect_args = async_url(database_url)
-    if url.get_backend_name() == "sqlite":  # the file: store.sql.opening.prepare_database
+    if url.get_backend_name() == "sqlite":  # the file: store.sql.opening.connect_database
         engine = create_async_engine(url, connect_args=connect_args)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
