@@ -3,7 +3,9 @@
 :class:`VerifierCore` does no I/O. A verifier asks it whether a token justifies
 a JWKS fetch, performs the fetch its own way (``await`` or blocking, each under
 its own lock), hands the result back, and lets the core finish the checks. So
-the caching rules and the token rules exist once.
+the caching rules and the token rules exist once. DPoP likewise: the core
+decides whether a proof binds the token (:mod:`authsvc.verifier.dpop`) and what
+the replay cache is asked; the verifier asks it its own way.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from authsvc.dpop import DpopProof, replay_key
+from authsvc.verifier.dpop import DPOP_SCHEME, DpopRequest, check_binding, replay_expiry
 from authsvc.verifier.errors import InvalidToken
 from authsvc.verifier.keyset import KeyCache
+from authsvc.verifier.nonces import NonceSource
+from authsvc.verifier.replay import InMemoryReplayCache, ReplayCache
 from authsvc.verifier.token import ParsedToken, check_claims, check_scopes, check_signature, parse_token
 
 __all__ = ["FETCH_TIMEOUT", "Clock", "VerifierCore", "scope_list"]
@@ -76,6 +82,9 @@ class VerifierCore:
         max_cache: float | None,
         stale_if_error: float,
         clock: Clock | None,
+        dpop_replay: ReplayCache | None = None,
+        dpop_nonces: NonceSource | None = None,
+        dpop_leeway: float = 60,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ValueError("issuer must be a non-empty string")
@@ -97,6 +106,15 @@ class VerifierCore:
             unknown_kid_cooldown=_non_negative("unknown_kid_cooldown", unknown_kid_cooldown),
         )
         self._clock: Clock = clock if clock is not None else time.time
+        if dpop_replay is not None and not isinstance(dpop_replay, ReplayCache):
+            raise TypeError("dpop_replay must be a ReplayCache (an async first_use method)")
+        if dpop_nonces is not None and not isinstance(dpop_nonces, NonceSource):
+            raise TypeError("dpop_nonces must be a NonceSource (current and valid methods)")
+        self.replay: ReplayCache = (
+            dpop_replay if dpop_replay is not None else InMemoryReplayCache(clock=self._clock)
+        )
+        self.nonces = dpop_nonces
+        self.dpop_leeway = _non_negative("dpop_leeway", dpop_leeway)
 
     def now(self) -> float:
         """The injected clock's time."""
@@ -127,8 +145,41 @@ class VerifierCore:
         """Feed a failed fetch (network error, oversized body) to the cache."""
         self.cache.record_failure(self.now(), why)
 
-    def finish(self, token: ParsedToken, scopes: Collection[str]) -> dict[str, Any]:
-        """Check signature, claims and scopes with the cached keys."""
+    def finish(
+        self, token: str, parsed: ParsedToken, scopes: Collection[str], dpop: DpopRequest | None
+    ) -> tuple[dict[str, Any], DpopProof | None]:
+        """Check signature, claims, DPoP binding and scopes: the claims and the proof to remember.
+
+        The binding is checked before the scopes (a bound token sent as Bearer is
+        401, whatever its scopes); the replay cache comes last, so a refused
+        request never spends a proof.
+        """
+        claims = self.authenticate(parsed)
+        proof = check_binding(
+            token, claims, dpop, now=self.now(), leeway=self.dpop_leeway, nonces=self.nonces
+        )
+        check_scopes(claims, scopes)
+        return claims, proof
+
+    def replay_entry(self, proof: DpopProof) -> tuple[str, str, float]:
+        """What the replay cache is asked for an accepted proof: (owner, jti, expires_at)."""
+        owner, jti = replay_key(proof)
+        return owner, jti, replay_expiry(proof, self.dpop_leeway)
+
+    @staticmethod
+    def replay_outcome(first_use: object) -> None:
+        """Refuse a proof the replay cache has seen."""
+        if not first_use:
+            raise InvalidToken("invalid_dpop_proof", "replayed_dpop_proof", scheme=DPOP_SCHEME)
+
+    @staticmethod
+    def replay_unavailable(exc: Exception) -> InvalidToken:
+        """The refusal when the replay cache cannot answer: fail closed, retry later."""
+        logger.warning("DPoP replay cache failed: %s", type(exc).__name__, exc_info=True)
+        return InvalidToken("invalid_token", "replay_cache_unavailable", scheme=DPOP_SCHEME)
+
+    def authenticate(self, token: ParsedToken) -> dict[str, Any]:
+        """Check signature and claims with the cached keys."""
         now = self.now()
         if not self.cache.is_usable(now):
             raise InvalidToken("invalid_token", "jwks_unavailable")
@@ -148,7 +199,6 @@ class VerifierCore:
             raise
         except Exception as exc:  # as in parse(): never anything but InvalidToken
             raise _unexpected(exc) from exc
-        check_scopes(claims, scopes)
         return claims
 
 

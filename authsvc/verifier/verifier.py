@@ -5,6 +5,13 @@ A fetch happens under a lock and only if no other caller completed one since
 this caller decided to fetch (the cache's ``generation``), so N concurrent
 callers on a cold or expired cache share one request, and a failure is shared
 too instead of being retried N times.
+
+DPoP (RFC 9449): ``verify(token, dpop=DpopRequest(...))`` for a request made with
+the DPoP scheme; the core checks the binding and the proof, then the verifier
+records the proof's ``jti`` in its replay cache (``dpop_replay``, in memory by
+default). The sync verifier runs the cache's ``first_use`` without an event loop,
+so its cache must answer without suspending: :class:`InMemoryReplayCache`, or
+:class:`RedisReplayCache` over a blocking ``redis.Redis``.
 """
 
 from __future__ import annotations
@@ -18,10 +25,16 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import httpx
 
 from authsvc.verifier.core import FETCH_TIMEOUT, Clock, VerifierCore, scope_list
+from authsvc.verifier.dpop import DPOP_SCHEME, DpopRequest
+from authsvc.verifier.errors import InvalidToken
 from authsvc.verifier.keyset import MAX_JWKS_BYTES
+from authsvc.verifier.nonces import NonceSource
+from authsvc.verifier.replay import ReplayCache
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
+
+    from authsvc.dpop import DpopProof
 
 __all__ = ["SyncVerifier", "Verifier"]
 
@@ -40,6 +53,11 @@ class Verifier:
     :class:`~authsvc.verifier.errors.InvalidToken`; ``require`` builds a FastAPI
     dependency. Pass ``http`` to reuse an ``httpx.AsyncClient`` (it is then
     yours to close); otherwise one is made on first use and closed by ``aclose``.
+
+    DPoP: ``dpop_replay`` remembers accepted proofs (an in-memory cache by
+    default; :class:`~authsvc.verifier.RedisReplayCache` to share it between
+    instances), ``dpop_nonces`` makes proofs carry a server nonce, and
+    ``dpop_leeway`` is how far a proof's ``iat`` may be from now, in seconds.
     """
 
     def __init__(
@@ -55,6 +73,9 @@ class Verifier:
         stale_if_error: float = 86400,
         http: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        dpop_replay: ReplayCache | None = None,
+        dpop_nonces: NonceSource | None = None,
+        dpop_leeway: float = 60,
     ) -> None:
         self._core = VerifierCore(
             issuer,
@@ -66,6 +87,9 @@ class Verifier:
             max_cache=max_cache,
             stale_if_error=stale_if_error,
             clock=clock,
+            dpop_replay=dpop_replay,
+            dpop_nonces=dpop_nonces,
+            dpop_leeway=dpop_leeway,
         )
         self._http = http
         self._owns_http = http is None
@@ -87,30 +111,58 @@ class Verifier:
         """Where the keys are fetched from."""
         return self._core.jwks_url
 
-    async def verify(self, token: str, *, scopes: str | Collection[str] = ()) -> dict[str, Any]:
-        """The token's claims if it is a valid access token for us, else InvalidToken."""
+    @property
+    def dpop_nonces(self) -> NonceSource | None:
+        """The server nonces DPoP proofs must carry, if this verifier demands them."""
+        return self._core.nonces
+
+    async def verify(
+        self, token: str, *, scopes: str | Collection[str] = (), dpop: DpopRequest | None = None
+    ) -> dict[str, Any]:
+        """The token's claims if it is a valid access token for us, else InvalidToken.
+
+        ``dpop``: the request's proof, method and URL when it came with the DPoP
+        scheme; a DPoP-bound token (``cnf.jkt``) is refused without one.
+        """
         required = scope_list(scopes)
-        parsed = self._core.parse(token)
-        for _ in range(_MAX_FETCHES_PER_TOKEN):
-            generation = self._core.cache.generation
-            if not self._core.needs_fetch(parsed):
-                break
-            await self._fetch(generation)
-        return self._core.finish(parsed, required)
+        try:
+            parsed = self._core.parse(token)
+            for _ in range(_MAX_FETCHES_PER_TOKEN):
+                generation = self._core.cache.generation
+                if not self._core.needs_fetch(parsed):
+                    break
+                await self._fetch(generation)
+            claims, proof = self._core.finish(token, parsed, required, dpop)
+            if proof is not None:
+                await self._remember(proof)
+        except InvalidToken as exc:
+            if dpop is not None:
+                exc.scheme = DPOP_SCHEME
+            raise
+        return claims
+
+    async def _remember(self, proof: DpopProof) -> None:
+        try:
+            first = await self._core.replay.first_use(*self._core.replay_entry(proof))
+        except Exception as exc:  # the cache is down: never accept an unchecked proof
+            raise self._core.replay_unavailable(exc) from exc
+        self._core.replay_outcome(first)
 
     def require(
-        self, scopes: str | Collection[str] = (), *, realm: str = "authsvc"
+        self, scopes: str | Collection[str] = (), *, realm: str = "authsvc", public_url: str | None = None
     ) -> Callable[..., Awaitable[dict[str, Any]]]:
-        """A FastAPI dependency: the claims of a valid Bearer token holding ``scopes``.
+        """A FastAPI dependency: the claims of a valid Bearer or DPoP token holding ``scopes``.
 
-        Errors follow RFC 6750. Call
+        Errors follow RFC 6750 and RFC 9449. Call
         :func:`authsvc.verifier.fastapi.install_error_handler` on the app to get the
         ``{"error", "error_description"}`` body; without it FastAPI nests that
         object under ``"detail"`` (status and ``WWW-Authenticate`` are the same).
+        ``public_url`` (``https://api.example.com[/prefix]``): how clients reach
+        the app, for the DPoP ``htu`` check; by default the request's own URL.
         """
         from authsvc.verifier.fastapi import bearer_dependency  # lazily: FastAPI is an optional extra
 
-        return bearer_dependency(self, scope_list(scopes), realm=realm)
+        return bearer_dependency(self, scope_list(scopes), realm=realm, public_url=public_url)
 
     def _loop_lock(self) -> asyncio.Lock:
         # asyncio.Lock binds to one loop; a verifier reused across loops (tests,
@@ -183,6 +235,9 @@ class SyncVerifier:
         stale_if_error: float = 86400,
         http: httpx.Client | None = None,
         clock: Clock | None = None,
+        dpop_replay: ReplayCache | None = None,
+        dpop_nonces: NonceSource | None = None,
+        dpop_leeway: float = 60,
     ) -> None:
         self._core = VerifierCore(
             issuer,
@@ -194,6 +249,9 @@ class SyncVerifier:
             max_cache=max_cache,
             stale_if_error=stale_if_error,
             clock=clock,
+            dpop_replay=dpop_replay,
+            dpop_nonces=dpop_nonces,
+            dpop_leeway=dpop_leeway,
         )
         self._http = http
         self._owns_http = http is None
@@ -214,16 +272,51 @@ class SyncVerifier:
         """Where the keys are fetched from."""
         return self._core.jwks_url
 
-    def verify(self, token: str, *, scopes: str | Collection[str] = ()) -> dict[str, Any]:
-        """The token's claims if it is a valid access token for us, else InvalidToken."""
+    @property
+    def dpop_nonces(self) -> NonceSource | None:
+        """The server nonces DPoP proofs must carry, if this verifier demands them."""
+        return self._core.nonces
+
+    def verify(
+        self, token: str, *, scopes: str | Collection[str] = (), dpop: DpopRequest | None = None
+    ) -> dict[str, Any]:
+        """The token's claims if it is a valid access token for us, else InvalidToken.
+
+        ``dpop``: as for :meth:`Verifier.verify`.
+        """
         required = scope_list(scopes)
-        parsed = self._core.parse(token)
-        for _ in range(_MAX_FETCHES_PER_TOKEN):
-            generation = self._core.cache.generation
-            if not self._core.needs_fetch(parsed):
-                break
-            self._fetch(generation)
-        return self._core.finish(parsed, required)
+        try:
+            parsed = self._core.parse(token)
+            for _ in range(_MAX_FETCHES_PER_TOKEN):
+                generation = self._core.cache.generation
+                if not self._core.needs_fetch(parsed):
+                    break
+                self._fetch(generation)
+            claims, proof = self._core.finish(token, parsed, required, dpop)
+            if proof is not None:
+                self._remember(proof)
+        except InvalidToken as exc:
+            if dpop is not None:
+                exc.scheme = DPOP_SCHEME
+            raise
+        return claims
+
+    def _remember(self, proof: DpopProof) -> None:
+        # The cache's coroutine is driven by hand: one step must finish it.
+        step = self._core.replay.first_use(*self._core.replay_entry(proof))
+        try:
+            step.send(None)
+        except StopIteration as done:
+            first = done.value
+        except Exception as exc:  # the cache is down: never accept an unchecked proof
+            raise self._core.replay_unavailable(exc) from exc
+        else:
+            step.close()
+            raise TypeError(
+                "SyncVerifier needs a replay cache that answers without awaiting: "
+                "InMemoryReplayCache, or RedisReplayCache over a blocking redis.Redis"
+            )
+        self._core.replay_outcome(first)
 
     def _fetch(self, generation: int) -> None:
         with self._lock:

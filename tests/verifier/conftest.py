@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dpop_support import DpopClient, ProofKey, proof_keys
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from verifier_support import AUDIENCE, ISSUER, FakeClock, JWKSStub, Minter, Signer
 
@@ -43,6 +44,18 @@ def foreign_rsa() -> Signer:
 def foreign_ed() -> Signer:
     """An Ed25519 key the issuer never published."""
     return Signer(OKPKey.generate_key("Ed25519"), "EdDSA")
+
+
+@pytest.fixture(scope="session")
+def dpop_keys() -> dict[str, ProofKey]:
+    """A client DPoP key per proof algorithm (ES256, EdDSA, Ed25519, RS256, PS256)."""
+    return proof_keys()
+
+
+@pytest.fixture
+def dpop_client(dpop_keys: dict[str, ProofKey], mint: Minter, clock: FakeClock) -> DpopClient:
+    """A client with an ES256 proof key, minting tokens bound to it."""
+    return DpopClient(dpop_keys["ES256"], mint, clock)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dpop_support import ProofKey
 from verifier_support import AUDIENCE, ISSUER, FakeClock, Minter, Signer
 
 from authsvc.verifier import InvalidToken, SyncVerifier, Verifier
@@ -170,7 +171,9 @@ def _load_example() -> ModuleType:
     return module
 
 
-async def test_example_resource_server(live_jwks: LiveJWKS, ed_signer: Signer) -> None:
+async def test_example_resource_server(
+    live_jwks: LiveJWKS, ed_signer: Signer, dpop_keys: dict[str, ProofKey]
+) -> None:
     mint = Minter(ed_signer, FakeClock(time.time()))  # the example runs on the real clock
     issuer = live_jwks.url.removesuffix(JWKS_PATH)
     app = _load_example().create_app(issuer, "authsvc")
@@ -190,3 +193,21 @@ async def test_example_resource_server(live_jwks: LiveJWKS, ed_signer: Signer) -
         orders = await client.get("/orders", headers={"Authorization": f"Bearer {token}"})
         assert orders.status_code == 200
         assert (await client.get("/orders")).status_code == 401
+        # DPoP: ordering needs a bound token and a proof by its key
+        placed = await client.post(
+            "/orders",
+            headers={"Authorization": f"Bearer {mint(iss=issuer, aud='authsvc', scope='orders:write')}"},
+        )
+        assert placed.status_code == 401
+        assert placed.headers["www-authenticate"].startswith('DPoP realm="authsvc", error="invalid_token"')
+        key = dpop_keys["ES256"]
+        bound = mint(
+            ed_signer, iss=issuer, aud="authsvc", scope="orders:read orders:write", cnf={"jkt": key.jkt}
+        )
+        proof = key.proof(time.time(), token=bound, method="POST", url="http://t/orders")
+        placed = await client.post("/orders", headers={"Authorization": f"DPoP {bound}", "DPoP": proof})
+        assert placed.status_code == 200, placed.text
+        assert (await client.get("/orders", headers={"Authorization": f"Bearer {bound}"})).status_code == 401
+        proof = key.proof(time.time(), token=bound, url="http://t/orders")
+        orders = await client.get("/orders", headers={"Authorization": f"DPoP {bound}", "DPoP": proof})
+        assert orders.status_code == 200

@@ -108,15 +108,18 @@ def test_owned_client_closes(mint: Minter) -> None:
 
 
 def test_base_install_imports_nothing_from_the_server() -> None:
-    """The verifier must import with httpx, cryptography and joserfc only."""
+    """The verifier must import with httpx, cryptography and joserfc only (DPoP and Redis included)."""
     code = (
         "import sys\n"
-        "for name in ('fastapi', 'starlette', 'pydantic', 'pydantic_settings', 'sqlalchemy', 'uvicorn'):\n"
+        "blocked = ('fastapi', 'starlette', 'pydantic', 'pydantic_settings', 'sqlalchemy', 'uvicorn')\n"
+        "for name in (*blocked, 'redis'):\n"
         "    sys.modules[name] = None\n"
         "from authsvc.verifier import InvalidToken, SyncVerifier, Verifier\n"
+        "from authsvc.verifier import DpopRequest, InMemoryReplayCache, RedisReplayCache, RotatingNonces\n"
         "Verifier('https://issuer.test', 'api'); SyncVerifier('https://issuer.test', ['api'])\n"
+        "Verifier('https://issuer.test', 'api', dpop_nonces=RotatingNonces(bytes(16)))\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('authsvc'))\n"
-        "allowed = {'authsvc', 'authsvc.jose'}\n"
+        "allowed = {'authsvc', 'authsvc.jose', 'authsvc.dpop'}\n"
         "assert all(m in allowed or m.startswith('authsvc.verifier') for m in loaded), loaded\n"
         "assert 'authsvc.verifier.fastapi' not in loaded\n"
     )
