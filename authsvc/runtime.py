@@ -23,6 +23,7 @@ from authsvc.browser.flow import BrowserFlow
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
+from authsvc.dpop_gate import DpopGate, ServerNonces
 from authsvc.events import Events
 from authsvc.grants import GrantRegistry
 from authsvc.grants.authorization_code import AuthorizationCodeGrant
@@ -44,6 +45,7 @@ from authsvc.store.sql.browser import SqlBrowserStore
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.database import open_database
+from authsvc.store.sql.secrets import shared_secret
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
@@ -92,6 +94,8 @@ class Services:
     browser_store: SqlBrowserStore
     browser_flow: BrowserFlow
     browser_pages: BrowserPages
+    # DPoP proofs at the token endpoint and the protected routes.
+    dpop: DpopGate
     key_poller: asyncio.Task[None] | None = None
     sweeper: asyncio.Task[None] | None = None
 
@@ -172,6 +176,12 @@ class Services:
             )
         )
         cookies = Cookies(secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl)
+        nonces = (
+            ServerNonces(await shared_secret(session_store.db, "dpop_nonce"), clock)
+            if settings.dpop_nonce
+            else None
+        )
+        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, clients.use_assertion, nonces)
         services = cls(
             settings=settings,
             clock=clock,
@@ -205,6 +215,7 @@ class Services:
                 session_store,
                 TtlCache(VERIFIED_TOKEN_TTL, max_entries=10_000),
                 recent_access,
+                dpop,
             ),
             recent_users=recent_users,
             login_limiter=login_limiter,
@@ -222,6 +233,7 @@ class Services:
                 session_ttl=settings.sso_session_ttl,
             ),
             browser_pages=BrowserPages(load_pages(settings), cookies, "/authorize"),
+            dpop=dpop,
         )
         services.watch_keys_in_background()
         return services
