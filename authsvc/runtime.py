@@ -40,7 +40,7 @@ from authsvc.settings import AuthSettings
 from authsvc.sign_in import PasswordCheck
 from authsvc.store.protocols import Counters
 from authsvc.store.records import User
-from authsvc.store.redis import RedisCounters, RedisOrDatabase
+from authsvc.store.redis import RedisCounters, RedisOnce, RedisOrDatabase
 from authsvc.store.sql.browser import SqlBrowserStore
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
@@ -132,11 +132,8 @@ class Services:
         await hasher.prepare()
         clients = ClientDirectory(settings, SqlClientStore(engine))
         database_counters = SqlCounters(session_store.db)
-        counters: Counters = (
-            RedisOrDatabase(RedisCounters(settings.redis_url), database_counters)
-            if settings.redis_url
-            else database_counters
-        )
+        redis = RedisCounters(settings.redis_url) if settings.redis_url else None
+        counters: Counters = RedisOrDatabase(redis, database_counters) if redis else database_counters
         login_limiter = LoginLimiter(
             settings.login_max_per_user,
             settings.login_max_per_address,
@@ -181,7 +178,8 @@ class Services:
             if settings.dpop_nonce
             else None
         )
-        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, clients.use_assertion, nonces)
+        used_once = RedisOnce(redis, clients.use_assertion) if redis else clients.use_assertion
+        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces)
         services = cls(
             settings=settings,
             clock=clock,

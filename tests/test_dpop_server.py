@@ -139,3 +139,23 @@ async def test_metadata_lists_dpop_algs_including_ed25519(harness: AppHarness) -
     doc = (await harness.client.get("/.well-known/openid-configuration")).json()
     assert {"ES256", "EdDSA", "Ed25519", "RS256", "PS256"} <= set(doc["dpop_signing_alg_values_supported"])
     assert "Ed25519" in doc["token_endpoint_auth_signing_alg_values_supported"]
+
+
+async def test_a_replayed_proof_is_refused_with_redis_and_when_redis_is_gone(harness_factory: Any) -> None:
+    from tests.trust_support import redis_url
+
+    harness: AppHarness = await harness_factory(redis_url=redis_url())
+    await harness.add_user()
+    key = ECKey.generate_key("P-256")
+    form = {"grant_type": "password", "username": "alice", "password": "correct horse"}
+    once = proof(key, "ES256", "POST", "/token", harness.clock.now())
+    assert (await harness.client.post("/token", data=form, headers={"DPoP": once})).status_code == 200
+    again = await harness.client.post("/token", data=form, headers={"DPoP": once})
+    assert again.json()["error"] == "invalid_dpop_proof"
+    down: AppHarness = await harness_factory(redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    await down.add_user("bob")
+    form = {"grant_type": "password", "username": "bob", "password": "correct horse"}
+    once = proof(key, "ES256", "POST", "/token", down.clock.now())
+    assert (await down.client.post("/token", data=form, headers={"DPoP": once})).status_code == 200
+    again = await down.client.post("/token", data=form, headers={"DPoP": once})
+    assert again.json()["error"] == "invalid_dpop_proof"
