@@ -75,12 +75,10 @@ _PATH_SAFE: Final = "/!$&'()*+,;=:@-._~"
 def dpop_challenge(
     realm: str, *, error: str | None = None, description: str | None = None, scope: str | None = None
 ) -> str:
-    """``DPoP realm="…"[, error="…", error_description="…"][, scope="…"], algs="…"`` (RFC 9449 §7.1)."""
-    return (
-        DPOP_SCHEME
-        + challenge(realm, error=error, description=description, scope=scope).removeprefix("Bearer")
-        + f', algs="{_ALGS}"'
-    )
+    """``DPoP realm="…"[, error="…", error_description="…"][, scope="…"], algs="…"`` (RFC 9449 §7.1):
+    RFC 6750's parameters under the DPoP scheme, then the proof algorithms accepted."""
+    parameters = challenge(realm, error=error, description=description, scope=scope).removeprefix("Bearer ")
+    return f'{DPOP_SCHEME} {parameters}, algs="{_ALGS}"'
 
 
 class BearerError(HTTPException):
