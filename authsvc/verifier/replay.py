@@ -63,7 +63,7 @@ class InMemoryReplayCache:
         self._clock = clock if clock is not None else time.time
         self._lock = threading.Lock()
         self._expiry: dict[tuple[str, str], float] = {}
-        self._heap: list[tuple[float, tuple[str, str]]] = []  # may hold stale items; _expiry decides
+        self._heap: list[tuple[float, tuple[str, str]]] = []  # the same entries, soonest expiry first
         self._last_eviction_log = -math.inf
 
     def __len__(self) -> int:
@@ -84,23 +84,17 @@ class InMemoryReplayCache:
                 self._evict(now)
             self._expiry[key] = expires_at
             heapq.heappush(self._heap, (expires_at, key))
-            if len(self._heap) > 2 * self.max_entries:  # stale heap items piled up: rebuild
-                self._heap = [(at, k) for k, at in self._expiry.items()]
-                heapq.heapify(self._heap)
             return True
 
     def _purge(self, now: float) -> None:
         # An entry matters while a proof with its iat can still be accepted: up to and
         # including expires_at.
         while self._heap and self._heap[0][0] < now:
-            at, key = heapq.heappop(self._heap)
-            if self._expiry.get(key) == at:
-                del self._expiry[key]
+            _, key = heapq.heappop(self._heap)
+            del self._expiry[key]
 
     def _evict(self, now: float) -> None:
-        at, key = heapq.heappop(self._heap)
-        if self._expiry.get(key) != at:
-            return
+        _, key = heapq.heappop(self._heap)
         del self._expiry[key]
         if now - self._last_eviction_log >= _EVICTION_LOG_INTERVAL:
             self._last_eviction_log = now
