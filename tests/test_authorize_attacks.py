@@ -960,3 +960,133 @@ async def test_userinfo_refusals(world: World) -> None:
     answer = await client.get("/userinfo", headers={"Authorization": f"Bearer {password_token}"})
     assert answer.status_code == 403
     assert "insufficient_scope" in answer.headers["www-authenticate"]
+
+
+# --- 13. sessions, consent and the trust rules ---------------------------------------------------
+async def test_a_planted_session_cookie_is_replaced_at_login(world: World) -> None:
+    browser = world.browser()
+    browser.cookies.set("authsvc_session", "attacker-chosen-session-id", domain="127.0.0.1")
+    page, form = await login_page(browser)
+    answer = await post_form(browser, page, form, {**form.fields, **_credentials()})
+    assert answer.status_code == 303, answer.text[:300]
+    cookies = [c for c in answer.headers.get_list("set-cookie") if c.startswith("authsvc_session=")]
+    assert cookies, "no session cookie set at login"
+    assert "attacker-chosen-session-id" not in cookies[0]
+
+
+async def test_consent_cannot_be_skipped_by_posting_it_to_the_login_step(world: World) -> None:
+    browser = world.browser()
+    page, form = await login_page(browser, authorize("web", WEB))
+    answer = await post_form(browser, page, form, {**form.fields, "consent": "allow"})
+    assert answer.status_code < 500
+    assert "code=" not in answer.headers.get("location", ""), answer.headers["location"]
+    answer = await post_form(browser, page, form, {**form.fields, "username": "alice", "consent": "allow"})
+    assert answer.status_code < 500
+    assert "code=" not in answer.headers.get("location", ""), answer.headers["location"]
+
+
+async def test_consent_is_remembered_for_the_scopes_granted_only(world: World) -> None:
+    browser = world.browser()
+    await world.code(browser, "web", WEB, scope="openid")  # login + consent to openid
+    same = await browser.get(authorize("web", WEB, scope="openid"))
+    assert same.status_code == 303 and "code" in callback_query(same.headers["location"]), same.text[:300]
+    more = await browser.get(authorize("web", WEB, scope="openid email"))
+    assert_page(more, 200)
+    assert page_form(more).is_consent, "consent for a wider scope was assumed"
+    asked = await browser.get(authorize("web", WEB, scope="openid", prompt="consent"))
+    assert_page(asked, 200)
+    assert page_form(asked).is_consent, "prompt=consent did not ask"
+
+
+async def test_a_denied_consent_is_not_remembered(world: World) -> None:
+    browser = world.browser()
+    query = await sign_in(browser, authorize("web", WEB), "alice", PASSWORD, consent="deny")
+    assert query.get("error") == "access_denied", query
+    again = await browser.get(authorize("web", WEB))
+    assert_page(again, 200)
+    assert page_form(again).is_consent
+
+
+async def test_prompt_login_and_max_age_ask_for_the_password_again(world: World) -> None:
+    browser = world.browser()
+    await world.code(browser)
+    for params in ({"prompt": "login"}, {"max_age": "5"}):
+        world.h.clock.advance(10)
+        answer = await browser.get(authorize(**params))
+        assert_page(answer, 200)
+        assert page_form(answer).is_login, f"{params}: no login page"
+    answer = await browser.get(authorize(max_age="3600"))  # recent enough: no page
+    assert answer.status_code == 303, answer.text[:300]
+
+
+async def test_the_sso_session_ends_after_its_lifetime(world: World) -> None:
+    browser = world.browser()
+    await world.code(browser)
+    world.h.clock.advance(world.h.settings.sso_session_ttl + 1)
+    answer = await browser.get(authorize())
+    assert_page(answer, 200)
+    assert page_form(answer).is_login, "an expired browser session still signs in"
+    answer = await browser.get(authorize(prompt="none"))
+    assert_error_redirect(answer, LOOP, "login_required")
+
+
+async def test_a_pending_request_expires(world: World) -> None:
+    browser = world.browser()
+    page, form = await login_page(browser)
+    world.h.clock.advance(601)
+    answer = await post_form(browser, page, form, {**form.fields, **_credentials()})
+    assert 300 <= answer.status_code < 500, answer.status_code
+    assert "code=" not in answer.headers.get("location", ""), "a code from a request older than 600 s"
+
+
+async def test_a_disabled_user_gets_no_code_and_redeems_none(world: World) -> None:
+    browser = world.browser()
+    code, verifier = await world.code(browser)
+    await world.h.services.users.set_disabled("alice", True, world.h.clock.now())
+    assert_token_error(await world.redeem(code, verifier, LOOP), 400, "invalid_grant")
+    answer = await browser.get(authorize())  # the browser session of a disabled user
+    assert answer.status_code < 500
+    assert "code=" not in answer.headers.get("location", ""), "a disabled user's session gave a code"
+    fresh = world.browser()
+    page, form = await login_page(fresh)
+    answer = await post_form(fresh, page, form, {**form.fields, **_credentials()})
+    assert answer.status_code in (200, 429), answer.status_code  # the generic failure
+    assert "location" not in answer.headers
+
+
+async def test_a_removed_client_redeems_no_code(world: World, tmp_path: Path) -> None:
+    code, verifier = await world.code(client_id="web", redirect_uri=WEB)
+    with contextlib.chdir(tmp_path):
+        from tests.trust_support import cli_ok
+
+        cli_ok(cli_env(tmp_path), "clients", "remove", "web")
+    answer = await world.redeem(code, verifier, WEB, "web")
+    assert answer.status_code in (400, 401), answer.text
+    assert answer.json()["error"] in ("invalid_grant", "invalid_client")
+
+
+async def test_state_comes_back_exactly(world: World) -> None:
+    state = "a b&c=d/é?#%20+\u2603"
+    query = await sign_in(world.browser(), authorize(state=state), "alice", PASSWORD)
+    assert query["state"] == state
+    answer = await world.browser().get(authorize(state=state, code_challenge_method="plain"))
+    assert assert_error_redirect(answer, LOOP, "invalid_request", state=state)["state"] == state
+
+
+async def test_refresh_cannot_widen_the_granted_scope(world: World) -> None:
+    tokens = await world.tokens("spa", LOOP, scope="openid")
+    answer = await world.h.refresh(tokens["refresh_token"], client_id="spa", scope="openid email")
+    assert_token_error(answer, 400, "invalid_scope")
+
+
+async def test_id_and_refresh_tokens_are_not_access_tokens(world: World) -> None:
+    tokens = await world.tokens("spa", LOOP, scope="openid profile")
+    for name in ("id_token", "refresh_token"):
+        bearer = {"Authorization": f"Bearer {tokens[name]}"}
+        for path in ("/userinfo", "/users/me"):
+            answer = await world.h.client.get(path, headers=bearer)
+            assert answer.status_code == 401, f"{name} accepted at {path}: {answer.status_code}"
+    good = await world.h.client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert good.status_code == 200, good.text
