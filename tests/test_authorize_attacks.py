@@ -282,6 +282,12 @@ NEAR_MISSES = [
     ("spa", "http://127.0.0.1:abc/cb"),
     ("spa", "http://127.0.0.1:99999/cb"),
     ("spa", "http://127.0.0.1:8080/cb?x=1"),
+    ("spa", "http://127.0.0.1:8080/c\tb"),  # urlsplit drops tabs and newlines; a browser goes elsewhere
+    ("spa", "http://127.0.0.1:8080/c\r\nb"),
+    ("spa", "http://127.0.0.1:8080/cb\n"),
+    ("spa", "http://127.0.0.1:8080/\tcb"),
+    ("spa", "http://127.0.0.1:8\t080/cb"),
+    ("web", "https://rp.example/c\tb"),
     ("spa", WEB),
 ]
 
