@@ -1096,3 +1096,38 @@ async def test_id_and_refresh_tokens_are_not_access_tokens(world: World) -> None
         "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert good.status_code == 200, good.text
+
+
+async def test_parallel_redemptions_of_one_code_give_at_most_one_set_of_live_tokens(world: World) -> None:
+    code, verifier = await world.code()
+    gate = asyncio.Event()
+
+    async def redeem() -> httpx.Response:
+        await gate.wait()
+        return await world.redeem(code, verifier, LOOP)
+
+    tasks = [asyncio.ensure_future(redeem()) for _ in range(10)]
+    await asyncio.sleep(0)
+    gate.set()
+    answers = await asyncio.gather(*tasks)
+    won = [a for a in answers if a.status_code == 200]
+    assert len(won) <= 1, f"{len(won)} redemptions of one code succeeded"
+    for answer in answers:
+        if answer.status_code != 200:
+            assert_token_error(answer, 400, "invalid_grant")
+    if won:  # the others were second redemptions: the winner's tokens are revoked
+        refreshed = await world.h.refresh(won[0].json()["refresh_token"], client_id="spa")
+        assert_token_error(refreshed, 400, "invalid_grant")
+        assert (await world.h.me(won[0].json()["access_token"])).status_code == 401
+
+
+async def test_a_verifier_outside_rfc7636_is_refused_even_when_its_hash_matches(world: World) -> None:
+    import base64
+    import hashlib
+
+    for verifier in ("a" * 42, "a" * 129, "!" * 50, "a" * 42 + " "):
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = await sign_in(world.browser(), authorize(challenge=challenge), "alice", PASSWORD)
+        answer = await world.redeem(query["code"], verifier, LOOP)
+        assert answer.status_code == 400, f"verifier {verifier!r}: {answer.status_code}"
+        assert answer.json()["error"] in ("invalid_request", "invalid_grant"), answer.text
