@@ -40,7 +40,7 @@ from tests.browser_flow import (
     sign_in,
 )
 from tests.oidc_support import OIDC_SCOPES, PASSWORD, add_browser_client, add_user
-from tests.support import ISSUER, AppHarness, LiveServer, claims_of, create_database
+from tests.support import ISSUER, AppHarness, LiveServer, claims_of, create_database, run_cli
 from tests.test_trust_limits import _failed_logins
 from tests.trust_support import add_confidential_client, cli_env
 
@@ -1131,3 +1131,19 @@ async def test_a_verifier_outside_rfc7636_is_refused_even_when_its_hash_matches(
         answer = await world.redeem(query["code"], verifier, LOOP)
         assert answer.status_code == 400, f"verifier {verifier!r}: {answer.status_code}"
         assert answer.json()["error"] in ("invalid_request", "invalid_grant"), answer.text
+
+
+def test_cli_refuses_redirect_uris_rfc6749_forbids(tmp_path: Path) -> None:
+    """RFC 6749 §3.1.2: a redirection endpoint is an absolute URI without a fragment."""
+    from tests.trust_support import assert_one_line_error
+
+    env = cli_env(tmp_path)
+    create_database(env)
+    for index, uri in enumerate(("https://rp.example/cb#fragment", "/cb", "rp.example/cb", "")):
+        args = ("clients", "add", f"bad{index}", "--public", "--grant", "authorization_code")
+        result = run_cli(*args, "--redirect-uri", uri, env=env)
+        assert_one_line_error(result, f"--redirect-uri {uri!r}")
+    ok = run_cli(
+        "clients", "add", "good", "--public", "--grant", "authorization_code", "--redirect-uri", WEB, env=env
+    )
+    assert ok.returncode == 0, ok.stderr
