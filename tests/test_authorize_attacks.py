@@ -49,6 +49,7 @@ WEB_LOGOUT = "https://rp.example/bye"
 LOOPBACK = "http://127.0.0.1/cb"  # registered; any port matches
 LOOP = "http://127.0.0.1:8080/cb"  # what the native app sends
 LIMIT = 3
+APP_ORIGIN = "https://app.example"
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 Factory = Callable[..., Any]
@@ -78,7 +79,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         )
         assert web is not None
         secrets["web"] = web
-        add_browser_client(env, "spa", LOOPBACK, kind="public", first_party=True)
+        add_browser_client(
+            env, "spa", LOOPBACK, kind="public", first_party=True, extra=("--web-origin", APP_ORIGIN)
+        )
         add_browser_client(env, "twin", LOOPBACK, kind="public", first_party=True)  # same redirect URI
         add_browser_client(env, "no-refresh", LOOPBACK, kind="public", first_party=True, refresh=False)
         par_only = add_browser_client(env, "par-only", WEB, first_party=True, extra=("--require-par",))
@@ -1147,3 +1150,67 @@ def test_cli_refuses_redirect_uris_rfc6749_forbids(tmp_path: Path) -> None:
         "clients", "add", "good", "--public", "--grant", "authorization_code", "--redirect-uri", WEB, env=env
     )
     assert ok.returncode == 0, ok.stderr
+
+
+# --- 14. CORS ------------------------------------------------------------------------------------------
+async def test_cors_only_for_registered_origins_and_never_with_credentials(world: World) -> None:
+    tokens = await world.tokens("spa", LOOP)
+    client = world.h.client
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    calls = {
+        "/token": lambda h: client.post(
+            "/token", data={"grant_type": "refresh_token", "refresh_token": "x"}, headers=h
+        ),
+        "/revoke": lambda h: client.post("/revoke", data={"token": "x", "client_id": "spa"}, headers=h),
+        "/userinfo": lambda h: client.get("/userinfo", headers={**bearer, **h}),
+    }
+    for path, call in calls.items():
+        answer = await call({"Origin": APP_ORIGIN})
+        assert answer.headers.get("access-control-allow-origin") == APP_ORIGIN, (path, answer.headers)
+        assert "origin" in answer.headers.get("vary", "").lower(), (path, answer.headers)
+        assert answer.headers.get("access-control-allow-credentials") != "true", path
+        preflight = await client.options(
+            path,
+            headers={
+                "Origin": APP_ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, dpop, content-type",
+            },
+        )
+        assert preflight.status_code == 204, (path, preflight.status_code, preflight.text)
+        assert preflight.headers.get("access-control-allow-origin") == APP_ORIGIN, path
+        allowed = {
+            h.strip().lower() for h in preflight.headers.get("access-control-allow-headers", "").split(",")
+        }
+        assert {"authorization", "dpop", "content-type"} <= allowed, (path, allowed)
+        assert "POST" in preflight.headers.get("access-control-allow-methods", ""), path
+        assert preflight.headers.get("access-control-allow-credentials") != "true", path
+        for origin in (
+            "https://evil.example",
+            "https://app.example.evil.example",
+            "https://evilapp.example",
+            "http://app.example",
+            "https://app.example:8443",
+            "null",
+            APP_ORIGIN + "/",
+        ):
+            answer = await call({"Origin": origin})
+            assert answer.status_code < 500, (path, origin)
+            assert answer.headers.get("access-control-allow-origin") in (None,), (
+                path,
+                origin,
+                answer.headers,
+            )
+            preflight = await client.options(
+                path, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+            )
+            assert preflight.status_code < 500, (path, origin)
+            assert "access-control-allow-origin" not in preflight.headers, (path, origin)
+    for path in ("/introspect",):  # for resource servers, not browsers
+        answer = await client.post(path, data={"token": "x"}, headers={"Origin": APP_ORIGIN})
+        assert "access-control-allow-origin" not in answer.headers, path
+    for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration"):
+        answer = await client.get(path, headers={"Origin": "https://anyone.example"})
+        assert answer.headers.get("access-control-allow-origin") == "*", path
+    page = await world.browser().get(authorize(), headers={"Origin": APP_ORIGIN})
+    assert "access-control-allow-origin" not in page.headers, "the hosted pages are not for scripts"
