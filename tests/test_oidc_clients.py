@@ -185,7 +185,9 @@ def test_discovery_is_openid_connect(server: LiveServer, metadata: dict[str, Any
     assert metadata["require_pushed_authorization_requests"] is False
     other = httpx.get(issuer + "/.well-known/oauth-authorization-server")
     assert other.json() == metadata
-    cors = httpx.get(issuer + "/.well-known/openid-configuration").headers
+    cors = httpx.get(
+        issuer + "/.well-known/openid-configuration", headers={"Origin": "https://a.example"}
+    ).headers
     assert cors["access-control-allow-origin"] == "*"
 
 
