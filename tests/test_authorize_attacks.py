@@ -1026,6 +1026,9 @@ async def test_prompt_login_and_max_age_ask_for_the_password_again(world: World)
         assert page_form(answer).is_login, f"{params}: no login page"
     answer = await browser.get(authorize(max_age="3600"))  # recent enough: no page
     assert answer.status_code == 303, answer.text[:300]
+    world.h.clock.advance(10)
+    answer = await browser.get(authorize(max_age="5", prompt="none"))
+    assert_error_redirect(answer, LOOP, "login_required")
 
 
 async def test_the_sso_session_ends_after_its_lifetime(world: World) -> None:
@@ -1099,6 +1102,37 @@ async def test_id_and_refresh_tokens_are_not_access_tokens(world: World) -> None
         "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert good.status_code == 200, good.text
+    introspected = await world.h.client.post(
+        "/introspect", data={"token": tokens["id_token"]}, auth=("web", world.secrets["web"])
+    )
+    assert introspected.json() == {"active": False}, "an ID token introspects as active"
+
+
+async def test_only_an_id_token_is_a_logout_hint(world: World) -> None:
+    browser, tokens = await _signed_in_web(world)
+    client_credentials = await world.h.client.post(
+        "/token", data={"grant_type": "client_credentials"}, auth=("m2m", world.secrets["m2m"])
+    )
+    id_token = tokens["id_token"]
+    tampered = id_token[:-4] + ("AAAA" if not id_token.endswith("AAAA") else "BBBB")
+    for name, token in (
+        ("access token", tokens["access_token"]),
+        ("refresh token", tokens["refresh_token"]),
+        ("client_credentials token", client_credentials.json()["access_token"]),
+        ("tampered ID token", tampered),
+        ("ID token without signature", id_token.rsplit(".", 1)[0] + "."),
+    ):
+        answer = await browser.get(
+            "/logout", params={"id_token_hint": token, "post_logout_redirect_uri": WEB_LOGOUT}
+        )
+        assert answer.status_code == 400, f"{name}: {answer.status_code} {answer.headers.get('location')}"
+        assert_page(answer, 400)
+    refreshed = await world.h.client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=("web", world.secrets["web"]),
+    )
+    assert refreshed.status_code == 200, "a refused hint signed the user out"
 
 
 async def test_parallel_redemptions_of_one_code_give_at_most_one_set_of_live_tokens(world: World) -> None:
