@@ -20,7 +20,7 @@ from authsvc.cli_clients import clients_app
 from authsvc.cli_keys import keys_app
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
-from authsvc.events import Events, SessionsLoggedOut, UserDisabled, UserEnabled
+from authsvc.events import ConsentRevoked, Events, SessionsLoggedOut, UserDisabled, UserEnabled
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import DEFAULT_PORT, AuthSettings, get_settings
 
@@ -95,12 +95,14 @@ def serve(
     from authsvc.keys.preflight import check_passphrase
     from authsvc.keys.setup import bootstrap_keys, build_key_store
     from authsvc.serving import address, listen, run_uvicorn
+    from authsvc.web.pages import load_pages
 
     settings = _settings()
     # The port first: a busy one or a bad host is one line, before anything is created.
     sock = listen(host, port)
     settings = settings.for_port(sock.getsockname()[1])
     try:
+        load_pages(settings)  # a broken replacement template is one line now, not a traceback later
         # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
         # first key and prove the passphrase opens the signing key, once, before any worker
         # starts: errors are one line here. The app then only loads the keys.
@@ -310,6 +312,39 @@ def users_logout(name: str) -> None:
     typer.echo(f"revoked {_run(lambda: _with_stores(_settings(), logout))} sessions of {name}")
 
 
+@users_app.command("consents")
+def users_consents(
+    name: str,
+    revoke: Annotated[
+        str | None,
+        typer.Option("--revoke", metavar="CLIENT_ID", help="Forget the consent given to a client."),
+    ] = None,
+) -> None:
+    """List the clients a user has consented to (and the scopes), or revoke one consent."""
+    from datetime import UTC, datetime
+
+    from authsvc.store.sql.browser import SqlBrowserStore
+
+    async def act(users: Any, sessions: Any) -> list[Any] | bool:
+        user = await _require_user(users, name)
+        store = SqlBrowserStore(sessions.db)
+        if revoke is None:
+            return list(await store.consents(user.id))
+        if not await store.revoke_consent(user.id, revoke):
+            raise CommandError(f"{name} has not consented to client {revoke!r}")
+        Events().publish(ConsentRevoked(user_id=user.id, client_id=revoke))
+        return True
+
+    result = _run(lambda: _with_stores(_settings(), act))
+    if revoke is not None:
+        typer.echo(f"revoked the consent of {name} to client {revoke}")
+        return
+    assert isinstance(result, list)
+    for consent in result:
+        granted = datetime.fromtimestamp(consent.granted_at, UTC).isoformat(timespec="seconds")
+        typer.echo(f"{consent.client_id}\tgranted {granted}\t{' '.join(sorted(consent.scopes))}")
+
+
 # --- db ------------------------------------------------------------------------------
 async def _revision(migrate: bool) -> str | None:
     """The database's schema revision, after bringing it to head when ``migrate``.
@@ -349,12 +384,18 @@ def db_current() -> None:
 
 @db_app.command("prune")
 def db_prune() -> None:
-    """Delete expired refresh tokens, sessions and revocations."""
+    """Delete expired refresh tokens, sessions, revocations, codes and browser sessions."""
+    from authsvc.store.sql.browser import SqlBrowserStore
+
+    settings = _settings()
 
     async def prune(_users: Any, sessions: Any) -> dict[str, int]:
-        return dict(await sessions.prune(SystemClock().now()))
+        now = SystemClock().now()
+        counts = dict(await sessions.prune(now))
+        counts.update(await SqlBrowserStore(sessions.db).prune(now, code_memory=settings.access_token_ttl))
+        return counts
 
-    counts = _run(lambda: _with_stores(_settings(), prune))
+    counts = _run(lambda: _with_stores(settings, prune))
     typer.echo("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
