@@ -1,0 +1,98 @@
+"""The hosted login page as a person meets it: a wrong password, the keyboard alone, a phone's screen."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.browser.support import (
+    GENERIC_LOGIN_ERROR,
+    PASSWORD,
+    SPA,
+    AuthorizationRequest,
+    SignInSite,
+    redeem,
+    screenshot,
+    submit_login,
+    visible_text,
+    wait_for_login_page,
+    wait_for_new_page,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_wrong_password_shows_the_form_again_with_one_generic_message(
+    browser: WebDriver, site: SignInSite
+) -> None:
+    user = site.add_user()
+    request = AuthorizationRequest.for_client(site, SPA)
+    browser.get(request.url(site))
+    assert GENERIC_LOGIN_ERROR not in visible_text(browser)
+
+    submit_login(browser, user, PASSWORD + "!")
+    form = wait_for_login_page(browser)  # the answer to the POST itself: the form again
+    assert browser.current_url.split("?")[0] == site.endpoint("authorization")
+    assert visible_text(browser).count(GENERIC_LOGIN_ERROR) == 1, visible_text(browser)
+    assert form.element.find_element(By.CSS_SELECTOR, "input[name=password]").get_attribute("value") == ""
+    screenshot(browser, "login-error.png")
+    wrong_password_page = visible_text(browser)
+
+    submit_login(browser, "nobody-" + user, PASSWORD)  # an unknown user reads exactly the same
+    wait_for_login_page(browser)
+    assert visible_text(browser) == wrong_password_page
+    assert site.callbacks.find("/callback", request.state) is None
+    assert browser.get_cookie("authsvc_session") is None
+
+    submit_login(browser, user, PASSWORD)
+    callback = site.callbacks.wait("/callback", request.state)
+    assert redeem(site, request, callback)["access_token"]
+
+
+def test_login_form_works_with_the_keyboard_alone(browser: WebDriver, site: SignInSite) -> None:
+    user = site.add_user()
+    request = AuthorizationRequest.for_client(site, SPA)
+    browser.get(request.url(site))
+    form = wait_for_login_page(browser)
+    username = form.element.find_element(By.CSS_SELECTOR, "input[name=username]")
+    password = form.element.find_element(By.CSS_SELECTOR, "input[name=password]")
+    keys = ActionChains(browser)
+
+    for _ in range(10):  # Tab from the top of the page to the username field
+        if browser.switch_to.active_element == username:
+            break
+        keys.send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element == username, "Tab never reaches the username field"
+    keys.send_keys(user).perform()
+    keys.send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element == password, "Tab from the username does not go to the password"
+    keys.send_keys(PASSWORD).perform()
+    keys.send_keys(Keys.ENTER).perform()
+    wait_for_new_page(browser, form.element)
+
+    callback = site.callbacks.wait("/callback", request.state)
+    assert "code" in callback, callback
+
+
+def test_login_page_fits_a_phone(phone_browser: WebDriver, site: SignInSite) -> None:
+    user = site.add_user()
+    request = AuthorizationRequest.for_client(site, SPA)
+    phone_browser.get(request.url(site))
+    form = wait_for_login_page(phone_browser)
+    screenshot(phone_browser, "login-mobile.png")
+
+    width, scroll_width = phone_browser.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollWidth]"
+    )
+    assert width == 390, f"laid out {width} px wide on a 390 px screen (no viewport meta tag?)"
+    assert scroll_width <= width, f"{scroll_width} px of content on a {width} px screen"
+    for name in ("username", "password"):
+        field = form.element.find_element(By.CSS_SELECTOR, f"input[name={name}]")
+        box = field.rect
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
+
+    submit_login(phone_browser, user, PASSWORD)
+    assert "code" in site.callbacks.wait("/callback", request.state)
