@@ -66,6 +66,10 @@ class AuthSettings(BaseSettings):
     redis_url: str | None = None
     password_min_length: int = Field(8, ge=1)
     key_standby: bool = True
+    # Browser sign-in (CONTRACT.md): codes, the SSO session, replaceable page templates.
+    auth_code_ttl: int = Field(60, ge=1)
+    sso_session_ttl: int = Field(28_800, ge=1)
+    templates_dir: Path | None = None
 
     @field_validator("issuer")
     @classmethod
@@ -73,6 +77,13 @@ class AuthSettings(BaseSettings):
         if value is None:
             return None
         check_issuer(value)
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _check_templates_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("not a directory")
         return value
 
     @field_validator("trusted_proxies")
@@ -114,6 +125,11 @@ class AuthSettings(BaseSettings):
         if self.issuer is not None:
             return self
         return self.model_copy(update={"issuer": f"http://127.0.0.1:{port}"})
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are Secure and ``__Host-`` prefixed when the issuer is https."""
+        return self.resolved_issuer.startswith("https://")
 
     @property
     def passphrase_bytes(self) -> bytes | None:

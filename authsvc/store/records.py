@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Client", "IssuedRefreshToken", "RefreshTokenRow", "SessionRecord", "User"]
+__all__ = [
+    "AuthorizationCode",
+    "BrowserSession",
+    "Client",
+    "Consent",
+    "IssuedRefreshToken",
+    "PendingRequest",
+    "RefreshTokenRow",
+    "SessionRecord",
+    "User",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,9 @@ class SessionRecord:
     expires_at: float
     revoked_at: float | None
     revoked_reason: str | None
+    # The browser session whose sign-in started the family (browser sign-in): a
+    # logout there ends it too.
+    browser_session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,9 @@ class IssuedRefreshToken:
     issued_at: float
     expires_at: float
     body: str
+    # False: the response carries no refresh token (a client without the refresh_token
+    # grant signed in through the browser); the session exists for ``sid`` alone.
+    stored: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +88,61 @@ class Client:
     jwks: str | None = None
     # False only for the built-in default client, which has no row to re-check.
     registered: bool = True
+    # Browser sign-in (CONTRACT.md): where codes and logouts may go, who may call from a
+    # browser, whether consent is skipped and whether PAR is required.
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    web_origins: tuple[str, ...] = ()
+    first_party: bool = False
+    require_par: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A signed-in browser (SSO): the cookie holds a secret whose SHA-256 is ``id``."""
+
+    id: str
+    user_id: str
+    auth_time: float
+    expires_at: float
+    credentials_version: int
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    user_id: str
+    client_id: str
+    scopes: frozenset[str]
+    granted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A validated authorization request waiting for the browser (an interaction) or
+    pushed by a client (PAR): kept server-side under the SHA-256 of its handle."""
+
+    id: str
+    client_id: str
+    parameters: str  # JSON of the request's parameters
+    expires_at: float
+    kind: str  # "interaction" | "par"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An issued code, under the SHA-256 of its value, bound to what the request said."""
+
+    id: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    scope: str
+    user_id: str
+    browser_session_id: str
+    auth_time: float
+    credentials_version: int
+    expires_at: float
+    used_at: float | None = None
+    session_id: str | None = None  # the family its redemption opened

@@ -31,10 +31,12 @@ from authsvc.keys.ring import KeyRing
 from authsvc.scopes import granted_scopes, scope_str
 from authsvc.store.protocols import SessionTransaction, SessionWriter
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
+from authsvc.tokens.id_token import IdTokenRequest
 from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti
 from authsvc.tokens.validation import TokenRejected, check_token
 
 __all__ = [
+    "BrowserSignIn",
     "Families",
     "Outcome",
     "Rotation",
@@ -51,6 +53,7 @@ class TokenResponse:
     """A token endpoint success body, serialised once (and stored as-is for grace)."""
 
     body: bytes
+    session_id: str | None = None  # the family a sign-in opened
 
 
 class Outcome(StrEnum):
@@ -102,7 +105,8 @@ def open_family(
     if registered_client and not tx.client_live(session.client_id):
         raise _Stale
     token = first(session)
-    tx.insert_token(token, session)
+    if token.stored:
+        tx.insert_token(token, session)
     return token
 
 
@@ -219,6 +223,15 @@ async def open_session(
 
 
 # --- the service --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BrowserSignIn:
+    """What a code redemption brings from the browser sign-in behind it."""
+
+    browser_session_id: str
+    credentials_version: int  # as the sign-in read it
+    id_token: IdTokenRequest
+
+
 class Families:
     """Starts and rotates families for the grants; every decision above, nothing else."""
 
@@ -241,8 +254,21 @@ class Families:
         self.grace = grace
         self.session_ttl = session_ttl
 
-    async def start(self, user: User, client: Client, scopes: frozenset[str]) -> TokenResponse:
-        """A login: open a family and return its first tokens."""
+    async def start(
+        self,
+        user: User,
+        client: Client,
+        scopes: frozenset[str],
+        *,
+        browser: BrowserSignIn | None = None,
+    ) -> TokenResponse:
+        """A login: open a family and return its first tokens.
+
+        ``browser``: a code redemption, whose sign-in happened earlier in a
+        browser session; the family is tied to that session, gets an ID token
+        when ``openid`` was granted, a refresh token only when the client has
+        the grant, and must still match the credentials the sign-in saw.
+        """
         now = self.clock.now()
         session = SessionRecord(
             id="s_" + secrets.token_urlsafe(16),
@@ -253,23 +279,33 @@ class Families:
             expires_at=now + self.session_ttl,
             revoked_at=None,
             revoked_reason=None,
+            browser_session_id=browser.browser_session_id if browser else None,
         )
         key = self.issuer.signing_key()
         jti = new_jti()
+        refresh = browser is None or "refresh_token" in client.grant_types
+        id_token = browser.id_token if browser is not None and "openid" in scopes else None
         first = await open_session(
             self.store,
             session,
             lambda s: self.issuer.session_tokens(
-                key=key, session=s, client=client, scopes=scopes, now=now, jti=jti
+                key=key,
+                session=s,
+                client=client,
+                scopes=scopes,
+                now=now,
+                jti=jti,
+                refresh=refresh,
+                id_token=id_token,
             ),
-            credentials_version=user.credentials_version,
+            credentials_version=browser.credentials_version if browser else user.credentials_version,
             registered_client=client.registered,
         )
         if first is None:
             # A password change, disable or client removal won the race with this login.
             raise InvalidGrant("The username or password is incorrect.", detail="credentials changed")
         self.events.publish(SessionStarted(user_id=user.id, client_id=client.id, sid=session.id))
-        return TokenResponse(first.body.encode())
+        return TokenResponse(first.body.encode(), session_id=session.id)
 
     async def rotate(self, token: str, client: Client, requested: frozenset[str] | None) -> TokenResponse:
         """A refresh: spend ``token``, return its successor (or the grace replay)."""

@@ -24,6 +24,7 @@ from authsvc.jose import registry_for
 from authsvc.keys.ring import KeyRing, LoadedKey
 from authsvc.scopes import scope_str
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord
+from authsvc.tokens.id_token import ID_TOKEN_TYP, IdTokenRequest, id_token_claims
 
 __all__ = ["ACCESS_TYP", "REFRESH_TYP", "TokenIssuer", "new_jti", "sign", "token_body"]
 
@@ -42,8 +43,14 @@ def sign(key: LoadedKey, typ: str, claims: dict[str, Any]) -> str:
     return jws.serialize_compact(header, payload, key.key, registry=registry_for(key.alg))
 
 
-def token_body(access_token: str, expires_in: int, scopes: frozenset[str], refresh_token: str | None) -> str:
-    """The RFC 6749 §5.1 success body."""
+def token_body(
+    access_token: str,
+    expires_in: int,
+    scopes: frozenset[str],
+    refresh_token: str | None,
+    id_token: str | None = None,
+) -> str:
+    """The RFC 6749 §5.1 success body (with OpenID Connect's ``id_token`` when one is issued)."""
     body: dict[str, object] = {
         "access_token": access_token,
         "token_type": "Bearer",
@@ -52,6 +59,8 @@ def token_body(access_token: str, expires_in: int, scopes: frozenset[str], refre
     }
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
+    if id_token is not None:
+        body["id_token"] = id_token
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -108,12 +117,16 @@ class TokenIssuer:
         scopes: frozenset[str],
         now: float,
         jti: str,
+        refresh: bool = True,
+        id_token: IdTokenRequest | None = None,
     ) -> IssuedRefreshToken:
         """A session's access and refresh tokens, and the response carrying both.
 
         The refresh token keeps the session's scope; the access token gets
-        ``scopes`` (a refresh may ask for a subset). Pure computation and
-        signing: safe on a worker thread.
+        ``scopes`` (a refresh may ask for a subset). ``refresh`` False: no refresh
+        token (the response says so with ``stored``); ``id_token``: an OpenID
+        Connect sign-in, whose ID token goes with the access token. Pure
+        computation and signing: safe on a worker thread.
         """
         access, expires_in = self.access_token(
             key=key,
@@ -125,8 +138,27 @@ class TokenIssuer:
             cap=session.expires_at,
         )
         iat = int(now)
+        signed_id_token = None
+        if id_token is not None:
+            claims = id_token_claims(
+                issuer=self.issuer,
+                sub=session.user_id,
+                client_id=client.id,
+                sid=session.id,
+                iat=iat,
+                exp=iat + expires_in,
+                request=id_token,
+                access_token=access,
+                alg=key.alg,
+            )
+            signed_id_token = sign(key, ID_TOKEN_TYP, claims)
         exp = min(iat + self.refresh_ttl, int(session.expires_at))
-        refresh = sign(
+        if not refresh:
+            body = token_body(access, expires_in, scopes, None, signed_id_token)
+            return IssuedRefreshToken(
+                jti=jti, kid=key.kid, issued_at=now, expires_at=float(exp), body=body, stored=False
+            )
+        refresh_token = sign(
             key,
             REFRESH_TYP,
             {
@@ -140,5 +172,5 @@ class TokenIssuer:
                 "scope": session.scope,
             },
         )
-        body = token_body(access, expires_in, scopes, refresh)
+        body = token_body(access, expires_in, scopes, refresh_token, signed_id_token)
         return IssuedRefreshToken(jti=jti, kid=key.kid, issued_at=now, expires_at=float(exp), body=body)

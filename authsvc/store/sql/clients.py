@@ -40,6 +40,11 @@ def _client(row: object) -> Client:
         access_token_ttl=m["access_token_ttl"],
         secret_hash=m["secret_hash"],
         jwks=m["jwks"],
+        redirect_uris=tuple(m["redirect_uris"].split()),
+        post_logout_redirect_uris=tuple(m["post_logout_redirect_uris"].split()),
+        web_origins=tuple(m["web_origins"].split()),
+        first_party=bool(m["first_party"]),
+        require_par=bool(m["require_par"]),
     )
 
 
@@ -79,6 +84,11 @@ class SqlClientStore:
                         audiences=" ".join(client.audiences),
                         access_token_ttl=client.access_token_ttl,
                         jwks=client.jwks,
+                        redirect_uris=" ".join(client.redirect_uris),
+                        post_logout_redirect_uris=" ".join(client.post_logout_redirect_uris),
+                        web_origins=" ".join(client.web_origins),
+                        first_party=client.first_party,
+                        require_par=client.require_par,
                         created_at=now,
                     )
                 )

@@ -56,6 +56,7 @@ def _session(row: object) -> SessionRecord:
         expires_at=m["expires_at"],
         revoked_at=m["revoked_at"],
         revoked_reason=m["revoked_reason"],
+        browser_session_id=m["browser_session_id"],
     )
 
 
@@ -126,6 +127,7 @@ class SqlSessionTransaction:
                 "scope": session.scope,
                 "created_at": session.created_at,
                 "expires_at": session.expires_at,
+                "browser_session_id": session.browser_session_id,
             },
         )
 

@@ -18,11 +18,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "authorization_codes",
+    "browser_sessions",
     "client_assertions",
     "clients",
+    "consents",
     "key_manifest",
     "login_counters",
     "metadata",
+    "pending_requests",
     "private_keys",
     "refresh_tokens",
     "revoked_access_tokens",
@@ -67,6 +71,12 @@ clients = Table(
     Column("created_at", Float, nullable=False),
     # Revision 0003: a removed client stays as a tombstone, so its id is never revived.
     Column("removed_at", Float),
+    # Revision 0004 (browser sign-in): space-separated URI lists and two flags.
+    Column("redirect_uris", Text, nullable=False, server_default=""),
+    Column("post_logout_redirect_uris", Text, nullable=False, server_default=""),
+    Column("web_origins", Text, nullable=False, server_default=""),
+    Column("first_party", Boolean, nullable=False, server_default=text("false")),
+    Column("require_par", Boolean, nullable=False, server_default=text("false")),
 )
 
 sessions = Table(
@@ -80,8 +90,11 @@ sessions = Table(
     Column("expires_at", Float, nullable=False),  # absolute limit of the family
     Column("revoked_at", Float),
     Column("revoked_reason", String(40)),
+    # Revision 0004: the browser session whose sign-in started the family (logout ends both).
+    Column("browser_session_id", String(64)),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_expires_at", "expires_at"),
+    Index("ix_sessions_browser_session_id", "browser_session_id"),
 )
 
 refresh_tokens = Table(
@@ -136,6 +149,61 @@ login_counters = Table(
     Column("count", Integer, nullable=False),
     Column("expires_at", Float, nullable=False),  # the window's end
     Index("ix_login_counters_expires_at", "expires_at"),
+)
+
+
+# Revision 0004: browser sign-in. Every secret handle (cookie, code, interaction,
+# request_uri) is stored as its SHA-256 only.
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("auth_time", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("credentials_version", Integer, nullable=False),
+    Column("revoked_at", Float),
+    Index("ix_browser_sessions_user_id", "user_id"),
+    Index("ix_browser_sessions_expires_at", "expires_at"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("client_id", String(200), primary_key=True),
+    Column("scopes", Text, nullable=False),
+    Column("granted_at", Float, nullable=False),
+)
+
+pending_requests = Table(
+    "pending_requests",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),  # interaction | par
+    Column("client_id", String(200), nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_pending_requests_expires_at", "expires_at"),
+)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", Text),
+    Column("scope", Text, nullable=False),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("browser_session_id", String(64), nullable=False),
+    Column("auth_time", Float, nullable=False),
+    Column("credentials_version", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float),
+    Column("session_id", String(64)),
+    Index("ix_authorization_codes_expires_at", "expires_at"),
 )
 
 
