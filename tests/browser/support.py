@@ -60,6 +60,7 @@ __all__ = [
     "browser_paths",
     "choose_consent",
     "get_json",
+    "listed_items",
     "new_chrome",
     "redeem",
     "screenshot",
@@ -405,6 +406,11 @@ def visible_text(driver: WebDriver) -> str:
         return str(driver.find_element(By.TAG_NAME, "body").text)
     except NoSuchElementException:
         return ""
+
+
+def listed_items(driver: WebDriver) -> list[str]:
+    """The text of every non-empty list item on the page (the consent page lists one per scope)."""
+    return [text for item in driver.find_elements(By.TAG_NAME, "li") if (text := item.text.strip())]
 
 
 def sign_in(
