@@ -46,7 +46,10 @@ _FAILED = pytest.StashKey[bool]()
 
 @pytest.fixture(scope="session")
 def chromium() -> BrowserPaths:
-    return browser_paths()
+    paths = browser_paths()
+    for stale in ARTIFACTS.glob("failed-*"):  # what an earlier run's failures left
+        stale.unlink()
+    return paths
 
 
 def _drivers(request: pytest.FixtureRequest, paths: BrowserPaths, **options: bool) -> Iterator[WebDriver]:

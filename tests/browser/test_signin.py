@@ -204,3 +204,52 @@ def test_login_form_is_bound_to_the_csrf_cookie(browser: WebDriver, site: SignIn
     form.element.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(PASSWORD)
     submit_button(form.element).click()
     assert "code" in site.callbacks.wait("/callback", request.state)
+
+
+_FETCH = """
+const [url, options, done] = arguments;
+if (options.form) { options.body = new URLSearchParams(options.form); delete options.form; }
+fetch(url, options)
+  .then((response) => response.json().then((body) => done({status: response.status, body})))
+  .catch((error) => done({error: String(error)}));
+"""
+
+
+def test_spa_redeems_its_code_from_its_registered_origin(browser: WebDriver, site: SignInSite) -> None:
+    """CORS as a browser enforces it: the SPA's page (its --web-origin) calls /token and /userinfo."""
+    user = site.add_user()
+    request = AuthorizationRequest.for_client(site, SPA)
+    callback = sign_in(browser, site, request, user)
+    assert browser.current_url.startswith(site.callbacks.origin + "/")  # the page runs on the web origin
+
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": SPA,
+        "code": callback["code"],
+        "redirect_uri": request.redirect_uri,
+        "code_verifier": request.code_verifier,
+    }
+    redeemed = browser.execute_async_script(_FETCH, site.endpoint("token"), {"method": "POST", "form": form})
+    assert redeemed.get("status") == 200, redeemed
+    token = redeemed["body"]
+    assert token["id_token"] and token["refresh_token"]
+
+    # a bearer header makes it a preflighted request
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    userinfo = browser.execute_async_script(_FETCH, site.endpoint("userinfo"), {"headers": headers})
+    assert userinfo.get("status") == 200, userinfo
+    assert userinfo["body"]["preferred_username"] == user
+
+    refresh = {"grant_type": "refresh_token", "client_id": SPA, "refresh_token": token["refresh_token"]}
+    refreshed = browser.execute_async_script(
+        _FETCH, site.endpoint("token"), {"method": "POST", "form": refresh}
+    )
+    assert refreshed.get("status") == 200, refreshed
+
+    # the same page from an origin that is not registered: the browser withholds the answer
+    browser.get(site.callbacks.url("/callback").replace("127.0.0.1", "localhost"))
+    refresh["refresh_token"] = refreshed["body"]["refresh_token"]
+    blocked = browser.execute_async_script(
+        _FETCH, site.endpoint("token"), {"method": "POST", "form": refresh}
+    )
+    assert "error" in blocked, blocked
