@@ -253,3 +253,21 @@ def test_spa_redeems_its_code_from_its_registered_origin(browser: WebDriver, sit
         _FETCH, site.endpoint("token"), {"method": "POST", "form": refresh}
     )
     assert "error" in blocked, blocked
+
+
+def test_unregistered_redirect_uri_never_leaves_the_server(browser: WebDriver, site: SignInSite) -> None:
+    """The browser stays on an error page of the issuer: no redirect, no form, nothing at the other URI."""
+    user = site.add_user()
+    sign_in(browser, site, AuthorizationRequest.for_client(site, SPA), user)  # a session, so SSO could apply
+    for client_id, redirect_uri in (
+        (WEB, site.callbacks.url("/elsewhere")),  # registered exactly: another path
+        (SPA, "http://localhost:9/callback"),  # loopback by name is not the registered 127.0.0.1
+        ("no-such-client", site.redirect_uri),
+    ):
+        request = AuthorizationRequest(client_id, redirect_uri, "openid")
+        browser.get(request.url(site))
+        assert browser.current_url.startswith(site.endpoint("authorization") + "?"), browser.current_url
+        assert not browser.find_elements(By.TAG_NAME, "form"), (client_id, redirect_uri)
+        assert site.callbacks.find("/elsewhere", request.state) is None
+        assert site.callbacks.find("/callback", request.state) is None
+    screenshot(browser, "error.png")
