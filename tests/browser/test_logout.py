@@ -69,9 +69,15 @@ def test_logout_with_id_token_hint_ends_the_browser_session(browser: WebDriver, 
     state = "bye-" + user
     query = {
         "id_token_hint": token["id_token"],
-        "post_logout_redirect_uri": site.post_logout_redirect_uri,
+        "post_logout_redirect_uri": site.callbacks.url("/elsewhere"),  # not registered
         "state": state,
     }
+    browser.get(site.endpoint("end_session") + "?" + urlencode(query))
+    assert browser.current_url.startswith(site.endpoint("end_session") + "?"), browser.current_url
+    assert not browser.find_elements(By.TAG_NAME, "form")
+    assert site.callbacks.find("/elsewhere", state) is None
+
+    query["post_logout_redirect_uri"] = site.post_logout_redirect_uri
     browser.get(site.endpoint("end_session") + "?" + urlencode(query))
     landed = site.callbacks.wait("/signed-out", state)
     assert landed == {"state": state}
