@@ -64,7 +64,7 @@ class LogoutEndpoint:
         self.issuer = issuer
 
     async def __call__(self, request: Request) -> Response:
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             values = _values(query_pairs(request.url.query))
         else:
             values = _values(query_pairs((await request.body()).decode("utf-8", "replace")))

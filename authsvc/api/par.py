@@ -90,6 +90,7 @@ ENDPOINT = Endpoint(
                     [
                         "invalid_request",
                         "invalid_scope",
+                        "unauthorized_client",
                         "unsupported_response_type",
                         "request_not_supported",
                     ],
