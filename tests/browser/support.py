@@ -30,7 +30,7 @@ import jwt
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -62,6 +62,7 @@ __all__ = [
     "get_json",
     "listed_items",
     "new_chrome",
+    "patient",
     "redeem",
     "screenshot",
     "sign_in",
@@ -333,9 +334,18 @@ def _enclosing_form(element: WebElement) -> WebElement:
     return element.find_element(By.XPATH, "ancestor::form")
 
 
+def patient(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    """A wait of WAIT seconds that polls through chromedriver's errors while a page is being replaced.
+
+    During a navigation chromedriver may answer an element query with "Node with
+    given id does not belong to the document" instead of a stale reference: poll again.
+    """
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,))
+
+
 def wait_for_login_page(driver: WebDriver) -> PageForm:
     """The login page: one POST form to /authorize with username, password and the hidden bindings."""
-    password = WebDriverWait(driver, WAIT).until(
+    password = patient(driver).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "input[name=password]")),
         f"no login page at {driver.current_url}",
     )
@@ -374,12 +384,12 @@ def submit_login(driver: WebDriver, username: str, password: str) -> PageForm:
 
 def wait_for_new_page(driver: WebDriver, old: WebElement) -> None:
     """Until the browser has left the page that ``old`` is on."""
-    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(old), "the page did not change")
+    patient(driver).until(expected_conditions.staleness_of(old), "the page did not change")
 
 
 def wait_for_consent_page(driver: WebDriver) -> PageForm:
     """The consent page: one POST form to /authorize with an allow and a deny button, no password."""
-    allow = WebDriverWait(driver, WAIT).until(
+    allow = patient(driver).until(
         expected_conditions.presence_of_element_located(
             (By.CSS_SELECTOR, "button[name=consent][value=allow]")
         ),

@@ -10,15 +10,14 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.support import (
     PASSWORD,
     SPA,
-    WAIT,
     AuthorizationRequest,
     PageForm,
     SignInSite,
+    patient,
     redeem,
     screenshot,
     sign_in,
@@ -93,7 +92,7 @@ def test_logout_without_hint_asks_for_confirmation(browser: WebDriver, site: Sig
     token = _signed_in(browser, site, user)
 
     browser.get(site.endpoint("end_session"))
-    button = WebDriverWait(browser, WAIT).until(
+    button = patient(browser).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "button[name=logout][value=yes]")),
         "no logout confirmation page",
     )
