@@ -326,3 +326,35 @@ def _header(token: str) -> dict[str, Any]:
 
     segment = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("problem", ["missing", "broken"])
+def test_serve_names_a_bad_templates_dir_in_one_line(tmp_path: Any, problem: str) -> None:
+    templates = tmp_path / "templates"
+    if problem == "broken":
+        templates.mkdir()
+        (templates / "login.html").write_text("{% if %}")
+    result = run_cli("serve", "--port", "0", env=server_env(tmp_path, templates_dir=str(templates)))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("authsvc: AUTHSVC_TEMPLATES_DIR: "), result.stderr
+
+
+async def test_a_replacement_login_template_is_served(harness_factory: Any, tmp_path: Any) -> None:
+    templates = tmp_path / "mine"
+    templates.mkdir()
+    (templates / "login.html").write_text(
+        '{% extends "base.html" %}{% block content %}<p>Welcome to Example Corp</p>'
+        '<form method="post" action="{{ action }}">{% for name, value in hidden %}'
+        '<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}'
+        '<input name="username"><input name="password" type="password"></form>{% endblock %}'
+    )
+    harness: AppHarness = await harness_factory(templates_dir=templates)
+    await harness.add_user()
+    await add_browser_client(harness, "spa", first_party=True)
+    page = await harness.client.get("/authorize", params=authorize_params("spa", pkce()[1]))
+    assert "Welcome to Example Corp" in page.text
+    done = await harness.client.post(
+        "/authorize", data={**form_of(page).hidden, "username": "alice", "password": "correct horse"}
+    )
+    assert "code" in callback(done)
