@@ -7,6 +7,8 @@ loopback redirect URI; the test then redeems the code as the client would.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlencode, urlsplit
+
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
@@ -271,3 +273,32 @@ def test_unregistered_redirect_uri_never_leaves_the_server(browser: WebDriver, s
         assert site.callbacks.find("/elsewhere", request.state) is None
         assert site.callbacks.find("/callback", request.state) is None
     screenshot(browser, "error.png")
+
+
+def test_pushed_authorization_request_signs_in_through_the_browser(
+    browser: WebDriver, site: SignInSite
+) -> None:
+    """RFC 9126: the client pushes the parameters, the browser carries only client_id and request_uri."""
+    user = site.add_user()
+    request = AuthorizationRequest.for_client(site, WEB)
+    pushed_query = parse_qs(urlsplit(request.url(site)).query)
+    pushed = httpx.post(
+        site.endpoint("pushed_authorization_request"),
+        data={name: values[0] for name, values in pushed_query.items()},
+        auth=(WEB, site.web_secret),
+        timeout=10,
+    )
+    assert pushed.status_code == 201, pushed.text
+    request_uri = pushed.json()["request_uri"]
+    assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
+
+    browser.get(
+        site.endpoint("authorization") + "?" + urlencode({"client_id": WEB, "request_uri": request_uri})
+    )
+    submit_login(browser, user, PASSWORD)
+    choose_consent(browser, "allow")
+    callback = site.callbacks.wait("/callback", request.state)  # the pushed state comes back
+    token = redeem(site, request, callback)
+    verify_id_token(
+        site, token["id_token"], client_id=WEB, nonce=request.nonce, access_token=token["access_token"]
+    )
