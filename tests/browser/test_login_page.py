@@ -7,6 +7,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 
 from tests.browser.support import (
     GENERIC_LOGIN_ERROR,
@@ -14,6 +15,7 @@ from tests.browser.support import (
     SPA,
     AuthorizationRequest,
     SignInSite,
+    patient,
     redeem,
     screenshot,
     submit_login,
@@ -96,3 +98,40 @@ def test_login_page_fits_a_phone(phone_browser: WebDriver, site: SignInSite) -> 
 
     submit_login(phone_browser, user, PASSWORD)
     assert "code" in site.callbacks.wait("/callback", request.state)
+
+
+_FRAME = """
+const frame = document.createElement("iframe");
+frame.id = arguments[0];
+frame.src = arguments[1];
+frame.onload = () => { frame.dataset.loaded = "yes"; };
+document.body.appendChild(frame);
+"""
+
+
+def _framed_page(browser: WebDriver, frame_id: str, url: str) -> tuple[str, int]:
+    """Load ``url`` in an iframe of the current page: the frame's location and its password fields."""
+    browser.execute_script(_FRAME, frame_id, url)
+    frame = patient(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, f"iframe#{frame_id}[data-loaded]"))
+    )
+    browser.switch_to.frame(frame)
+    try:
+        location = str(browser.execute_script("return location.href"))
+        return location, len(browser.find_elements(By.CSS_SELECTOR, "input[name=password]"))
+    finally:
+        browser.switch_to.default_content()
+
+
+def test_login_page_cannot_be_framed(browser: WebDriver, site: SignInSite) -> None:
+    """Clickjacking: Chromium refuses to show the login page inside another site's frame."""
+    browser.get(site.callbacks.url("/framing-page"))
+    # the method sees a page of another origin that does load in a frame ...
+    elsewhere = site.callbacks.url("/framed").replace("127.0.0.1", "localhost")
+    location, _ = _framed_page(browser, "allowed", elsewhere)
+    assert location == elsewhere
+    # ... and the login page does not load in one
+    request = AuthorizationRequest.for_client(site, SPA)
+    location, password_fields = _framed_page(browser, "login", request.url(site))
+    assert password_fields == 0
+    assert not location.startswith(site.issuer), location
