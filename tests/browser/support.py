@@ -250,10 +250,10 @@ class SignInSite:
     def endpoint(self, name: str) -> str:
         return str(self.metadata[f"{name}_endpoint"])
 
-    def add_user(self, full_name: str = "Alice Example") -> str:
-        """A new user (made through the CLI) with the test password; its name."""
+    def add_user(self, prefix: str = "user", password: str = PASSWORD) -> str:
+        """A new user (made through the CLI, full name "Alice Example"); its name."""
         self._users += 1
-        name = f"user{self._users}"
+        name = f"{prefix}{self._users}"
         added = self.server.cli(
             "users",
             "add",
@@ -262,10 +262,10 @@ class SignInSite:
             "--scope",
             "read",
             "--email",
-            f"{name}@example.com",
+            f"user{self._users}@example.com",
             "--full-name",
-            full_name,
-            input=PASSWORD + "\n",
+            "Alice Example",
+            input=password + "\n",
         )
         assert added.returncode == 0, added.stderr
         return name

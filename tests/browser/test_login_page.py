@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -15,6 +17,7 @@ from tests.browser.support import (
     SPA,
     AuthorizationRequest,
     SignInSite,
+    get_json,
     patient,
     redeem,
     screenshot,
@@ -135,3 +138,15 @@ def test_login_page_cannot_be_framed(browser: WebDriver, site: SignInSite) -> No
     location, password_fields = _framed_page(browser, "login", request.url(site))
     assert password_fields == 0
     assert not location.startswith(site.issuer), location
+
+
+def test_non_ascii_name_and_password_typed_in_the_browser(browser: WebDriver, site: SignInSite) -> None:
+    """The page's form sends UTF-8; the password typed decomposed (NFD) matches its NFC form (RFC 8265)."""
+    composed = "Pässwörter sind lang ✓"
+    user = site.add_user(prefix="zoë", password=composed)
+    request = AuthorizationRequest.for_client(site, SPA)
+    browser.get(request.url(site))
+    submit_login(browser, user, unicodedata.normalize("NFD", composed))
+    callback = site.callbacks.wait("/callback", request.state)
+    token = redeem(site, request, callback)
+    assert get_json(site.endpoint("userinfo"), token["access_token"]).json()["preferred_username"] == user

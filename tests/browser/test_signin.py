@@ -7,6 +7,7 @@ loopback redirect URI; the test then redeems the code as the client would.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -64,6 +65,9 @@ def test_spa_signs_in_with_pkce_and_gets_id_token_userinfo_and_refresh(
     assert session is not None, "no SSO session cookie after signing in"
     assert session["httpOnly"] is True
     assert session["sameSite"] == "Lax"
+    assert session["secure"] is False  # an http (loopback) issuer: no Secure, no __Host- prefix
+    # a persistent cookie living AUTHSVC_SSO_SESSION_TTL (28800 s by default)
+    assert abs(session["expiry"] - (time.time() + 28800)) < 300, session.get("expiry")
 
     token = redeem(site, request, callback)
     assert token["token_type"] == "Bearer"
