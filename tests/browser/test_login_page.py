@@ -150,3 +150,20 @@ def test_non_ascii_name_and_password_typed_in_the_browser(browser: WebDriver, si
     callback = site.callbacks.wait("/callback", request.state)
     token = redeem(site, request, callback)
     assert get_json(site.endpoint("userinfo"), token["access_token"]).json()["preferred_username"] == user
+
+
+def test_two_tabs_with_login_pages_both_work(browser: WebDriver, site: SignInSite) -> None:
+    """A login page opened first still works after a second tab opened another one (one CSRF cookie)."""
+    user = site.add_user()
+    first = AuthorizationRequest.for_client(site, SPA)
+    second = AuthorizationRequest.for_client(site, SPA)
+    browser.get(first.url(site))
+    wait_for_login_page(browser)
+    first_tab = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(second.url(site))
+    wait_for_login_page(browser)
+
+    browser.switch_to.window(first_tab)  # back to the older page, untouched since it loaded
+    submit_login(browser, user, PASSWORD)
+    assert "code" in site.callbacks.wait("/callback", first.state)
