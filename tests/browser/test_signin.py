@@ -170,6 +170,16 @@ def test_web_client_gets_single_sign_on_and_remembered_consent(browser: WebDrive
     assert "code" not in callback
     assert THIRD_PARTY not in site.server.cli("users", "consents", user).stdout
 
+    # prompt=none cannot show the consent page: consent_required; prompt=consent shows it again
+    silent = AuthorizationRequest.for_client(site, THIRD_PARTY, prompt="none")
+    browser.get(silent.url(site))
+    callback = site.callbacks.wait("/callback", silent.state)
+    assert callback["error"] == "consent_required", callback
+    asked = AuthorizationRequest.for_client(site, WEB, prompt="consent")
+    browser.get(asked.url(site))
+    choose_consent(browser, "allow")
+    assert "code" in site.callbacks.wait("/callback", asked.state)
+
 
 def test_login_and_consent_work_without_javascript(no_script_browser: WebDriver, site: SignInSite) -> None:
     user = site.add_user()
