@@ -281,7 +281,7 @@ def _es384(t: Target, key: Key) -> str:
     """A proof by a P-384 key as ES384 (joserfc's default registry signs it; DPoP refuses it)."""
     header = t.header(key, "ES384")
     signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(t.claims()).encode())
-    signature = JWSRegistry().get_alg("ES384").sign(signing_input.encode(), key)
+    signature = JWSRegistry(algorithms=["ES384"]).get_alg("ES384").sign(signing_input.encode(), key)
     return signing_input + "." + b64(signature)
 
 
