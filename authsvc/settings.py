@@ -70,6 +70,8 @@ class AuthSettings(BaseSettings):
     auth_code_ttl: int = Field(60, ge=1)
     sso_session_ttl: int = Field(28_800, ge=1)
     templates_dir: Path | None = None
+    # DPoP (RFC 9449): demand server nonces in proofs.
+    dpop_nonce: bool = False
 
     @field_validator("issuer")
     @classmethod

@@ -95,6 +95,7 @@ class Client:
     web_origins: tuple[str, ...] = ()
     first_party: bool = False
     require_par: bool = False
+    require_dpop: bool = False  # token requests must carry a DPoP proof (RFC 9449)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +147,4 @@ class AuthorizationCode:
     expires_at: float
     used_at: float | None = None
     session_id: str | None = None  # the family its redemption opened
+    dpop_jkt: str | None = None  # the DPoP key its redemption must prove (RFC 9449 §10)

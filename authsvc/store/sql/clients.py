@@ -45,6 +45,7 @@ def _client(row: object) -> Client:
         web_origins=tuple(m["web_origins"].split()),
         first_party=bool(m["first_party"]),
         require_par=bool(m["require_par"]),
+        require_dpop=bool(m["require_dpop"]),
     )
 
 
@@ -89,6 +90,7 @@ class SqlClientStore:
                         web_origins=" ".join(client.web_origins),
                         first_party=client.first_party,
                         require_par=client.require_par,
+                        require_dpop=client.require_dpop,
                         created_at=now,
                     )
                 )
