@@ -341,6 +341,27 @@ async def test_a_replayed_jti_is_refused(target: Target) -> None:
     assert t.refused_properly(again) is None, f"the same jti in a new proof got {t.refused_properly(again)}"
 
 
+async def test_replays_are_refused_on_both_databases_with_the_longest_jti(
+    db_harness_factory: Factory,
+) -> None:
+    """The replay store (client_assertions under "dpop:<jkt>") on SQLite and PostgreSQL, with a
+    jti of the largest length spec/dpop.md allows (256) next to a short one."""
+    h: AppHarness = await db_harness_factory(signing_alg="EdDSA")
+    secret = await h.add_service_client("svc")
+    key = new_key("ES256")
+    for jti in ("j" * 256, "x"):
+        proof = make_proof(key, "ES256", "POST", TOKEN_URL, jti=jti, now=h.clock.now())
+        answers = []
+        for _ in range(2):
+            response = await h.client.post(
+                "/token",
+                data={"grant_type": "client_credentials"},
+                headers={**basic("svc", secret), "DPoP": proof},
+            )
+            answers.append((response.status_code, _error(response)))
+        assert answers == [(200, None), (400, "invalid_dpop_proof")], (len(jti), answers)
+
+
 async def test_the_expected_htu_is_the_issuers_not_the_host_header(harness_factory: Factory) -> None:
     """spec/dpop.md: at authsvc the htu is the issuer + path; RFC 3986 normalisation of the default port."""
     h: AppHarness = await harness_factory(issuer="https://auth.example", signing_alg="EdDSA")

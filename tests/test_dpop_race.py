@@ -26,7 +26,15 @@ import pytest
 
 from tests.dpop_support import access_token_hash, challenge_params, make_proof, new_key, thumbprint
 from tests.support import LiveServer, claims_of, fresh_postgres_database
-from tests.trust_support import add_confidential_client, brief, cli_ok, live_servers, redis_url
+from tests.trust_support import (
+    add_confidential_client,
+    brief,
+    cli_ok,
+    live_servers,
+    pg_rows,
+    redis_url,
+    sqlite_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -142,6 +150,21 @@ async def test_one_proof_sent_to_every_instance_at_once_is_accepted_at_most_once
         answers = await _at_once(shots)
         problems += _judge(f"/users/me round {round_}", answers, resource=True)
     assert not problems, "\n".join(problems)
+
+    # spec/dpop.md: the proof ids live in client_assertions under "dpop:<jkt>", or in Redis when set.
+    rows = await _remembered_proofs(env["AUTHSVC_DATABASE_URL"], "dpop:" + thumbprint(key))
+    if "AUTHSVC_REDIS_URL" in env:
+        assert rows == 0, f"{rows} proof ids in the database although Redis is set"
+    else:
+        assert rows >= 1 + 2 * ROUNDS, f"only {rows} proof ids in the database"
+
+
+async def _remembered_proofs(database_url: str, owner: str) -> int:
+    sql = "SELECT count(*) FROM client_assertions WHERE client_id = "
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.split("///", 1)[1])
+        return int(sqlite_rows(path, sql + "?", (owner,))[0][0])
+    return int((await pg_rows(database_url, sql + "$1", owner))[0][0])
 
 
 def _judge(what: str, answers: list[httpx.Response], *, resource: bool) -> list[str]:
