@@ -18,7 +18,7 @@ GROUPS = (
     "Load generator ceiling (a static responder on the server core)",
     "Ceilings: a bare FastAPI app served like authsvc",
     "authsvc",
-    "Password grant (argon2-bound, reported apart)",
+    "Password grant and browser sign-in (argon2-bound, reported apart)",
     "Peer: node-oidc-provider",
     "Event loop, growth, memory",
 )
@@ -36,7 +36,7 @@ def group_of(row_id: str) -> str:
         return GROUPS[6]
     if "peer" in parts:
         return GROUPS[5]
-    if parts[-1] == "password":
+    if parts[-1] in ("password", "signin"):
         return GROUPS[4]
     return GROUPS[3]
 
@@ -114,7 +114,7 @@ def _peer_table(report: Report) -> list[str]:
     peer_rows = [
         (alg, what)
         for alg in ALGS
-        for what in ("jwks", "client_credentials", "refresh")
+        for what in ("jwks", "client_credentials", "refresh", "authorization_code")
         if report.get(f"{alg}.peer.{what}") is not None
     ]
     if not peer_rows:

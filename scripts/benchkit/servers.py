@@ -29,6 +29,7 @@ __all__ = [
     "authsvc_cmd",
     "authsvc_env",
     "basic_auth",
+    "cpu_seconds",
     "free_port",
     "rss_mib",
     "run_cli",
@@ -227,13 +228,25 @@ def start_bare(procs: Procs, cores: Cores, name: str, workdir: Path, config: dic
 
 # --- the peer ----------------------------------------------------------------------------------------
 def start_peer(
-    procs: Procs, cores: Cores, alg: str, workdir: Path, *, secret: str, pool: int, tokens_file: Path
+    procs: Procs,
+    cores: Cores,
+    alg: str,
+    workdir: Path,
+    *,
+    secret: str,
+    pool: int,
+    tokens_file: Path,
+    control_port: int = 0,
 ) -> Proc:
-    """node-oidc-provider (``scripts/bench_peer/server.js``); it writes ``pool`` refresh tokens per client."""
+    """node-oidc-provider (``scripts/bench_peer/server.js``); it writes ``pool`` refresh tokens per client.
+
+    With ``control_port``, a second, peer-only listener there mints authorization codes on request
+    (``POST /bench/codes?count=N``); the measured port serves only the provider."""
     port = free_port()
     env = {
         **os.environ,
         "BENCH_PORT": str(port),
+        "BENCH_CONTROL_PORT": str(control_port),
         "BENCH_ALG": alg,
         "BENCH_CLIENT_SECRET": secret,
         "BENCH_POOL": str(pool),
@@ -250,3 +263,14 @@ def start_peer(
     )
     wait_http(proc, "/jwks")
     return proc
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of the process so far, every thread counted (/proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # After "pid (comm) ": state is field 3, utime and stime fields 14 and 15 (proc(5)).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -13,6 +13,7 @@ def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[
     for alg in algs:
         out += _peer_targets(report, alg, peer_measured)
         out += _ceiling_targets(report, alg)
+        out += _sign_in_targets(report, alg)
     out += _health_targets(report)
     return out
 
@@ -104,6 +105,22 @@ def _ceiling_targets(report: Report, alg: str) -> list[Target]:
         ),
     ]
     return out
+
+
+def _sign_in_targets(report: Report, alg: str) -> list[Target]:
+    """A browser sign-in costs one password hash (server CPU per sign-in, less its other work)."""
+    name = f"{alg} sign-in: password hashes per sign-in ≤ 1.5 (one)"
+    facts = report.meta.get("sign_in", {}).get(alg)
+    if not facts or facts.get("hashes_per_sign_in") is None:
+        return [Target(name, None, 1.5, "n/a", "not measured")]
+    hashes = facts["hashes_per_sign_in"]
+    detail = (
+        f"server CPU {facts['server_cpu_ms_per_sign_in']:.1f} ms per sign-in less 2 x "
+        f"{facts['server_cpu_ms_per_sso_authorize']:.2f} ms (an SSO GET /authorize), ÷ one argon2 hash "
+        f"{facts['hash_ms']:.1f} ms; {facts['sign_ins']} sign-ins"
+    )
+    # Under half a hash means no hash was seen at all: the check, not the server, is then wrong.
+    return [Target(name, hashes, 1.5, "PASS" if 0.5 <= hashes <= 1.5 else "MISS", detail)]
 
 
 def _health_targets(report: Report) -> list[Target]:
