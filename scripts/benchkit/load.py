@@ -42,6 +42,11 @@ class Load:
     # codes: single use). Once they run out the body is "exhausted" (an error answer), so a run
     # must be handed more than it can post in its duration: see LoadResult.requests.
     once_bodies: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.chain_tokens is not None and self.once_bodies is not None:
+            raise ValueError("a load chains refresh tokens or posts bodies once, not both")
+
     max_requests: int = 0  # stop after this many responses (0: run the duration)
 
 
@@ -87,8 +92,6 @@ def _lua_str(text: str) -> str:
 
 def _queued(load: Load) -> list[str] | None:
     """The lines of the run's queue file: refresh tokens to chain, or bodies to post once."""
-    if load.chain_tokens is not None and load.once_bodies is not None:
-        raise ValueError("a load chains refresh tokens or posts bodies once, not both")
     return load.chain_tokens if load.chain_tokens is not None else load.once_bodies
 
 

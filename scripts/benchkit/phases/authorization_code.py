@@ -47,7 +47,7 @@ from benchkit.report import Row, join_notes
 from benchkit.seeding import AuthsvcServer
 from benchkit.servers import Proc, cpu_seconds
 
-__all__ = ["codes_needed", "run_authsvc", "run_peer"]
+__all__ = ["check_tokens", "codes_needed", "run_authsvc", "run_peer"]
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _MARGIN = 1.5
@@ -66,7 +66,7 @@ def _rate_bound(bench: Bench, *row_ids: str) -> float | None:
     return max(rates) if rates else None
 
 
-def _check_tokens(response: Any, alg: str, who: str) -> dict[str, Any]:
+def check_tokens(response: Any, alg: str, who: str) -> dict[str, Any]:
     """The redemption answered 200 with an access token, a refresh token and an ID token of ``alg``."""
     if response.status_code != 200:
         raise RuntimeError(f"{who} authorization_code: {response.status_code} {response.text[:300]}")
@@ -118,7 +118,7 @@ def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer) -> None:
     client_id = seed_spa_client(server, bench.run_id)
     with httpx.Client(base_url=server.url, timeout=60) as browser:
         first = sign_in(browser, server, client_id)
-        _check_tokens(
+        check_tokens(
             browser.post("/token", content=code_body(first.code, first.verifier, client_id), headers=_FORM),
             alg,
             "authsvc",
@@ -126,7 +126,7 @@ def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer) -> None:
         cookies = httpx.Cookies(browser.cookies)
         for _ in range(bench.profile.warmup_requests):
             code, verifier = authorize_with_session(browser, server, client_id)
-            _check_tokens(
+            check_tokens(
                 browser.post("/token", content=code_body(code, verifier, client_id), headers=_FORM),
                 alg,
                 "authsvc",
@@ -219,7 +219,7 @@ def run_peer(bench: Bench, alg: str, proc: Proc, control_url: str) -> None:
     client_id = "bench-spa"
     with httpx.Client(base_url=proc.url, timeout=10) as client:
         for code, verifier in fetch(bench.profile.warmup_requests):
-            _check_tokens(
+            check_tokens(
                 client.post("/token", content=code_body(code, verifier, client_id), headers=_FORM),
                 alg,
                 "peer",
