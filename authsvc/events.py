@@ -18,10 +18,18 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 __all__ = [
+    "BrowserLoggedOut",
+    "BrowserSignedIn",
     "ClientAdded",
     "ClientAuthRateLimited",
     "ClientRemoved",
     "ClientTokenIssued",
+    "CodeIssued",
+    "CodeRedeemed",
+    "CodeReused",
+    "ConsentDenied",
+    "ConsentGiven",
+    "ConsentRevoked",
     "Event",
     "Events",
     "KeyChanged",
@@ -193,6 +201,77 @@ class ClientRemoved(Event):
     message = "client removed"
     client_id: str
     count: int  # sessions revoked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrowserSignedIn(Event):
+    """A person signed in on the hosted page: a browser session started."""
+
+    name = "signin.succeeded"
+    message = "browser sign-in"
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentGiven(Event):
+    name = "consent.granted"
+    message = "consent granted"
+    user_id: str
+    client_id: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentDenied(Event):
+    name = "consent.denied"
+    message = "consent denied"
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentRevoked(Event):
+    name = "consent.revoked"
+    message = "consent revoked"
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CodeIssued(Event):
+    name = "code.issued"
+    message = "authorization code issued"
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CodeRedeemed(Event):
+    name = "code.redeemed"
+    message = "authorization code redeemed"
+    user_id: str
+    client_id: str
+    sid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CodeReused(Event):
+    """A code came back: the tokens of its first redemption are revoked (RFC 6749 §4.1.2)."""
+
+    name = "code.reused"
+    message = "authorization code reused; its tokens revoked"
+    level = logging.WARNING
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrowserLoggedOut(Event):
+    name = "logout"
+    message = "browser session ended"
+    user_id: str
+    count: int  # families revoked with it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

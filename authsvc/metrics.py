@@ -20,6 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authsvc.errors import TOKEN_ERROR_CODES, InvalidTokenError, TemporarilyUnavailable
 from authsvc.events import (
+    BrowserLoggedOut,
+    BrowserSignedIn,
+    CodeIssued,
+    CodeRedeemed,
+    CodeReused,
+    ConsentDenied,
+    ConsentGiven,
+    ConsentRevoked,
     Event,
     LoginFailed,
     LoginRateLimited,
@@ -33,6 +41,17 @@ from authsvc.keys.ring import KeyRing
 from authsvc.logs import new_request_id, request_id
 
 __all__ = ["Metrics", "MetricsMiddleware"]
+
+_BROWSER_EVENTS = (
+    BrowserSignedIn,
+    ConsentGiven,
+    ConsentDenied,
+    ConsentRevoked,
+    CodeIssued,
+    CodeRedeemed,
+    CodeReused,
+    BrowserLoggedOut,
+)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -103,6 +122,10 @@ class Metrics:
             "authsvc_revocations", "Revocations, by token use", ["token_use"], registry=r
         )
         self.logins_failed = Counter("authsvc_logins_failed", "Failed password logins", registry=r)
+        # Browser sign-in: sign-ins, consent decisions, codes, logouts, by what happened.
+        self.browser = Counter(
+            "authsvc_browser_events", "Browser sign-in events, by kind", ["event"], registry=r
+        )
         self.logins_limited = Counter(
             "authsvc_logins_rate_limited", "Logins refused by the limits", registry=r
         )
@@ -148,6 +171,12 @@ class Metrics:
             self.logins_failed.inc()
         elif isinstance(event, LoginRateLimited):
             self.logins_limited.inc()
+        elif isinstance(event, _BROWSER_EVENTS):
+            self.browser.labels(event.name).inc()
+            if isinstance(event, CodeReused):
+                self.revocations.labels("session").inc()
+            elif isinstance(event, BrowserLoggedOut):
+                self.revocations.labels("session").inc(event.count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

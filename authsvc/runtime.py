@@ -16,12 +16,16 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.api.bearer import BearerCheck
+from authsvc.api.browser_pages import BrowserPages
 from authsvc.api.token_request import TokenReader
+from authsvc.browser.cookies import Cookies
+from authsvc.browser.flow import BrowserFlow
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
 from authsvc.events import Events
 from authsvc.grants import GrantRegistry
+from authsvc.grants.authorization_code import AuthorizationCodeGrant
 from authsvc.grants.client_credentials import ClientCredentialsGrant
 from authsvc.grants.password import PasswordGrant
 from authsvc.grants.refresh_token import RefreshTokenGrant
@@ -32,9 +36,11 @@ from authsvc.keys.watcher import POLL_INTERVAL, KeyWatcher
 from authsvc.login_limits import LoginLimiter
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings
+from authsvc.sign_in import PasswordCheck
 from authsvc.store.protocols import Counters
 from authsvc.store.records import User
 from authsvc.store.redis import RedisCounters, RedisOrDatabase
+from authsvc.store.sql.browser import SqlBrowserStore
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.database import open_database
@@ -43,6 +49,7 @@ from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
 from authsvc.tokens.issuer import TokenIssuer
 from authsvc.ttl_cache import TtlCache
+from authsvc.web.pages import Pages
 
 __all__ = ["Services"]
 
@@ -81,6 +88,10 @@ class Services:
     # The database's counters, pruned by the sweeper (Redis expires its own keys); the
     # limiter's counters are these, or Redis in front of them.
     database_counters: SqlCounters
+    # Browser sign-in: its state, its decisions, its pages.
+    browser_store: SqlBrowserStore
+    browser_flow: BrowserFlow
+    browser_pages: BrowserPages
     key_poller: asyncio.Task[None] | None = None
     sweeper: asyncio.Task[None] | None = None
 
@@ -150,13 +161,17 @@ class Services:
             grace=settings.refresh_reuse_grace,
             session_ttl=settings.refresh_token_max_ttl,
         )
+        passwords = PasswordCheck(users, hasher, login_limiter, clock, events)
+        browser_store = SqlBrowserStore(session_store.db, on_revoke=forget)
         grants = GrantRegistry(
             (
-                PasswordGrant(users, hasher, login_limiter, families, clock, events),
+                PasswordGrant(passwords, families),
                 RefreshTokenGrant(families),
                 ClientCredentialsGrant(tokens, clock, events),
+                AuthorizationCodeGrant(browser_store, users, families, clock, events),
             )
         )
+        cookies = Cookies(secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl)
         services = cls(
             settings=settings,
             clock=clock,
@@ -194,6 +209,19 @@ class Services:
             recent_users=recent_users,
             login_limiter=login_limiter,
             database_counters=database_counters,
+            browser_store=browser_store,
+            browser_flow=BrowserFlow(
+                browser_store,
+                clients,
+                users,
+                passwords,
+                clock,
+                events,
+                issuer=settings.resolved_issuer,
+                code_ttl=settings.auth_code_ttl,
+                session_ttl=settings.sso_session_ttl,
+            ),
+            browser_pages=BrowserPages(Pages(settings.templates_dir), cookies, "/authorize"),
         )
         services.watch_keys_in_background()
         return services
@@ -217,6 +245,7 @@ class Services:
                     now = self.clock.now()
                     await self.session_store.drop_grace_bodies(now)
                     await self.database_counters.prune(now)
+                    await self.browser_store.prune(now, code_memory=self.settings.access_token_ttl)
                 except Exception as exc:  # a database outage: try again next time
                     log.warning("housekeeping failed: %s", type(exc).__name__)
 

@@ -6,7 +6,7 @@ token endpoint; the order is otherwise that of the OpenAPI document.
 
 from __future__ import annotations
 
-from authsvc.api import discovery, health, introspect, jwks, revoke, token, users
+from authsvc.api import authorize, discovery, health, introspect, jwks, revoke, token, users
 from authsvc.api.routes import Endpoint
 
 __all__ = ["ENDPOINTS", "PATHS"]
@@ -17,6 +17,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     revoke.ENDPOINT,
     introspect.ENDPOINT,
     users.ENDPOINT,
+    authorize.ENDPOINT,
     discovery.OAUTH_ENDPOINT,
     discovery.OPENID_ENDPOINT,
     health.HEALTHZ,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from authsvc.grants.authorization_code import AuthorizationCodeGrant
 from authsvc.grants.base import Grant, GrantRequest
 from authsvc.grants.client_credentials import ClientCredentialsGrant
 from authsvc.grants.password import PasswordGrant
@@ -18,7 +19,12 @@ from authsvc.grants.refresh_token import RefreshTokenGrant
 __all__ = ["GRANTS", "GRANT_TYPES", "Grant", "GrantRegistry", "GrantRequest", "token_parameters"]
 
 #: Every grant class, in the order discovery lists them.
-GRANTS: tuple[type[Grant], ...] = (PasswordGrant, RefreshTokenGrant, ClientCredentialsGrant)
+GRANTS: tuple[type[Grant], ...] = (
+    AuthorizationCodeGrant,
+    PasswordGrant,
+    RefreshTokenGrant,
+    ClientCredentialsGrant,
+)
 #: Their grant types.
 GRANT_TYPES: tuple[str, ...] = tuple(grant.grant_type for grant in GRANTS)
 

@@ -37,7 +37,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord
-from authsvc.store.sql.tables import clients, refresh_tokens, revoked_access_tokens, sessions, users
+from authsvc.store.sql.tables import (
+    browser_sessions,
+    clients,
+    refresh_tokens,
+    revoked_access_tokens,
+    sessions,
+    users,
+)
 from authsvc.store.sql.threaded import ThreadedDatabase
 
 __all__ = ["SqlSessionStore", "SqlSessionTransaction", "revoke_sessions"]
@@ -282,8 +289,19 @@ class SqlSessionStore:
         return rowcount > 0
 
     async def revoke_user(self, user_id: str, now: float, reason: str) -> int:
+        """End every session of the user, and every browser session (SSO) of theirs."""
         statement = revoke_sessions(sessions.c.user_id == user_id, now, reason)
-        rowcount: int = await self.db.write(lambda conn: conn.execute(statement).rowcount)
+        browsers = (
+            update(browser_sessions)
+            .where(browser_sessions.c.user_id == user_id, browser_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+        def tx(conn: Connection) -> int:
+            conn.execute(browsers)
+            return int(conn.execute(statement).rowcount)
+
+        rowcount = await self.db.write(tx)
         self._on_revoke()
         return rowcount
 
