@@ -97,6 +97,7 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"database: {meta.get('database')}",
         f"- password hashing: {meta.get('argon2')}",
         f"- refresh method: {meta.get('refresh_method')}",
+        f"- code method: {meta.get('code_method')}",
         f"- peer (node-oidc-provider): {meta.get('peer')}",
         f"- growth rows: {meta.get('growth_rows')}; memory refreshes: {meta.get('memory_refreshes')}",
         f"- servers: {meta.get('server_settings')}",
