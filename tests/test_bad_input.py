@@ -115,7 +115,9 @@ async def test_missing_grant_type(alice: AppHarness) -> None:
     assert_oauth_error(response, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("grant_type", ["foo", "authorization_code", "implicit", "PASSWORD", "password "])
+@pytest.mark.parametrize(
+    "grant_type", ["foo", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "PASSWORD", "password "]
+)
 async def test_unknown_grant_type(alice: AppHarness, grant_type: str) -> None:
     response = await alice.login(grant_type=grant_type)
     assert_oauth_error(response, 400, "unsupported_grant_type")

@@ -103,6 +103,13 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/authorize"),
+    ("POST", "/authorize"),
+    ("POST", "/par"),
+    ("GET", "/userinfo"),
+    ("POST", "/userinfo"),
+    ("GET", "/logout"),
+    ("POST", "/logout"),
 ]
 
 

@@ -158,8 +158,24 @@ async def test_metadata_fields(harness: AppHarness) -> None:
     assert doc["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
     assert doc["revocation_endpoint"] == ISSUER + "/revoke"
     assert doc["introspection_endpoint"] == ISSUER + "/introspect"
-    assert sorted(doc["grant_types_supported"]) == ["client_credentials", "password", "refresh_token"]
-    assert doc["response_types_supported"] == []
+    assert sorted(doc["grant_types_supported"]) == [
+        "authorization_code",
+        "client_credentials",
+        "password",
+        "refresh_token",
+    ]
+    # Browser sign-in (CONTRACT.md): the document is OpenID Connect Discovery metadata too.
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["authorization_endpoint"] == ISSUER + "/authorize"
+    assert doc["userinfo_endpoint"] == ISSUER + "/userinfo"
+    assert doc["end_session_endpoint"] == ISSUER + "/logout"
+    assert doc["pushed_authorization_request_endpoint"] == ISSUER + "/par"
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["subject_types_supported"] == ["public"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert {"openid", "profile", "email", "offline_access"} <= set(doc["scopes_supported"])
+    assert {"RS256", "EdDSA"} <= set(doc["id_token_signing_alg_values_supported"])
+    assert {"sub", "auth_time", "nonce", "at_hash", "sid"} <= set(doc["claims_supported"])
     basic = {"client_secret_basic", "client_secret_post", "private_key_jwt"}
     assert set(doc["token_endpoint_auth_methods_supported"]) == basic | {"none"}
     assert set(doc["revocation_endpoint_auth_methods_supported"]) == basic | {"none"}

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
+from tests.authorize_support import REDIRECT, add_browser_client, authorize_params, callback, form_of, pkce
 from tests.support import AppHarness
 from tests.test_fault_injection import Outage
 
@@ -28,6 +29,13 @@ PRIVATE = {
     ("POST", "/introspect"),
     ("GET", "/users/me"),
     ("HEAD", "/users/me"),
+    # Browser sign-in: pages about a sign-in, codes in redirects, claims about the user.
+    *(
+        (method, path)
+        for method in ("GET", "HEAD", "POST")
+        for path in ("/authorize", "/userinfo", "/logout")
+    ),
+    ("POST", "/par"),
 }
 #: Routes whose answers are public documents with nothing about any user or token.
 PUBLIC = {
@@ -173,6 +181,127 @@ async def _me_head_no_token(h: AppHarness) -> httpx.Response:
     return await h.client.head("/users/me")
 
 
+async def _browser(h: AppHarness) -> None:
+    await add_browser_client(h, "web", first_party=True)
+
+
+def _authorize(**extra: str) -> dict[str, str]:
+    return authorize_params("web", pkce()[1], **extra)
+
+
+async def _authorize_login_page(h: AppHarness) -> httpx.Response:
+    await _browser(h)
+    return await h.client.get("/authorize", params=_authorize())
+
+
+async def _authorize_head(h: AppHarness) -> httpx.Response:
+    await _browser(h)
+    return await h.client.head("/authorize", params=_authorize())
+
+
+async def _authorize_head_untrusted(h: AppHarness) -> httpx.Response:
+    return await h.client.head("/authorize", params={"client_id": "nobody"})
+
+
+async def _authorize_untrusted(h: AppHarness) -> httpx.Response:
+    return await h.client.get("/authorize", params={"client_id": "nobody"})
+
+
+async def _authorize_code(h: AppHarness) -> httpx.Response:
+    page = await _authorize_login_page(h)
+    return await h.client.post(
+        "/authorize", data={**form_of(page).hidden, "username": "alice", "password": "correct horse"}
+    )
+
+
+async def _authorize_post_no_csrf(h: AppHarness) -> httpx.Response:
+    return await h.client.post("/authorize", data={"interaction": "x", "username": "alice"})
+
+
+async def _authorize_post_wrong_password(h: AppHarness) -> httpx.Response:
+    page = await _authorize_login_page(h)
+    return await h.client.post(
+        "/authorize", data={**form_of(page).hidden, "username": "alice", "password": "wrong password"}
+    )
+
+
+async def _browser_tokens(h: AppHarness) -> dict[str, str]:
+    verifier, challenge = pkce()
+    await _browser(h)
+    page = await h.client.get("/authorize", params=authorize_params("web", challenge))
+    done = await h.client.post(
+        "/authorize", data={**form_of(page).hidden, "username": "alice", "password": "correct horse"}
+    )
+    code = callback(done)["code"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    response = await h.client.post("/token", data={**form, "code_verifier": verifier, "client_id": "web"})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _userinfo_ok(h: AppHarness) -> httpx.Response:
+    return await h.client.get("/userinfo", headers=_bearer((await _browser_tokens(h))["access_token"]))
+
+
+async def _userinfo_post_ok(h: AppHarness) -> httpx.Response:
+    return await h.client.post("/userinfo", headers=_bearer((await _browser_tokens(h))["access_token"]))
+
+
+async def _userinfo_head_ok(h: AppHarness) -> httpx.Response:
+    return await h.client.head("/userinfo", headers=_bearer((await _browser_tokens(h))["access_token"]))
+
+
+async def _userinfo_no_token(h: AppHarness) -> httpx.Response:
+    return await h.client.get("/userinfo")
+
+
+async def _userinfo_post_no_token(h: AppHarness) -> httpx.Response:
+    return await h.client.post("/userinfo")
+
+
+async def _userinfo_head_no_token(h: AppHarness) -> httpx.Response:
+    return await h.client.head("/userinfo")
+
+
+async def _logout_confirm(h: AppHarness) -> httpx.Response:
+    return await h.client.get("/logout")
+
+
+async def _logout_head(h: AppHarness) -> httpx.Response:
+    return await h.client.head("/logout")
+
+
+async def _logout_bad_hint(h: AppHarness) -> httpx.Response:
+    return await h.client.get("/logout", params={"id_token_hint": "not.a.token"})
+
+
+async def _logout_head_bad_hint(h: AppHarness) -> httpx.Response:
+    return await h.client.head("/logout", params={"id_token_hint": "not.a.token"})
+
+
+async def _logout_post_ok(h: AppHarness) -> httpx.Response:
+    page = await h.client.get("/logout")
+    return await h.client.post("/logout", data=form_of(page).hidden)
+
+
+async def _logout_post_no_csrf(h: AppHarness) -> httpx.Response:
+    return await h.client.post("/logout", data={"logout": "yes"})
+
+
+async def _par_ok(h: AppHarness) -> httpx.Response:
+    await _browser(h)
+    return await h.client.post("/par", data=_authorize())
+
+
+async def _par_invalid(h: AppHarness) -> httpx.Response:
+    await _browser(h)
+    return await h.client.post("/par", data=_authorize(code_challenge_method="plain"))
+
+
 PROBES: list[tuple[tuple[str, str], int, Probe]] = [
     (("POST", "/token"), 200, _token_ok),
     (("POST", "/token"), 200, _token_refresh_ok),
@@ -195,6 +324,27 @@ PROBES: list[tuple[tuple[str, str], int, Probe]] = [
     (("GET", "/users/me"), 503, _me_database_down),
     (("HEAD", "/users/me"), 200, _me_head_ok),
     (("HEAD", "/users/me"), 401, _me_head_no_token),
+    (("GET", "/authorize"), 200, _authorize_login_page),
+    (("GET", "/authorize"), 400, _authorize_untrusted),
+    (("HEAD", "/authorize"), 200, _authorize_head),
+    (("HEAD", "/authorize"), 400, _authorize_head_untrusted),
+    (("POST", "/authorize"), 303, _authorize_code),
+    (("POST", "/authorize"), 200, _authorize_post_wrong_password),
+    (("POST", "/authorize"), 403, _authorize_post_no_csrf),
+    (("GET", "/userinfo"), 200, _userinfo_ok),
+    (("GET", "/userinfo"), 401, _userinfo_no_token),
+    (("POST", "/userinfo"), 200, _userinfo_post_ok),
+    (("POST", "/userinfo"), 401, _userinfo_post_no_token),
+    (("HEAD", "/userinfo"), 200, _userinfo_head_ok),
+    (("HEAD", "/userinfo"), 401, _userinfo_head_no_token),
+    (("GET", "/logout"), 200, _logout_confirm),
+    (("GET", "/logout"), 400, _logout_bad_hint),
+    (("HEAD", "/logout"), 200, _logout_head),
+    (("HEAD", "/logout"), 400, _logout_head_bad_hint),
+    (("POST", "/logout"), 200, _logout_post_ok),
+    (("POST", "/logout"), 403, _logout_post_no_csrf),
+    (("POST", "/par"), 201, _par_ok),
+    (("POST", "/par"), 400, _par_invalid),
 ]
 
 
@@ -203,7 +353,7 @@ def test_every_private_route_is_probed() -> None:
     assert probed == PRIVATE
     for route in PRIVATE:  # success and at least one error for each
         statuses = {status for r, status, _probe in PROBES if r == route}
-        assert 200 in statuses and any(status >= 400 for status in statuses), route
+        assert statuses & {200, 201, 303} and any(status >= 400 for status in statuses), route
 
 
 @pytest.mark.parametrize(

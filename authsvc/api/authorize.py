@@ -37,7 +37,7 @@ class AuthorizeEndpoint:
 
     async def __call__(self, request: Request) -> Response:
         session_handle = request.cookies.get(self.pages.cookies.session)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             pairs = query_pairs(request.url.query)
         else:
             if request.headers.get("content-type", "").split(";")[0].strip().lower() != (

@@ -49,8 +49,9 @@ class BearerCheck:
     # (sid, jti) -> still allowed, kept up to half a second (CONTRACT.md allows 1 s).
     allowed: TtlCache[tuple[str | None, str], bool]
 
-    async def claims(self, request: Request) -> dict[str, Any]:
-        """Claims of the request's live access token of ours, for our audience; else InvalidTokenError."""
+    async def claims(self, request: Request, *, any_audience: bool = False) -> dict[str, Any]:
+        """Claims of the request's live access token of ours, for our audience (any audience:
+        /userinfo serves every access token this issuer signed); else InvalidTokenError."""
         token = _bearer(request)
         now = self.clock.now()
         # Read once: the key set may be swapped by the poller thread during the check,
@@ -77,7 +78,7 @@ class BearerCheck:
             raise InvalidTokenError(detail=exc.reason) from None
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if self.audience not in audiences:
+        if not any_audience and self.audience not in audiences:
             raise InvalidTokenError(detail="wrong audience")
         sid = claims.get("sid")
         if sid is not None and not isinstance(sid, str):

@@ -1,4 +1,5 @@
-"""RFC 8414 authorization server metadata (also served as openid-configuration)."""
+"""RFC 8414 authorization server metadata, which is also OpenID Connect Discovery 1.0 metadata
+(served at both well-known paths: one document, so the two can never disagree)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from starlette.responses import Response
 
 from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import metadata_responses
+from authsvc.browser.requests import OIDC_SCOPES
 from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 
@@ -16,6 +18,23 @@ __all__ = ["OAUTH_ENDPOINT", "OPENID_ENDPOINT", "MetadataEndpoint", "metadata"]
 
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 _ASSERTION_ALGS = sorted(ASYMMETRIC_ALGS - {"Ed25519"})
+#: What this service's keys sign with (AUTHSVC_SIGNING_ALG; Ed25519 keys sign as EdDSA).
+_SIGNING_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
+_CLAIMS = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "sid",
+    "at_hash",
+    "preferred_username",
+    "name",
+    "email",
+    "email_verified",
+]
 
 
 def metadata(issuer: str) -> dict[str, object]:
@@ -25,15 +44,27 @@ def metadata(issuer: str) -> dict[str, object]:
         "jwks_uri": issuer + "/.well-known/jwks.json",
         "revocation_endpoint": issuer + "/revoke",
         "introspection_endpoint": issuer + "/introspect",
+        "authorization_endpoint": issuer + "/authorize",
+        "pushed_authorization_request_endpoint": issuer + "/par",
+        "require_pushed_authorization_requests": False,
+        "userinfo_endpoint": issuer + "/userinfo",
+        "end_session_endpoint": issuer + "/logout",
         "grant_types_supported": list(GRANT_TYPES),
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": _SIGNING_ALGS,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": _CLAIMS,
         "token_endpoint_auth_methods_supported": [*_AUTH_METHODS, "none"],
         "token_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": [*_AUTH_METHODS, "none"],
         "revocation_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
         "introspection_endpoint_auth_methods_supported": _AUTH_METHODS,
         "introspection_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
-        "scopes_supported": [],
+        "scopes_supported": sorted(OIDC_SCOPES),
     }
 
 

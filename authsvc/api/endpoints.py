@@ -6,7 +6,19 @@ token endpoint; the order is otherwise that of the OpenAPI document.
 
 from __future__ import annotations
 
-from authsvc.api import authorize, discovery, health, introspect, jwks, revoke, token, users
+from authsvc.api import (
+    authorize,
+    discovery,
+    health,
+    introspect,
+    jwks,
+    logout,
+    par,
+    revoke,
+    token,
+    userinfo,
+    users,
+)
 from authsvc.api.routes import Endpoint
 
 __all__ = ["ENDPOINTS", "PATHS"]
@@ -18,6 +30,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     introspect.ENDPOINT,
     users.ENDPOINT,
     authorize.ENDPOINT,
+    par.ENDPOINT,
+    userinfo.ENDPOINT,
+    logout.ENDPOINT,
     discovery.OAUTH_ENDPOINT,
     discovery.OPENID_ENDPOINT,
     health.HEALTHZ,

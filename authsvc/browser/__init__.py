@@ -6,3 +6,5 @@ them; ``cookies`` names the cookies and binds the CSRF token to one; ``flow``
 decides each step (sign in, consent, code) against the stores; the HTTP glue
 is ``authsvc.api.authorize``, ``api.par`` and ``api.logout``.
 """
+
+__all__: list[str] = []
