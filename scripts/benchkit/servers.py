@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchkit.config import ARGON2, BENCH_SCRIPT, PEER_DIR
+from benchkit.config import ARGON2, AUTH_CODE_TTL, BENCH_SCRIPT, PEER_DIR
 from benchkit.cores import Cores
 
 __all__ = [
@@ -160,6 +160,10 @@ def authsvc_env(workdir: Path, alg: str, database_url: str | None) -> dict[str, 
             # address: the failed-login limits (which reserve each attempt) must not refuse them.
             "AUTHSVC_LOGIN_MAX_PER_USER": "1000000",
             "AUTHSVC_LOGIN_MAX_PER_ADDRESS": "1000000",
+            # The authorization_code row mints its codes before the timed run, one SSO GET /authorize
+            # each (about 250/s on one core): a --duration 10 run needs ~13,000, longer to mint than
+            # the default 60 s lifetime. A code's lifetime changes no work its redemption does.
+            "AUTHSVC_AUTH_CODE_TTL": str(AUTH_CODE_TTL),
         }
     )
     return env

@@ -45,6 +45,7 @@ from benchkit.browser import (
     seed_spa_client,
     sign_in,
 )
+from benchkit.config import AUTH_CODE_TTL
 from benchkit.console import log
 from benchkit.context import Bench
 from benchkit.load import Load
@@ -140,6 +141,11 @@ def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer) -> None:
 
     def supply(count: int) -> tuple[list[str], str]:
         minted = mint_codes(server, client_id, cookies, count)
+        if minted.seconds > 0.8 * AUTH_CODE_TTL:  # the first codes would expire during the run
+            raise RuntimeError(
+                f"minting {count:,} codes took {minted.seconds:.0f}s, too close to their lifetime "
+                f"({AUTH_CODE_TTL}s, benchkit.config.AUTH_CODE_TTL): a shorter --duration"
+            )
         log(
             f"  minted {len(minted.codes):,} codes by SSO GET /authorize in {minted.seconds:.1f}s "
             f"({minted.rate:,.0f}/s; p50 {minted.p50_first_ms:.1f} ms first tenth, "
