@@ -24,8 +24,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from authsvc import __version__, events
+from authsvc.api.cors import Cors
+from authsvc.api.discovery import DISCOVERY_PATHS
 from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
@@ -112,6 +115,12 @@ def create_app(
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
             Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})),
+            Middleware(
+                Cors,
+                public=frozenset({JWKS_PATH, *DISCOVERY_PATHS}),
+                registered=frozenset({"/token", "/revoke", "/userinfo"}),
+                origins=_registered_origins,
+            ),
         ],
         exception_handlers=_error_handlers(metrics),
         lifespan=lifespan,
@@ -120,6 +129,11 @@ def create_app(
     app.metrics = metrics
     app.state.metrics = metrics
     return app
+
+
+async def _registered_origins(scope: Scope) -> frozenset[str]:
+    services: Services = scope["app"].state.services
+    return await services.clients.web_origins()
 
 
 def create_served_app() -> AuthsvcApp:

@@ -20,7 +20,7 @@ from authsvc.cli_clients import clients_app
 from authsvc.cli_keys import keys_app
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
-from authsvc.events import Events, SessionsLoggedOut, UserDisabled, UserEnabled
+from authsvc.events import ConsentRevoked, Events, SessionsLoggedOut, UserDisabled, UserEnabled
 from authsvc.passwords import PasswordHasher
 from authsvc.settings import DEFAULT_PORT, AuthSettings, get_settings
 
@@ -308,6 +308,39 @@ def users_logout(name: str) -> None:
         return count
 
     typer.echo(f"revoked {_run(lambda: _with_stores(_settings(), logout))} sessions of {name}")
+
+
+@users_app.command("consents")
+def users_consents(
+    name: str,
+    revoke: Annotated[
+        str | None,
+        typer.Option("--revoke", metavar="CLIENT_ID", help="Forget the consent given to a client."),
+    ] = None,
+) -> None:
+    """List the clients a user has consented to (and the scopes), or revoke one consent."""
+    from datetime import UTC, datetime
+
+    from authsvc.store.sql.browser import SqlBrowserStore
+
+    async def act(users: Any, sessions: Any) -> list[Any] | bool:
+        user = await _require_user(users, name)
+        store = SqlBrowserStore(sessions.db)
+        if revoke is None:
+            return list(await store.consents(user.id))
+        if not await store.revoke_consent(user.id, revoke):
+            raise CommandError(f"{name} has not consented to client {revoke!r}")
+        Events().publish(ConsentRevoked(user_id=user.id, client_id=revoke))
+        return True
+
+    result = _run(lambda: _with_stores(_settings(), act))
+    if revoke is not None:
+        typer.echo(f"revoked the consent of {name} to client {revoke}")
+        return
+    assert isinstance(result, list)
+    for consent in result:
+        granted = datetime.fromtimestamp(consent.granted_at, UTC).isoformat(timespec="seconds")
+        typer.echo(f"{consent.client_id}	granted {granted}	{' '.join(sorted(consent.scopes))}")
 
 
 # --- db ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -65,6 +66,37 @@ def _read_jwks(path: Path) -> str:
     return text
 
 
+def check_redirect_uri(option: str, uri: str) -> str:
+    """A redirect URI as RFC 6749 §3.1.2 and RFC 9700 §2.1 want it: absolute, no fragment, and
+    https except on loopback (or a private-use scheme of a native app, RFC 8252 §7.1)."""
+    parts = urlsplit(uri)
+    bad = (
+        not parts.scheme
+        or "#" in uri
+        or any(c.isspace() or not c.isprintable() for c in uri)
+        or len(uri) > 2000
+        or (parts.scheme in ("http", "https") and not parts.hostname)
+        or parts.username is not None
+    )
+    if bad:
+        raise ClientCommandError(f"{option} {uri!r}: an absolute URI without fragment or credentials")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise ClientCommandError(f"{option} {uri!r}: http is allowed only on loopback; use https")
+    return uri
+
+
+def check_origin(origin: str) -> str:
+    """A web origin: scheme://host[:port] and nothing else."""
+    parts = urlsplit(origin)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or origin != f"{parts.scheme}://{parts.netloc}"
+    ):
+        raise ClientCommandError(f"--web-origin {origin!r}: an origin is scheme://host[:port]")
+    return origin
+
+
 def _words(option: str, values: list[str] | None) -> list[str]:
     """Values of a repeatable option; each may also be a space-separated list."""
     words = [word for value in values or () for word in value.split()]
@@ -86,6 +118,22 @@ def clients_add(
     access_token_ttl: Annotated[
         int | None, typer.Option("--access-token-ttl", min=1, help="Access-token lifetime, seconds.")
     ] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="Where codes may be sent (repeat).")
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--post-logout-redirect-uri", help="Where /logout may send the browser (repeat)."),
+    ] = None,
+    web_origin: Annotated[
+        list[str] | None, typer.Option("--web-origin", help="A browser origin allowed by CORS (repeat).")
+    ] = None,
+    first_party: Annotated[
+        bool, typer.Option("--first-party", help="Trusted: its users are not asked for consent.")
+    ] = False,
+    require_par: Annotated[
+        bool, typer.Option("--require-par", help="Authorization requests must be pushed (RFC 9126).")
+    ] = False,
 ) -> None:
     """Register a client. A generated secret is printed once."""
     from authsvc.store.sql.clients import DuplicateClient
@@ -106,6 +154,17 @@ def clients_add(
         raise ClientCommandError(f"unknown grant type {sorted(unknown)[0]!r}")
     if public and "client_credentials" in grants:
         raise ClientCommandError("a public client cannot use client_credentials")
+    redirect_uris = tuple(dict.fromkeys(check_redirect_uri("--redirect-uri", u) for u in redirect_uri or ()))
+    logout_uris = tuple(
+        dict.fromkeys(
+            check_redirect_uri("--post-logout-redirect-uri", u) for u in post_logout_redirect_uri or ()
+        )
+    )
+    origins = tuple(dict.fromkeys(check_origin(o) for o in web_origin or ()))
+    if "authorization_code" in grants and not redirect_uris:
+        raise ClientCommandError("--grant authorization_code needs at least one --redirect-uri")
+    if (redirect_uris or logout_uris or first_party or require_par) and "authorization_code" not in grants:
+        raise ClientCommandError("browser sign-in options need --grant authorization_code")
     scopes = frozenset(_words("--scope", [scope]))
     # No --audience: the tokens get AUTHSVC_DEFAULT_AUDIENCE as it is when they are issued.
     audiences = tuple(dict.fromkeys(_words("--audience", audience)))
@@ -132,6 +191,11 @@ def clients_add(
         access_token_ttl=access_token_ttl,
         secret_hash=secret_hash,
         jwks=jwks_text,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=logout_uris,
+        web_origins=origins,
+        first_party=first_party,
+        require_par=require_par,
     )
 
     async def add(clients, users):  # type: ignore[no-untyped-def]
@@ -156,6 +220,8 @@ def clients_add(
     Events().publish(ClientAdded(client_id=client_id))
     kind = "public" if public else ("private_key_jwt" if jwks_text else "confidential")
     typer.echo(f"added {kind} client {client_id} (grants: {' '.join(sorted(grants))})")
+    if redirect_uris:
+        typer.echo(f"redirect URIs: {' '.join(redirect_uris)}" + (" (first-party)" if first_party else ""))
     if secret is not None:
         typer.echo(f"client secret (shown once, store it now): {secret}")
 

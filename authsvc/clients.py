@@ -38,6 +38,7 @@ class ClientDirectory:
         self._default = default_client(settings)
         self.store = store
         self._recent: TtlCache[str, tuple[Client | None]] = TtlCache(self.CACHE_TTL)
+        self._origins: TtlCache[str, frozenset[str]] = TtlCache(self.CACHE_TTL)
 
     @property
     def default(self) -> Client:
@@ -56,6 +57,16 @@ class ClientDirectory:
     def forget(self) -> None:
         """Drop what is cached (a client changed in this process)."""
         self._recent.clear()
+        self._origins.clear()
+
+    async def web_origins(self) -> frozenset[str]:
+        """Every origin a registered client named with ``--web-origin`` (for CORS)."""
+
+        async def load() -> frozenset[str]:
+            return frozenset(origin for client in await self.store.list() for origin in client.web_origins)
+
+        found = await self._origins.get_or_load("", load)
+        return found if found is not None else frozenset()
 
     async def is_live(self, client_id: str) -> bool:
         """Whether the client exists now, read from the database (introspection must not lag)."""

@@ -14,7 +14,7 @@ from authsvc.browser.requests import OIDC_SCOPES
 from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 
-__all__ = ["OAUTH_ENDPOINT", "OPENID_ENDPOINT", "MetadataEndpoint", "metadata"]
+__all__ = ["DISCOVERY_PATHS", "OAUTH_ENDPOINT", "OPENID_ENDPOINT", "MetadataEndpoint", "metadata"]
 
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 _ASSERTION_ALGS = sorted(ASYMMETRIC_ALGS - {"Ed25519"})
@@ -80,13 +80,15 @@ class MetadataEndpoint:
         )
 
 
+DISCOVERY_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
 OAUTH_ENDPOINT = Endpoint(
-    "/.well-known/oauth-authorization-server",
+    DISCOVERY_PATHS[0],
     {"get": {"summary": "Authorization server metadata (RFC 8414)", "responses": metadata_responses()}},
     build=lambda services, _metrics: MetadataEndpoint(services.tokens.issuer),
 )
 OPENID_ENDPOINT = Endpoint(
-    "/.well-known/openid-configuration",
+    DISCOVERY_PATHS[1],
     {"get": {"summary": "The same metadata, for clients that look here", "responses": metadata_responses()}},
     build=lambda services, _metrics: MetadataEndpoint(services.tokens.issuer),
 )
