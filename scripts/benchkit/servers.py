@@ -145,16 +145,20 @@ def _clean_env() -> dict[str, str]:
 
 
 # --- authsvc ------------------------------------------------------------------------------------
-def authsvc_env(workdir: Path, alg: str, database_url: str | None) -> dict[str, str]:
+def authsvc_env(
+    workdir: Path, alg: str, database_url: str | None, *, argon2: dict[str, int] | None = None
+) -> dict[str, str]:
+    """The environment of an authsvc server of the bench; ``argon2`` other hashing parameters."""
+    argon2 = argon2 or ARGON2
     env = _clean_env()
     env.update(
         {
             "AUTHSVC_DATABASE_URL": database_url or f"sqlite:///{workdir / 'authsvc.db'}",
             "AUTHSVC_KEYS_DIR": str(workdir / "keys"),
             "AUTHSVC_SIGNING_ALG": alg,
-            "AUTHSVC_ARGON2_MEMORY_KIB": str(ARGON2["memory_kib"]),
-            "AUTHSVC_ARGON2_TIME_COST": str(ARGON2["time_cost"]),
-            "AUTHSVC_ARGON2_PARALLELISM": str(ARGON2["parallelism"]),
+            "AUTHSVC_ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
+            "AUTHSVC_ARGON2_TIME_COST": str(argon2["time_cost"]),
+            "AUTHSVC_ARGON2_PARALLELISM": str(argon2["parallelism"]),
             "AUTHSVC_REFRESH_REUSE_GRACE": "0",
             # The password row measures a login's cost with 32 at once for one user from one
             # address: the failed-login limits (which reserve each attempt) must not refuse them.

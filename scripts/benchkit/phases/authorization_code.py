@@ -19,15 +19,16 @@ more signature), x 1.5, plus two per connection. A run that still used them up
 twice as many fresh codes.
 
 Sign-in cost (authsvc only): a few sign-ins one after the other, each by a new
-browser (no cookies), and as many password-grant logins (one password hash
-each, the bench's password row), the server's CPU time over each (user +
-system, every thread, from /proc): hashes per sign-in ≈ 1 + (CPU per sign-in -
-CPU per password login) ÷ one in-process argon2 hash. A second hash would add
-about 1; the rest of both requests (a page and a session here, two signatures
-there) is a few milliseconds. It should be 1. (authsvc exposes no count of
-hashes: its metrics count logins failed and tokens issued, not hashes.) The
-server's CPU for an SSO GET /authorize (the minting of one code) is reported
-beside it.
+browser (no cookies), as many password-grant logins and a few SSO GET
+/authorize, and the server's CPU time over each (user + system, every thread,
+from /proc): the ``ALG.signin`` row. The password hashes of a sign-in are
+counted once per run (with the first algorithm) by timing: a second server
+hashes with twice the argon2 time cost, and the growth of its CPU per sign-in
+divided by the growth of one hash (in-process) is the number of hashes a
+sign-in runs; everything else a sign-in does is the same on both servers and
+cancels out. It should be 1; the password grant, measured alike, reads 1 as
+the control. (authsvc's metrics count failed logins and tokens issued, not
+hashes.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from benchkit.browser import (
@@ -45,7 +48,7 @@ from benchkit.browser import (
     seed_spa_client,
     sign_in,
 )
-from benchkit.config import AUTH_CODE_TTL
+from benchkit.config import ARGON2, AUTH_CODE_TTL, PASSWORD
 from benchkit.console import log
 from benchkit.context import Bench
 from benchkit.load import Load
@@ -117,7 +120,8 @@ def _measure(
 
 
 # --- authsvc ------------------------------------------------------------------------------------
-def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer) -> None:
+def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer, *, count_hashes: bool = False) -> None:
+    """The authorization_code row and the sign-in's CPU; with ``count_hashes``, its password hashes."""
     import httpx
 
     log(f"{alg}: authsvc browser sign-in (hosted page, first-party public client) and code redemption")
@@ -137,7 +141,10 @@ def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer) -> None:
                 alg,
                 "authsvc",
             )
-        _sign_in_cost(bench, alg, server, client_id, browser)
+        costs = _server_costs(bench, server, client_id, browser)
+        _sign_in_row(bench, alg, costs)
+    if count_hashes:
+        _count_hashes(bench, alg, costs)
 
     def supply(count: int) -> tuple[list[str], str]:
         minted = mint_codes(server, client_id, cookies, count)
@@ -166,8 +173,19 @@ def run_authsvc(bench: Bench, alg: str, server: AuthsvcServer) -> None:
     )
 
 
-def _sign_in_cost(bench: Bench, alg: str, server: AuthsvcServer, client_id: str, signed_in: Any) -> None:
-    """Password hashes per sign-in, from the server's CPU time (see the module's docstring)."""
+@dataclass
+class _Costs:
+    """Server CPU ms per operation (None: /proc unreadable), and the sign-ins' latencies."""
+
+    sign_in_ms: float | None
+    password_ms: float | None
+    sso_ms: float | None
+    page_ms: list[float]  # GET /authorize, the login page
+    post_ms: list[float]  # POST of the login form
+
+
+def _server_costs(bench: Bench, server: AuthsvcServer, client_id: str, signed_in: Any) -> _Costs:
+    """The server's CPU per SSO GET /authorize, per password-grant login, per sign-in (new browsers)."""
     import httpx
 
     pid = server.proc.pid
@@ -191,57 +209,113 @@ def _sign_in_cost(bench: Bench, alg: str, server: AuthsvcServer, client_id: str,
         pages.append(done.page_ms)
         posts.append(done.post_ms)
     marks.append(cpu_seconds(pid))
-    latencies = sorted(page + post for page, post in zip(pages, posts, strict=True))
-    pages.sort()
-    posts.sort()
-    argon = bench.report.get("argon2.hash")
-    hash_ms = argon.p50_ms if argon is not None else None
+
+    def per_op(start: int, ops: int) -> float | None:
+        before, after = marks[start], marks[start + 1]
+        return None if before is None or after is None else (after - before) * 1000 / ops
+
+    return _Costs(per_op(2, count), per_op(1, count), per_op(0, sso), pages, posts)
+
+
+def _sign_in_row(bench: Bench, alg: str, costs: _Costs) -> None:
+    latencies = sorted(page + post for page, post in zip(costs.page_ms, costs.post_ms, strict=True))
+    page, post = sorted(costs.page_ms), sorted(costs.post_ms)
     facts: dict[str, Any] = {
-        "sign_ins": count,
-        "password_logins": count,
-        "sso_authorizations": sso,
-        "p50_login_page_ms": pages[len(pages) // 2],
-        "p50_login_post_ms": posts[len(posts) // 2],
+        "sign_ins": len(latencies),
+        "server_cpu_ms_per_sign_in": costs.sign_in_ms,
+        "server_cpu_ms_per_password_login": costs.password_ms,
+        "server_cpu_ms_per_sso_authorize": costs.sso_ms,
+        "p50_login_page_ms": page[len(page) // 2],
+        "p50_login_post_ms": post[len(post) // 2],
     }
-    note = "server CPU time unreadable (/proc)"
-    if all(mark is not None for mark in marks):
-        at = [float(mark or 0) for mark in marks]
-        sso_ms = (at[1] - at[0]) * 1000 / sso
-        password_ms = (at[2] - at[1]) * 1000 / count
-        signin_ms = (at[3] - at[2]) * 1000 / count
-        facts |= {
-            "server_cpu_ms_per_sign_in": signin_ms,
-            "server_cpu_ms_per_password_login": password_ms,
-            "server_cpu_ms_per_sso_authorize": sso_ms,
-        }
-        note = (
-            f"server CPU per sign-in {signin_ms:.1f} ms, per password-grant login {password_ms:.1f} ms, "
-            f"per SSO GET /authorize {sso_ms:.2f} ms"
-        )
-        if hash_ms:
-            hashes = 1 + (signin_ms - password_ms) / hash_ms
-            facts |= {"hash_ms": hash_ms, "hashes_per_sign_in": hashes}
-            note += f"; ≈ {hashes:.2f} password hashes (of {hash_ms:.1f} ms in-process)"
-    bench.report.meta.setdefault("sign_in", {})[alg] = facts
+    bench.report.meta.setdefault("sign_in_cpu", {})[alg] = facts
+    cpu = (
+        f"server CPU per sign-in {costs.sign_in_ms:.1f} ms, per password-grant login "
+        f"{costs.password_ms:.1f} ms, per SSO GET /authorize {costs.sso_ms:.2f} ms"
+        if costs.sign_in_ms is not None and costs.password_ms is not None and costs.sso_ms is not None
+        else "server CPU time unreadable (/proc)"
+    )
     bench.report.add(
         Row(
             f"{alg}.signin",
             f"authsvc browser sign-in, one after another: GET /authorize (login page) + POST of the "
             f"form → 303 with a code ({alg})",
             "info",
-            rps=count / (sum(latencies) / 1000),
+            rps=len(latencies) / (sum(latencies) / 1000),
             p50_ms=latencies[len(latencies) // 2],
             p99_ms=latencies[-1],
-            requests=count,
+            requests=len(latencies),
             ceiling="argon2.hash",
             generator="httpx, sequential",
             note=join_notes(
-                note,
+                cpu,
                 f"p50 {facts['p50_login_page_ms']:.1f} ms the page, "
                 f"{facts['p50_login_post_ms']:.1f} ms the POST",
             ),
         )
     )
+
+
+def _inproc_hash_ms(argon2: dict[str, int], times: int) -> float:
+    """CPU ms of one hash with these parameters, in this process (on the server core)."""
+    from authsvc.passwords import PasswordHasher
+
+    hasher = PasswordHasher(argon2["memory_kib"], argon2["time_cost"], argon2["parallelism"])
+    hasher.hash_sync(PASSWORD)
+    start = time.process_time()
+    for _ in range(times):
+        hasher.hash_sync(PASSWORD)
+    return (time.process_time() - start) * 1000 / times
+
+
+def _count_hashes(bench: Bench, alg: str, costs: _Costs) -> None:
+    """Password hashes per sign-in: how much a sign-in's CPU grows when one hash grows.
+
+    A second server whose argon2 time cost is twice the shipped one; the growth of the server's
+    CPU per sign-in, divided by the growth of one hash (in-process, same parameters), counts the
+    hashes: the rest of the sign-in's work is the same on both servers and cancels out. The
+    password grant (one hash) is measured the same way, as the control."""
+    import httpx
+
+    slow = {**ARGON2, "time_cost": 2 * ARGON2["time_cost"]}
+    log(f"{alg}: password hashes per sign-in (a second server, argon2 t={slow['time_cost']})")
+    workdir = bench.tmp / f"signin-{alg.lower()}-t{slow['time_cost']}"
+    proc = bench.start_authsvc(workdir.name, alg, workdir, argon2=slow)
+    try:
+        server = bench.seed(proc, alg, workdir, argon2=slow)
+        client_id = seed_spa_client(server, bench.run_id)
+        with httpx.Client(base_url=server.url, timeout=60) as browser:
+            sign_in(browser, server, client_id)
+            slow_costs = _server_costs(bench, server, client_id, browser)
+    finally:
+        bench.procs.stop(proc)
+    times = 3 if bench.options.smoke else 8
+    with bench.cores.on_server_core():
+        hash_ms, slow_hash_ms = _inproc_hash_ms(ARGON2, times), _inproc_hash_ms(slow, times)
+    facts: dict[str, Any] = {
+        "alg": alg,
+        "time_costs": [ARGON2["time_cost"], slow["time_cost"]],
+        "inproc_hash_cpu_ms": [hash_ms, slow_hash_ms],
+        "server_cpu_ms_per_sign_in": [costs.sign_in_ms, slow_costs.sign_in_ms],
+        "server_cpu_ms_per_password_login": [costs.password_ms, slow_costs.password_ms],
+        "hashes_per_sign_in": None,
+        "hashes_per_password_login": None,
+    }
+    grown = slow_hash_ms - hash_ms
+    if grown > 0 and None not in (costs.sign_in_ms, slow_costs.sign_in_ms):
+        facts["hashes_per_sign_in"] = (
+            float(slow_costs.sign_in_ms or 0) - float(costs.sign_in_ms or 0)
+        ) / grown
+    if grown > 0 and None not in (costs.password_ms, slow_costs.password_ms):
+        facts["hashes_per_password_login"] = (
+            float(slow_costs.password_ms or 0) - float(costs.password_ms or 0)
+        ) / grown
+    bench.report.meta["sign_in_hashes"] = facts
+    if facts["hashes_per_sign_in"] is not None:
+        log(
+            f"  ≈ {facts['hashes_per_sign_in']:.2f} password hashes per sign-in "
+            f"(the password grant, one hash: {facts['hashes_per_password_login'] or 0:.2f})"
+        )
 
 
 # --- the peer -----------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 JWKS, client_credentials (a JWT access token through a resource indicator),
 refresh without rotation (the ANCHORS.md setup: one token reused) and with
 rotation, chained like authsvc's, and authorization_code (a public client's
-PKCE redemption, ``benchkit.phases.authorization_code``). Optional: skipped without node or without
+PKCE redemption, ``benchkit.phases.authorization_code``). Its in-memory adapter
+is the default one over a larger LRU (``server.js``: the default keeps about
+1,000 entries, and the codes minted before a run would be evicted). Optional: skipped without node or without
 ``npm install``.
 """
 

@@ -53,6 +53,6 @@ def run(bench: Bench, alg: str, first: bool) -> None:
         authsvc_rows.run(bench, alg, primed.server, primed.pool, primed.access, primed.etag)
         if first:
             event_loop.run(bench, primed.server)
-        authorization_code.run_authsvc(bench, alg, primed.server)
+        authorization_code.run_authsvc(bench, alg, primed.server, count_hashes=first)
     if bench.peer_ok:
         peer.run(bench, alg)
