@@ -95,12 +95,14 @@ def serve(
     from authsvc.keys.preflight import check_passphrase
     from authsvc.keys.setup import bootstrap_keys, build_key_store
     from authsvc.serving import address, listen, run_uvicorn
+    from authsvc.web.pages import load_pages
 
     settings = _settings()
     # The port first: a busy one or a bad host is one line, before anything is created.
     sock = listen(host, port)
     settings = settings.for_port(sock.getsockname()[1])
     try:
+        load_pages(settings)  # a broken replacement template is one line now, not a traceback later
         # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
         # first key and prove the passphrase opens the signing key, once, before any worker
         # starts: errors are one line here. The app then only loads the keys.
@@ -340,7 +342,7 @@ def users_consents(
     assert isinstance(result, list)
     for consent in result:
         granted = datetime.fromtimestamp(consent.granted_at, UTC).isoformat(timespec="seconds")
-        typer.echo(f"{consent.client_id}	granted {granted}	{' '.join(sorted(consent.scopes))}")
+        typer.echo(f"{consent.client_id}\tgranted {granted}\t{' '.join(sorted(consent.scopes))}")
 
 
 # --- db ------------------------------------------------------------------------------
@@ -382,12 +384,18 @@ def db_current() -> None:
 
 @db_app.command("prune")
 def db_prune() -> None:
-    """Delete expired refresh tokens, sessions and revocations."""
+    """Delete expired refresh tokens, sessions, revocations, codes and browser sessions."""
+    from authsvc.store.sql.browser import SqlBrowserStore
+
+    settings = _settings()
 
     async def prune(_users: Any, sessions: Any) -> dict[str, int]:
-        return dict(await sessions.prune(SystemClock().now()))
+        now = SystemClock().now()
+        counts = dict(await sessions.prune(now))
+        counts.update(await SqlBrowserStore(sessions.db).prune(now, code_memory=settings.access_token_ttl))
+        return counts
 
-    counts = _run(lambda: _with_stores(_settings(), prune))
+    counts = _run(lambda: _with_stores(settings, prune))
     typer.echo("pruned " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 

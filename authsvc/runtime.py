@@ -49,7 +49,7 @@ from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
 from authsvc.tokens.issuer import TokenIssuer
 from authsvc.ttl_cache import TtlCache
-from authsvc.web.pages import Pages
+from authsvc.web.pages import load_pages
 
 __all__ = ["Services"]
 
@@ -221,7 +221,7 @@ class Services:
                 code_ttl=settings.auth_code_ttl,
                 session_ttl=settings.sso_session_ttl,
             ),
-            browser_pages=BrowserPages(Pages(settings.templates_dir), cookies, "/authorize"),
+            browser_pages=BrowserPages(load_pages(settings), cookies, "/authorize"),
         )
         services.watch_keys_in_background()
         return services

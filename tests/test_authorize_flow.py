@@ -3,11 +3,23 @@ redeem the code with PKCE, SSO for a second client, and the single use of codes.
 
 from __future__ import annotations
 
-from tests.authorize_support import REDIRECT, add_browser_client, authorize_params, callback, form_of, pkce
+import asyncio
+
+from tests.authorize_support import (
+    REDIRECT,
+    add_browser_client,
+    authorize_params,
+    callback,
+    form_of,
+    pkce,
+    redeem,
+    sign_in,
+)
 from tests.support import ISSUER, AppHarness, claims_of
 
 
-async def test_sign_in_consent_redeem_and_sso(harness: AppHarness) -> None:
+async def test_sign_in_consent_redeem_and_sso(db_harness: AppHarness) -> None:
+    harness = db_harness
     await harness.add_user()
     await add_browser_client(harness, "spa", first_party=True)
     await add_browser_client(harness, "third", first_party=False)
@@ -82,3 +94,27 @@ async def test_sign_in_consent_redeem_and_sso(harness: AppHarness) -> None:
     _v3, challenge3 = pkce()
     remembered = await harness.client.get("/authorize", params=authorize_params("third", challenge3))
     assert "code" in callback(remembered)
+
+
+async def test_of_parallel_redemptions_one_wins_and_then_loses_its_tokens(db_harness: AppHarness) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes what the first use produced, even when the
+    uses race (the second may land before the first has recorded its family)."""
+    await db_harness.add_user()
+    await add_browser_client(db_harness, "spa", first_party=True)
+    for _round in range(3):
+        verifier, challenge = pkce()
+        if _round == 0:
+            code = callback(await sign_in(db_harness, "spa", challenge))["code"]
+        else:  # signed in: straight back with a code
+            page = await db_harness.client.get("/authorize", params=authorize_params("spa", challenge))
+            code = callback(page)["code"]
+        answers = await asyncio.gather(*(redeem(db_harness, "spa", code, verifier) for _ in range(5)))
+        winners = [answer for answer in answers if answer.status_code == 200]
+        assert len(winners) <= 1, [answer.text for answer in answers]
+        assert all(
+            answer.json()["error"] == "invalid_grant" for answer in answers if answer.status_code != 200
+        )
+        for winner in winners:
+            refresh = await db_harness.refresh(winner.json()["refresh_token"], client_id="spa")
+            assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+            assert (await db_harness.me(winner.json()["access_token"])).status_code == 401

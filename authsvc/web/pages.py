@@ -26,10 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 from starlette.responses import HTMLResponse
 
-__all__ = ["Pages"]
+from authsvc.errors import ConfigError
+from authsvc.settings import AuthSettings
+
+__all__ = ["Pages", "load_pages"]
 
 _PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 _PAGES = ("login.html", "consent.html", "error.html", "logout_confirm.html", "logged_out.html")
@@ -142,3 +145,12 @@ def _headers(nonce: str) -> dict[str, str]:
         "Pragma": "no-cache",
         "X-Content-Type-Options": "nosniff",
     }
+
+
+def load_pages(settings: AuthSettings) -> Pages:
+    """The pages of ``settings``; a missing directory or a broken template is a ConfigError
+    naming AUTHSVC_TEMPLATES_DIR."""
+    try:
+        return Pages(settings.templates_dir)
+    except (OSError, TemplateError) as exc:
+        raise ConfigError(f"AUTHSVC_TEMPLATES_DIR: {type(exc).__name__}: {exc}".splitlines()[0]) from None
