@@ -14,7 +14,7 @@ node-oidc-provider: its codes are made in its own process, through its models
 handed over by its peer-only control listener. How many: what the run can
 redeem in its duration, bounded from above by the same server's refresh rate
 (a redemption does a refresh's work and more: a code to find and spend, one
-more signature), x 1.5, plus two per connection. A run that still used them up
+more signature), x 1.2, plus two per connection. A run that still used them up
 (the generator posted more requests than there were codes) is run again with
 twice as many fresh codes.
 
@@ -59,7 +59,7 @@ from benchkit.servers import Proc, cpu_seconds
 __all__ = ["check_tokens", "codes_needed", "run_authsvc", "run_peer"]
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-_MARGIN = 1.5
+_MARGIN = 1.2
 _FALLBACK_RATE = 3000.0  # req/s, when no refresh row of the same server was measured
 
 
