@@ -134,6 +134,9 @@ def clients_add(
     require_par: Annotated[
         bool, typer.Option("--require-par", help="Authorization requests must be pushed (RFC 9126).")
     ] = False,
+    require_dpop: Annotated[
+        bool, typer.Option("--require-dpop", help="Token requests must carry a DPoP proof (RFC 9449).")
+    ] = False,
 ) -> None:
     """Register a client. A generated secret is printed once."""
     from authsvc.store.sql.clients import DuplicateClient
@@ -196,6 +199,7 @@ def clients_add(
         web_origins=origins,
         first_party=first_party,
         require_par=require_par,
+        require_dpop=require_dpop,
     )
 
     async def add(clients, users):  # type: ignore[no-untyped-def]

@@ -37,9 +37,11 @@ __all__ = [
     "AuthsvcError",
     "ClientAuthRateLimited",
     "ConfigError",
+    "DpopResourceError",
     "InsufficientScope",
     "InvalidBearerRequest",
     "InvalidClient",
+    "InvalidDpopProof",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
@@ -53,6 +55,7 @@ __all__ = [
     "TemporarilyUnavailable",
     "UnauthorizedClient",
     "UnsupportedGrantType",
+    "UseDpopNonce",
 ]
 
 
@@ -206,6 +209,54 @@ class InsufficientScope(_BearerError):
     def __init__(self, scope: str, *, detail: str = "") -> None:
         super().__init__(detail=detail)
         self.scope = scope
+
+
+class InvalidDpopProof(OAuthError):
+    """A DPoP proof refused at the token endpoint or /par (RFC 9449 §5)."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+    description = "The DPoP proof is invalid."
+
+
+class UseDpopNonce(InvalidDpopProof):
+    """The proof lacks a current server nonce (RFC 9449 §8): retry with the one in ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+    description = "Use the server-provided DPoP nonce."
+
+    def __init__(self, nonce: str, *, detail: str = "") -> None:
+        super().__init__(detail=detail)
+        self.nonce = nonce
+
+    def headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.nonce}
+
+
+class DpopResourceError(OAuthError):
+    """A refusal at a protected route for a request using the DPoP scheme (RFC 9449 §7.1):
+    401 with a ``DPoP`` challenge naming the error and the algorithms accepted."""
+
+    status_code = 401
+    algs: ClassVar[str] = "ES256 EdDSA Ed25519 RS256 PS256"
+
+    def __init__(self, error: str, description: str, *, nonce: str | None = None, detail: str = "") -> None:
+        super().__init__(description, detail=detail)
+        self.dpop_error = error
+        self.nonce = nonce
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.dpop_error, "error_description": self.public_description}
+
+    def headers(self) -> dict[str, str]:
+        value = (
+            f'DPoP error="{self.dpop_error}", error_description="{self.public_description}", '
+            f'algs="{self.algs}"'
+        )
+        headers = {"WWW-Authenticate": value}
+        if self.nonce is not None:
+            headers["DPoP-Nonce"] = self.nonce
+        return headers
 
 
 class TemporarilyUnavailable(OAuthError):

@@ -44,6 +44,7 @@ __all__ = [
     "is_json_number",
     "registry_for",
     "rsa_modulus_bits",
+    "same_alg",
     "strict_json",
     "strict_protected_header",
     "time_problem",
@@ -126,6 +127,15 @@ def algs_for_jwk(jwk: Mapping[str, Any]) -> frozenset[str] | None:
     if kty == "OKP" and crv == "Ed25519":
         return frozenset({"EdDSA", "Ed25519"})
     return None
+
+
+_EDDSA_NAMES: Final = frozenset({"EdDSA", "Ed25519"})
+
+
+def same_alg(header_alg: object, key_alg: str) -> bool:
+    """Whether a header's ``alg`` names the key's algorithm: ``EdDSA`` and RFC 9864's
+    ``Ed25519`` are one algorithm for an Ed25519 key."""
+    return header_alg == key_alg or (header_alg in _EDDSA_NAMES and key_alg in _EDDSA_NAMES)
 
 
 def rsa_modulus_bits(n: str) -> int:

@@ -23,6 +23,7 @@ from authsvc.browser.flow import BrowserFlow
 from authsvc.client_auth import ClientAuthenticator
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock, SystemClock
+from authsvc.dpop_gate import DpopGate, ServerNonces
 from authsvc.events import Events
 from authsvc.grants import GrantRegistry
 from authsvc.grants.authorization_code import AuthorizationCodeGrant
@@ -39,11 +40,12 @@ from authsvc.settings import AuthSettings
 from authsvc.sign_in import PasswordCheck
 from authsvc.store.protocols import Counters
 from authsvc.store.records import User
-from authsvc.store.redis import RedisCounters, RedisOrDatabase
+from authsvc.store.redis import RedisCounters, RedisOnce, RedisOrDatabase
 from authsvc.store.sql.browser import SqlBrowserStore
 from authsvc.store.sql.clients import SqlClientStore
 from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.database import open_database
+from authsvc.store.sql.secrets import shared_secret
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
@@ -92,6 +94,8 @@ class Services:
     browser_store: SqlBrowserStore
     browser_flow: BrowserFlow
     browser_pages: BrowserPages
+    # DPoP proofs at the token endpoint and the protected routes.
+    dpop: DpopGate
     key_poller: asyncio.Task[None] | None = None
     sweeper: asyncio.Task[None] | None = None
 
@@ -128,11 +132,8 @@ class Services:
         await hasher.prepare()
         clients = ClientDirectory(settings, SqlClientStore(engine))
         database_counters = SqlCounters(session_store.db)
-        counters: Counters = (
-            RedisOrDatabase(RedisCounters(settings.redis_url), database_counters)
-            if settings.redis_url
-            else database_counters
-        )
+        redis = RedisCounters(settings.redis_url) if settings.redis_url else None
+        counters: Counters = RedisOrDatabase(redis, database_counters) if redis else database_counters
         login_limiter = LoginLimiter(
             settings.login_max_per_user,
             settings.login_max_per_address,
@@ -172,6 +173,13 @@ class Services:
             )
         )
         cookies = Cookies(secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl)
+        nonces = (
+            ServerNonces(await shared_secret(session_store.db, "dpop_nonce"), clock)
+            if settings.dpop_nonce
+            else None
+        )
+        used_once = RedisOnce(redis, clients.use_assertion) if redis else clients.use_assertion
+        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces)
         services = cls(
             settings=settings,
             clock=clock,
@@ -205,6 +213,7 @@ class Services:
                 session_store,
                 TtlCache(VERIFIED_TOKEN_TTL, max_entries=10_000),
                 recent_access,
+                dpop,
             ),
             recent_users=recent_users,
             login_limiter=login_limiter,
@@ -222,6 +231,7 @@ class Services:
                 session_ttl=settings.sso_session_ttl,
             ),
             browser_pages=BrowserPages(load_pages(settings), cookies, "/authorize"),
+            dpop=dpop,
         )
         services.watch_keys_in_background()
         return services

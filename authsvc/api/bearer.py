@@ -1,6 +1,9 @@
-"""Bearer authentication for this service's own protected routes (RFC 6750).
+"""Access tokens at this service's own protected routes: Bearer (RFC 6750) and DPoP (RFC 9449).
 
-The token is read only from the Authorization header. Besides the signature
+The token is read only from the Authorization header. A token bound to a DPoP
+key (``cnf.jkt``) is accepted only with the ``DPoP`` scheme and a proof by that
+key naming it (``ath``); sent as Bearer it is refused, as is an unbound token
+sent with the DPoP scheme. Besides the signature
 and time checks, a user token's session and the token's own jti are looked up,
 so a logout or revocation takes effect here at once (every process within the
 half-second the "still allowed" answers are kept).
@@ -14,7 +17,9 @@ from typing import Any
 from starlette.requests import Request
 
 from authsvc.clock import Clock
-from authsvc.errors import InvalidBearerRequest, InvalidTokenError, MissingToken
+from authsvc.dpop import DpopError
+from authsvc.dpop_gate import DpopGate
+from authsvc.errors import DpopResourceError, InvalidBearerRequest, InvalidTokenError, MissingToken
 from authsvc.jose import ACCESS_TOKEN_TYPES
 from authsvc.keys.ring import KeyRing
 from authsvc.rfc6750 import BearerProblem, bearer_token
@@ -25,9 +30,17 @@ from authsvc.ttl_cache import TtlCache
 __all__ = ["BearerCheck"]
 
 
-def _bearer(request: Request) -> str:
+def _credentials(request: Request) -> tuple[bool, str]:
+    """(DPoP scheme?, the access token) of the request's Authorization header."""
+    lines = request.headers.getlist("authorization")
+    if len(lines) == 1:
+        scheme, _, token = lines[0].strip().partition(" ")
+        if scheme.lower() == "dpop":
+            if not token.strip():
+                raise DpopResourceError("invalid_request", "The DPoP credential is empty.")
+            return True, token.strip()
     try:
-        return bearer_token(request.headers.getlist("authorization"))
+        return False, bearer_token(lines)
     except BearerProblem as problem:
         if problem.status == 400:
             raise InvalidBearerRequest(problem.description) from None
@@ -48,11 +61,45 @@ class BearerCheck:
     verified: TtlCache[str, tuple[int, dict[str, Any]]]
     # (sid, jti) -> still allowed, kept up to half a second (CONTRACT.md allows 1 s).
     allowed: TtlCache[tuple[str | None, str], bool]
+    dpop: DpopGate
 
     async def claims(self, request: Request, *, any_audience: bool = False) -> dict[str, Any]:
         """Claims of the request's live access token of ours, for our audience (any audience:
-        /userinfo serves every access token this issuer signed); else InvalidTokenError."""
-        token = _bearer(request)
+        /userinfo serves every access token this issuer signed); else InvalidTokenError (or
+        DpopResourceError for a request using the DPoP scheme)."""
+        dpop, token = _credentials(request)
+        try:
+            claims = await self._claims(token, any_audience)
+        except InvalidTokenError as refused:
+            if dpop:
+                raise DpopResourceError(
+                    "invalid_token", refused.public_description, detail=refused.detail
+                ) from None
+            raise
+        cnf = claims.get("cnf")
+        bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not dpop:
+            if bound is not None:
+                raise InvalidTokenError(
+                    "This access token is bound to a DPoP key.", detail="bound token as Bearer"
+                )
+            return claims
+        if bound is None:
+            raise DpopResourceError("invalid_token", "This access token is not bound to a DPoP key.")
+        try:
+            proof = await self.dpop.proof(request, access_token=token)
+        except DpopError as refused:
+            nonce = self.dpop.nonce() if refused.error == "use_dpop_nonce" else None
+            raise DpopResourceError(
+                refused.error, "The DPoP proof is invalid.", nonce=nonce, detail=refused.reason
+            ) from None
+        if proof is None or proof.jkt != bound:
+            raise DpopResourceError(
+                "invalid_dpop_proof", "The DPoP proof is invalid.", detail="no proof, or another key"
+            )
+        return claims
+
+    async def _claims(self, token: str, any_audience: bool) -> dict[str, Any]:
         now = self.clock.now()
         # Read once: the key set may be swapped by the poller thread during the check,
         # and a result must be remembered under the set it was checked against.

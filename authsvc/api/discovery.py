@@ -11,13 +11,15 @@ from starlette.responses import Response
 from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import metadata_responses
 from authsvc.browser.requests import OIDC_SCOPES
+from authsvc.dpop import DPOP_ALGS
 from authsvc.grants import GRANT_TYPES
 from authsvc.jose import ASYMMETRIC_ALGS
 
 __all__ = ["DISCOVERY_PATHS", "OAUTH_ENDPOINT", "OPENID_ENDPOINT", "MetadataEndpoint", "metadata"]
 
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-_ASSERTION_ALGS = sorted(ASYMMETRIC_ALGS - {"Ed25519"})
+#: RFC 9864's fully specified ``Ed25519`` is accepted wherever ``EdDSA`` is (oauth4webapi sends it).
+_ASSERTION_ALGS = sorted(ASYMMETRIC_ALGS)
 #: What this service's keys sign with (AUTHSVC_SIGNING_ALG; Ed25519 keys sign as EdDSA).
 _SIGNING_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
 _CLAIMS = [
@@ -58,6 +60,7 @@ def metadata(issuer: str) -> dict[str, object]:
         "id_token_signing_alg_values_supported": _SIGNING_ALGS,
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": _CLAIMS,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),
         "token_endpoint_auth_methods_supported": [*_AUTH_METHODS, "none"],
         "token_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": [*_AUTH_METHODS, "none"],

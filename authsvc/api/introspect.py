@@ -16,7 +16,7 @@ from authsvc.tokens.inspection import is_active
 __all__ = ["ENDPOINT", "IntrospectEndpoint"]
 
 _INACTIVE = b'{"active":false}'
-_COPIED = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", "sid")
+_COPIED = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", "sid", "cnf")
 
 
 class IntrospectEndpoint:
@@ -39,7 +39,8 @@ class IntrospectEndpoint:
         body: dict[str, object] = {"active": True, **{k: claims[k] for k in _COPIED if k in claims}}
         body["token_use"] = presented.kind
         if presented.kind == "access_token":
-            body["token_type"] = "Bearer"  # noqa: S105 - the RFC 6750 token type, not a secret
+            # RFC 6750's type, or RFC 9449 §6.2's for a token bound to a DPoP key.
+            body["token_type"] = "DPoP" if isinstance(claims.get("cnf"), dict) else "Bearer"
         if isinstance(claims.get("sid"), str):
             user = await self.users.by_id(claims["sub"])
             if user is None or user.disabled:

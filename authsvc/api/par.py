@@ -19,21 +19,28 @@ from authsvc.api.peer import request_address
 from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import CLIENT_AUTH, CLIENT_ERRORS, CLIENT_PARAMETERS, error_schema, form_body
+from authsvc.api.token import token_endpoint_proof
 from authsvc.browser.flow import BrowserFlow
 from authsvc.browser.requests import PARAMETERS, AuthorizationError
 from authsvc.client_auth import ClientAuthenticator
-from authsvc.errors import UnauthorizedClient
+from authsvc.dpop_gate import DpopGate
+from authsvc.errors import InvalidDpopProof, UnauthorizedClient
 
 __all__ = ["ENDPOINT", "ParEndpoint"]
 
 
 class ParEndpoint:
     def __init__(
-        self, flow: BrowserFlow, client_auth: ClientAuthenticator, trusted_proxies: Sequence[Network]
+        self,
+        flow: BrowserFlow,
+        client_auth: ClientAuthenticator,
+        trusted_proxies: Sequence[Network],
+        dpop: DpopGate,
     ) -> None:
         self.flow = flow
         self.client_auth = client_auth
         self.trusted_proxies = trusted_proxies
+        self.dpop = dpop
 
     async def __call__(self, request: Request) -> Response:
         form = await read_form(request)
@@ -45,9 +52,14 @@ class ParEndpoint:
         )
         if "authorization_code" not in identity.client.grant_types:
             raise UnauthorizedClient()
+        proof = await token_endpoint_proof(self.dpop, request)
+        if proof is None and identity.client.require_dpop:
+            raise InvalidDpopProof("This client must send a DPoP proof.")
         values = {name: value for name, value in form.items() if name in PARAMETERS}
         try:
-            request_uri, expires_in = await self.flow.push(values, frozenset(), identity.client)
+            request_uri, expires_in = await self.flow.push(
+                values, frozenset(), identity.client, proof.jkt if proof is not None else None
+            )
         except AuthorizationError as error:
             return json_response(
                 {"error": error.error, "error_description": error.description}, 400, headers=NO_STORE
@@ -99,6 +111,6 @@ ENDPOINT = Endpoint(
         }
     },
     build=lambda services, _metrics: ParEndpoint(
-        services.browser_flow, services.client_auth, services.settings.trusted_proxy_networks
+        services.browser_flow, services.client_auth, services.settings.trusted_proxy_networks, services.dpop
     ),
 )

@@ -14,11 +14,19 @@ from authsvc.api.responses import NO_STORE, json_response
 from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import CLIENT_AUTH, CLIENT_PARAMETERS, TOKEN_ERRORS, form_body, token_response_schema
 from authsvc.client_auth import ClientAuthenticator
-from authsvc.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from authsvc.dpop import DpopError, DpopProof
+from authsvc.dpop_gate import DpopGate
+from authsvc.errors import (
+    InvalidDpopProof,
+    InvalidRequest,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UseDpopNonce,
+)
 from authsvc.grants import GRANT_TYPES, GrantRegistry, GrantRequest, token_parameters
 from authsvc.metrics import Metrics
 
-__all__ = ["ENDPOINT", "TokenEndpoint"]
+__all__ = ["ENDPOINT", "TokenEndpoint", "token_endpoint_proof"]
 
 
 class TokenEndpoint:
@@ -28,11 +36,13 @@ class TokenEndpoint:
         client_auth: ClientAuthenticator,
         trusted_proxies: Sequence[Network],
         metrics: Metrics,
+        dpop: DpopGate,
     ) -> None:
         self.grants = grants
         self.client_auth = client_auth
         self.trusted_proxies = trusted_proxies
         self.metrics = metrics
+        self.dpop = dpop
 
     async def __call__(self, request: Request) -> Response:
         form = await read_form(request)
@@ -48,9 +58,28 @@ class TokenEndpoint:
         )
         if grant_type not in identity.client.grant_types:
             raise UnauthorizedClient()
-        result = await grant.handle(GrantRequest(form, identity.client, address))
+        proof = await token_endpoint_proof(self.dpop, request)
+        if proof is None and identity.client.require_dpop:
+            raise InvalidDpopProof("This client must send a DPoP proof.")
+        jkt = proof.jkt if proof is not None else None
+        result = await grant.handle(GrantRequest(form, identity.client, address, dpop_jkt=jkt))
         self.metrics.tokens_issued.labels(grant_type).inc()
-        return json_response(result.body, headers=NO_STORE)
+        headers = NO_STORE
+        nonce = self.dpop.nonce() if proof is not None else None
+        if nonce is not None:
+            headers = {**NO_STORE, "DPoP-Nonce": nonce}
+        return json_response(result.body, headers=headers)
+
+
+async def token_endpoint_proof(dpop: DpopGate, request: Request) -> DpopProof | None:
+    """The DPoP proof of a request to /token or /par, as the token endpoint's errors say it."""
+    try:
+        return await dpop.proof(request)
+    except DpopError as refused:
+        nonce = dpop.nonce()
+        if refused.error == "use_dpop_nonce" and nonce is not None:
+            raise UseDpopNonce(nonce, detail=refused.reason) from None
+        raise InvalidDpopProof(detail=refused.reason) from None
 
 
 ENDPOINT = Endpoint(
@@ -71,6 +100,10 @@ ENDPOINT = Endpoint(
         }
     },
     build=lambda services, metrics: TokenEndpoint(
-        services.grants, services.client_auth, services.settings.trusted_proxy_networks, metrics
+        services.grants,
+        services.client_auth,
+        services.settings.trusted_proxy_networks,
+        metrics,
+        services.dpop,
     ),
 )

@@ -167,9 +167,15 @@ class BrowserFlow:
         return json.loads(pushed.parameters), frozenset()
 
     async def push(
-        self, values: Mapping[str, str], repeated: frozenset[str], client: Client
+        self, values: Mapping[str, str], repeated: frozenset[str], client: Client, dpop_jkt: str | None = None
     ) -> tuple[str, int]:
-        """Store a pushed request (checked as /authorize would); its request_uri and lifetime."""
+        """Store a pushed request (checked as /authorize would); its request_uri and lifetime.
+        ``dpop_jkt``: the key of a DPoP proof sent with the push, to which the code is bound
+        (RFC 9449 §10.1); a ``dpop_jkt`` parameter must then name that key."""
+        if dpop_jkt is not None:
+            if values.get("dpop_jkt", dpop_jkt) != dpop_jkt:
+                raise AuthorizationError("invalid_request", "The dpop_jkt does not match the DPoP proof.")
+            values = {**values, "dpop_jkt": dpop_jkt}
         if "request_uri" in values:
             raise AuthorizationError("invalid_request", "A pushed request cannot carry request_uri.")
         if values.get("client_id", client.id) != client.id:
@@ -326,6 +332,7 @@ class BrowserFlow:
                 auth_time=session.auth_time,
                 credentials_version=session.credentials_version,
                 expires_at=now + self.code_ttl,
+                dpop_jkt=request.dpop_jkt,
             )
         )
         self.events.publish(CodeIssued(user_id=user.id, client_id=client.id))

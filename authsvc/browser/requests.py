@@ -47,10 +47,12 @@ PARAMETERS = (
     "response_mode",
     "request_uri",
     "request",
+    "dpop_jkt",
 )
 MAX_PARAMETER = 2048  # longer values are refused (nothing of that size is ever echoed back)
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)): always 43 characters
 _PROMPTS = frozenset({"none", "login", "consent"})
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url SHA-256
 
 
 class Untrusted(Exception):
@@ -83,6 +85,7 @@ class AuthorizationRequest:
     prompt: tuple[str, ...]
     max_age: int | None
     login_hint: str | None
+    dpop_jkt: str | None = None  # RFC 9449 §10: the key the code's redemption must prove
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -169,6 +172,9 @@ def read_request(
     max_age = values.get("max_age")
     if max_age is not None and (not max_age.isascii() or not max_age.isdigit() or len(max_age) > 10):
         raise AuthorizationError("invalid_request", "The max_age parameter must be a number of seconds.")
+    dpop_jkt = values.get("dpop_jkt")
+    if dpop_jkt is not None and _JKT.fullmatch(dpop_jkt) is None:
+        raise AuthorizationError("invalid_request", "The dpop_jkt parameter is malformed.")
     return AuthorizationRequest(
         client_id=client.id,
         redirect_uri=redirect_uri,
@@ -179,4 +185,5 @@ def read_request(
         prompt=prompt,
         max_age=int(max_age) if max_age is not None else None,
         login_hint=values.get("login_hint"),
+        dpop_jkt=dpop_jkt,
     )

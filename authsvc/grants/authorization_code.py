@@ -68,6 +68,8 @@ class AuthorizationCodeGrant:
             self.events.publish(CodeReused(user_id=code.user_id, client_id=code.client_id))
             raise InvalidGrant(detail="code used before")
         self._check(code, client, form["redirect_uri"], form["code_verifier"], now)
+        if code.dpop_jkt is not None and code.dpop_jkt != request.dpop_jkt:
+            raise InvalidGrant(detail="code bound to another DPoP key")
         user = await self.users.by_id(code.user_id)
         browser_session = await self.store.browser_session(code.browser_session_id)
         if user is None or user.disabled or browser_session is None or browser_session.revoked_at is not None:
@@ -81,6 +83,7 @@ class AuthorizationCodeGrant:
                 credentials_version=code.credentials_version,
                 id_token=IdTokenRequest(auth_time=code.auth_time, nonce=code.nonce),
             ),
+            jkt=request.dpop_jkt,
         )
         assert response.session_id is not None
         if not await self.store.record_code_session(code.id, response.session_id, now):

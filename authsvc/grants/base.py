@@ -29,6 +29,7 @@ class GrantRequest:
     form: Mapping[str, str]
     client: Client
     address: str  # the caller's, for the login limits
+    dpop_jkt: str | None = None  # the key a valid DPoP proof was made with (RFC 9449)
 
 
 class Grant(Protocol):

@@ -31,7 +31,13 @@ class ClientCredentialsGrant:
             raise UnauthorizedClient(detail="public client")
         scopes = granted_scopes(client.scopes or frozenset(), requested_scope(request.form))
         token, expires_in = self.issuer.access_token(
-            key=self.issuer.signing_key(), sub=client.id, client=client, scopes=scopes, now=self.clock.now()
+            key=self.issuer.signing_key(),
+            sub=client.id,
+            client=client,
+            scopes=scopes,
+            now=self.clock.now(),
+            jkt=request.dpop_jkt,
         )
         self.events.publish(ClientTokenIssued(client_id=client.id))  # routine: DEBUG, not an audit line
-        return TokenResponse(token_body(token, expires_in, scopes, None).encode())
+        body = token_body(token, expires_in, scopes, None, dpop=request.dpop_jkt is not None)
+        return TokenResponse(body.encode())

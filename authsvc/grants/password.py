@@ -42,4 +42,6 @@ class PasswordGrant:
         requested = requested_scope(form)
         user = await self.passwords.user(username, password, address=request.address, client_id=client.id)
         allowed = user.scopes if client.scopes is None else user.scopes & client.scopes
-        return await self.families.start(user, client, granted_scopes(allowed, requested))
+        return await self.families.start(
+            user, client, granted_scopes(allowed, requested), jkt=request.dpop_jkt
+        )

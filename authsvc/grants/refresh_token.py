@@ -26,4 +26,6 @@ class RefreshTokenGrant:
         token = request.form.get("refresh_token")
         if token is None:
             raise InvalidRequest("The refresh_token parameter is required.")
-        return await self.families.rotate(token, request.client, requested_scope(request.form))
+        return await self.families.rotate(
+            token, request.client, requested_scope(request.form), jkt=request.dpop_jkt
+        )

@@ -1,4 +1,5 @@
-"""Where the failure counters of the login limits live: Redis, else the database.
+"""Where the failure counters of the login limits (and the ids that may be used only once, such
+as DPoP proofs' ``jti``) live: Redis, else the database.
 
 Both stores give the same atomic operations (``Counters``). With
 ``AUTHSVC_REDIS_URL`` set, counters live in Redis and a reservation is one Lua
@@ -11,6 +12,7 @@ other; a switch starts the window afresh there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,7 +21,7 @@ from typing import TypeVar
 from authsvc.store.protocols import Counters
 from authsvc.store.sql.counters import SqlCounters
 
-__all__ = ["RedisCounters", "RedisOrDatabase"]
+__all__ = ["RedisCounters", "RedisOnce", "RedisOrDatabase"]
 
 log = logging.getLogger("authsvc")
 
@@ -58,6 +60,7 @@ return 0
 """
 _PEEK = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 _PREFIX = "{authsvc-limits}:"  # one hash slot: the scripts touch several keys at once
+_ONCE_PREFIX = "authsvc-once:"
 
 
 class RedisCounters:
@@ -95,6 +98,11 @@ class RedisCounters:
         if count is None or int(count) < limit or int(ttl_ms) <= 0:
             return 0.0
         return int(ttl_ms) / 1000
+
+    async def first_use(self, key: str, ttl: float) -> bool:
+        """Record ``key`` for ``ttl`` seconds; False if it is recorded already (SET NX)."""
+        done = await self.client.set(_ONCE_PREFIX + key, b"1", nx=True, px=max(1, int(ttl * 1000)))
+        return bool(done)
 
     async def ping(self) -> bool:
         try:
@@ -154,3 +162,30 @@ class RedisOrDatabase:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+class RedisOnce:
+    """Ids used once (``(owner, id, remember until, now) -> first time?``): in Redis while it
+    answers, else in the database (``SqlClientStore.use_assertion``)."""
+
+    def __init__(
+        self, redis: RedisCounters, database: Callable[[str, str, float, float], Awaitable[bool]]
+    ) -> None:
+        self.redis = redis
+        self.database = database
+        self._down_since: float | None = None
+
+    async def __call__(self, owner: str, used_id: str, expires_at: float, now: float) -> bool:
+        down = self._down_since
+        if down is None or time.monotonic() - down >= RETRY_REDIS_AFTER:
+            key = hashlib.sha256(f"{owner}\x00{used_id}".encode("utf-8", "surrogatepass")).hexdigest()
+            try:
+                first = await self.redis.first_use(key, expires_at - now)
+            except Exception as exc:  # any Redis failure: the database keeps the record
+                if self._down_since is None:
+                    log.error("redis unreachable (%s); used ids are kept in the database", type(exc).__name__)
+                self._down_since = time.monotonic()
+            else:
+                self._down_since = None
+                return first
+        return await self.database(owner, used_id, expires_at, now)

@@ -261,6 +261,7 @@ class Families:
         scopes: frozenset[str],
         *,
         browser: BrowserSignIn | None = None,
+        jkt: str | None = None,
     ) -> TokenResponse:
         """A login: open a family and return its first tokens.
 
@@ -268,6 +269,8 @@ class Families:
         browser session; the family is tied to that session, gets an ID token
         when ``openid`` was granted, a refresh token only when the client has
         the grant, and must still match the credentials the sign-in saw.
+        ``jkt``: the request's DPoP key; the access token is bound to it, and a
+        public client's refresh tokens too (RFC 9449 §5).
         """
         now = self.clock.now()
         session = SessionRecord(
@@ -297,6 +300,8 @@ class Families:
                 jti=jti,
                 refresh=refresh,
                 id_token=id_token,
+                jkt=jkt,
+                refresh_jkt=jkt if client.public else None,
             ),
             credentials_version=browser.credentials_version if browser else user.credentials_version,
             registered_client=client.registered,
@@ -307,8 +312,14 @@ class Families:
         self.events.publish(SessionStarted(user_id=user.id, client_id=client.id, sid=session.id))
         return TokenResponse(first.body.encode(), session_id=session.id)
 
-    async def rotate(self, token: str, client: Client, requested: frozenset[str] | None) -> TokenResponse:
-        """A refresh: spend ``token``, return its successor (or the grace replay)."""
+    async def rotate(
+        self, token: str, client: Client, requested: frozenset[str] | None, *, jkt: str | None = None
+    ) -> TokenResponse:
+        """A refresh: spend ``token``, return its successor (or the grace replay).
+
+        A refresh token bound to a DPoP key (``cnf.jkt``) is refused unless the
+        request proved that key (``jkt``); the successor keeps the binding.
+        """
         now = self.clock.now()
         try:
             claims, _kid = check_token(
@@ -323,6 +334,10 @@ class Families:
             raise InvalidGrant(detail=exc.reason) from None
         if claims.get("client_id") != client.id or not isinstance(claims.get("sid"), str):
             raise InvalidGrant(detail="refresh token of another client")
+        cnf = claims.get("cnf")
+        bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if bound is not None and bound != jkt:
+            raise InvalidGrant(detail="refresh token bound to another DPoP key")
         # A refresh may narrow the session's scope, never widen it (RFC 6749 §6).
         scopes = granted_scopes(frozenset(str(claims.get("scope", "")).split()), requested)
         key = self.issuer.signing_key()
@@ -335,7 +350,14 @@ class Families:
             grace=self.grace,
             successor_jti=successor_jti,
             successor=lambda session: self.issuer.session_tokens(
-                key=key, session=session, client=client, scopes=scopes, now=now, jti=successor_jti
+                key=key,
+                session=session,
+                client=client,
+                scopes=scopes,
+                now=now,
+                jti=successor_jti,
+                jkt=jkt,
+                refresh_jkt=jkt if client.public else None,
             ),
         )
         user_id = claims.get("sub") if isinstance(claims.get("sub"), str) else None

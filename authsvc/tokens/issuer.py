@@ -49,11 +49,14 @@ def token_body(
     scopes: frozenset[str],
     refresh_token: str | None,
     id_token: str | None = None,
+    *,
+    dpop: bool = False,
 ) -> str:
-    """The RFC 6749 §5.1 success body (with OpenID Connect's ``id_token`` when one is issued)."""
+    """The RFC 6749 §5.1 success body (with OpenID Connect's ``id_token`` when one is issued);
+    ``token_type`` is ``DPoP`` for a DPoP-bound access token (RFC 9449 §5)."""
     body: dict[str, object] = {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if dpop else "Bearer",
         "expires_in": expires_in,
         "scope": scope_str(scopes),
     }
@@ -88,8 +91,10 @@ class TokenIssuer:
         now: float,
         sid: str | None = None,
         cap: float | None = None,
+        jkt: str | None = None,
     ) -> tuple[str, int]:
-        """(token, expires_in); ``cap`` bounds ``exp`` (a session's absolute end)."""
+        """(token, expires_in); ``cap`` bounds ``exp`` (a session's absolute end); ``jkt``: the
+        DPoP key the token is bound to (``cnf``, RFC 9449 §6)."""
         ttl = min(client.access_token_ttl or self.access_ttl, self.access_ttl)
         audiences = client.audiences or (self.default_audience,)
         iat = int(now)
@@ -106,6 +111,8 @@ class TokenIssuer:
         }
         if sid is not None:
             claims["sid"] = sid
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         return sign(key, ACCESS_TYP, claims), max(0, exp - int(now))
 
     def session_tokens(
@@ -119,6 +126,8 @@ class TokenIssuer:
         jti: str,
         refresh: bool = True,
         id_token: IdTokenRequest | None = None,
+        jkt: str | None = None,
+        refresh_jkt: str | None = None,
     ) -> IssuedRefreshToken:
         """A session's access and refresh tokens, and the response carrying both.
 
@@ -126,7 +135,8 @@ class TokenIssuer:
         ``scopes`` (a refresh may ask for a subset). ``refresh`` False: no refresh
         token (the response says so with ``stored``); ``id_token``: an OpenID
         Connect sign-in, whose ID token goes with the access token. Pure
-        computation and signing: safe on a worker thread.
+        computation and signing: safe on a worker thread. ``jkt`` binds the access
+        token to a DPoP key, ``refresh_jkt`` the refresh token (a public client's).
         """
         access, expires_in = self.access_token(
             key=key,
@@ -136,6 +146,7 @@ class TokenIssuer:
             now=now,
             sid=session.id,
             cap=session.expires_at,
+            jkt=jkt,
         )
         iat = int(now)
         signed_id_token = None
@@ -154,23 +165,22 @@ class TokenIssuer:
             signed_id_token = sign(key, ID_TOKEN_TYP, claims)
         exp = min(iat + self.refresh_ttl, int(session.expires_at))
         if not refresh:
-            body = token_body(access, expires_in, scopes, None, signed_id_token)
+            body = token_body(access, expires_in, scopes, None, signed_id_token, dpop=jkt is not None)
             return IssuedRefreshToken(
                 jti=jti, kid=key.kid, issued_at=now, expires_at=float(exp), body=body, stored=False
             )
-        refresh_token = sign(
-            key,
-            REFRESH_TYP,
-            {
-                "iss": self.issuer,
-                "sub": session.user_id,
-                "client_id": client.id,
-                "sid": session.id,
-                "jti": jti,
-                "iat": iat,
-                "exp": exp,
-                "scope": session.scope,
-            },
-        )
-        body = token_body(access, expires_in, scopes, refresh_token, signed_id_token)
+        refresh_claims: dict[str, object] = {
+            "iss": self.issuer,
+            "sub": session.user_id,
+            "client_id": client.id,
+            "sid": session.id,
+            "jti": jti,
+            "iat": iat,
+            "exp": exp,
+            "scope": session.scope,
+        }
+        if refresh_jkt is not None:
+            refresh_claims["cnf"] = {"jkt": refresh_jkt}
+        refresh_token = sign(key, REFRESH_TYP, refresh_claims)
+        body = token_body(access, expires_in, scopes, refresh_token, signed_id_token, dpop=jkt is not None)
         return IssuedRefreshToken(jti=jti, kid=key.kid, issued_at=now, expires_at=float(exp), body=body)

@@ -18,6 +18,7 @@ from authsvc.jose import (
     MAX_TOKEN_LENGTH,
     REFUSED_HEADERS,
     registry_for,
+    same_alg,
     strict_json,
     strict_protected_header,
     time_problem,
@@ -108,10 +109,11 @@ def check_token(
     key = key_for(kid)
     if key is None:
         raise TokenRejected("unknown or retired kid")
-    if header.get("alg") != key.alg:
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not same_alg(alg, key.alg):
         raise TokenRejected("alg does not match the key")
     try:
-        valid = jws.validate_compact(obj, key.key, registry=registry_for(key.alg))
+        valid = jws.validate_compact(obj, key.key, registry=registry_for(alg))
     except (JoseError, ValueError, TypeError):
         raise TokenRejected("bad signature") from None
     if not valid:

@@ -30,6 +30,7 @@ __all__ = [
     "private_keys",
     "refresh_tokens",
     "revoked_access_tokens",
+    "server_secrets",
     "sessions",
     "users",
 ]
@@ -77,6 +78,13 @@ clients = Table(
     Column("web_origins", Text, nullable=False, server_default=""),
     Column("first_party", Boolean, nullable=False, server_default=text("false")),
     Column("require_par", Boolean, nullable=False, server_default=text("false")),
+    # Revision 0005: token requests must carry a DPoP proof.
+    Column("require_dpop", Boolean, nullable=False, server_default=text("false")),
+    # Revision 0006: a rotated secret works until previous_secret_until; keys by URI.
+    Column("previous_secret_hash", String(512)),
+    Column("previous_secret_until", Float),
+    Column("jwks_uri", Text),
+    Column("updated_at", Float),
 )
 
 sessions = Table(
@@ -203,7 +211,17 @@ authorization_codes = Table(
     Column("expires_at", Float, nullable=False),
     Column("used_at", Float),
     Column("session_id", String(64)),
+    # Revision 0005: the DPoP key the code is bound to (dpop_jkt, or a proof at /par).
+    Column("dpop_jkt", String(64)),
     Index("ix_authorization_codes_expires_at", "expires_at"),
+)
+
+# Revision 0005: secrets every instance must share (the DPoP nonce key), made once.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("secret", String(128), nullable=False),
 )
 
 
