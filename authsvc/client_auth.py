@@ -120,9 +120,20 @@ class ClientAuthenticator:
     async def _by_secret(self, client_id: str, secret: str, address: str) -> Client:
         client = await self.clients.get(client_id)
         stored = client.secret_hash if client is not None and not client.public else None
-        reserved = await self.limiter.reserve_client(address) if is_costly(stored) else None
+        # A rotated secret's predecessor, while its overlap lasts (``clients rotate-secret``).
+        previous = (
+            client.previous_secret_hash
+            if client is not None
+            and client.previous_secret_until is not None
+            and client.previous_secret_until > self.clock.now()
+            else None
+        )
+        costly = is_costly(stored) or is_costly(previous)
+        reserved = await self.limiter.reserve_client(address) if costly else None
         try:
             valid = await verify_secret(secret, stored, self.hasher)
+            if not valid and previous is not None:
+                valid = await verify_secret(secret, previous, self.hasher)
         except BaseException:
             if reserved is not None:
                 await self.limiter.abandon(reserved)

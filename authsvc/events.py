@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 __all__ = [
+    "AdminAction",
     "BrowserLoggedOut",
     "BrowserSignedIn",
     "ClientAdded",
@@ -30,6 +31,7 @@ __all__ = [
     "ConsentDenied",
     "ConsentGiven",
     "ConsentRevoked",
+    "DpopProofRefused",
     "Event",
     "Events",
     "KeyChanged",
@@ -272,6 +274,28 @@ class BrowserLoggedOut(Event):
     message = "browser session ended"
     user_id: str
     count: int  # families revoked with it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpopProofRefused(Event):
+    """A DPoP proof refused at /token, /par or a protected route; ``reason`` is one of a fixed
+    set (``authsvc.dpop``), so it is also the metric's label."""
+
+    name = "dpop.refused"
+    message = "DPoP proof refused"
+    level = logging.WARNING
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminAction(Event):
+    """A change made through the admin API: who made it (the token's subject), what, to what."""
+
+    name = "admin.action"
+    message = "admin change"
+    admin: str
+    action: str  # e.g. client.update, user.disable, key.revoke
+    target: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
