@@ -776,25 +776,27 @@ async def test_request_uri_is_single_use(world: World) -> None:
     query = await sign_in(browser, url, "alice", PASSWORD, redirect_uri=WEB)
     assert query.get("state") == "st-par" and "code" in query, query
     assert (await world.redeem(query["code"], verifier, WEB, "par-only")).status_code == 200
+    # A used request_uri names no redirect URI any more (the browser sent only client_id and
+    # request_uri): an error page, never a redirect to a URI the request no longer proves.
     for again in (browser, world.browser()):
         answer = await again.get(url)
-        assert_error_redirect(answer, WEB, "invalid_request", state=None)
+        assert_page(answer, 400)
 
 
-async def test_unknown_request_uri_is_invalid_request(world: World) -> None:
+async def test_unknown_request_uri_is_an_error_page(world: World) -> None:
     for params in (
         {"client_id": "par-only", "request_uri": "urn:ietf:params:oauth:request_uri:nope"},
         {"client_id": "par-only", "request_uri": "https://evil.example/request.jwt"},
     ):
         answer = await world.browser().get(f"{ISSUER}/authorize?{urlencode(params)}")
-        assert_error_redirect(answer, WEB, "invalid_request", state=None)
+        assert_page(answer, 400)
 
 
 async def test_request_uri_expires(world: World) -> None:
     request_uri, _ = await _par(world, "par-only")
     world.h.clock.advance(61)
     url = f"{ISSUER}/authorize?{urlencode({'client_id': 'par-only', 'request_uri': request_uri})}"
-    assert_error_redirect(await world.browser().get(url), WEB, "invalid_request", state=None)
+    assert_page(await world.browser().get(url), 400)
 
 
 async def test_request_uri_of_another_client_gives_no_code(world: World) -> None:
