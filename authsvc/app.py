@@ -24,14 +24,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from authsvc import __version__, events
+from authsvc.admin.app import create_admin_app
 from authsvc.api.cors import Cors
 from authsvc.api.discovery import DISCOVERY_PATHS
 from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
+from authsvc.api.health import METRICS
 from authsvc.api.jwks import JWKS_PATH
 from authsvc.api.responses import error_response, json_response
 from authsvc.api.routes import openapi_document, starlette_routes
@@ -46,12 +48,13 @@ from authsvc.errors import (
     StorageUnavailable,
     TemporarilyUnavailable,
 )
+from authsvc.listeners import Listeners
 from authsvc.logs import configure_logging, quiet_leaky_loggers
 from authsvc.metrics import Metrics, MetricsMiddleware
 from authsvc.runtime import Services
 from authsvc.settings import AuthSettings, get_settings
 
-__all__ = ["AuthsvcApp", "create_app", "create_served_app"]
+__all__ = ["AuthsvcApp", "create_app", "create_served_app", "served_app"]
 
 log = logging.getLogger("authsvc")
 
@@ -60,6 +63,7 @@ class AuthsvcApp(Starlette):
     """The service's ASGI app, with its OpenAPI document (served at ``/openapi.json``)."""
 
     metrics: Metrics
+    admin: Starlette  # the admin listener's app (AUTHSVC_ADMIN_BIND), on this app's services
     _openapi: dict[str, Any] | None = None
 
     def openapi(self) -> dict[str, Any]:
@@ -94,7 +98,9 @@ def create_app(
         app.state.services = services
         metrics.watch_keys(services.keys)
         services.events.subscribe(metrics.observe)
-        app.router.routes.extend(starlette_routes(ENDPOINTS, services, metrics))
+        # With an admin listener, /metrics is served there only (CONTRACT.md: Operator surface).
+        public = tuple(e for e in ENDPOINTS if not (settings.admin_bind and e.path == METRICS.path))
+        app.router.routes.extend(starlette_routes(public, services, metrics))
         if served:
             # Everything built so far (modules, tables, the key set) lives as long as the
             # process: out of the collector's sight, a full collection pauses requests for
@@ -128,6 +134,7 @@ def create_app(
     app.router.redirect_slashes = False  # a near-miss path is a 404, never a redirect to the Host header
     app.metrics = metrics
     app.state.metrics = metrics
+    app.admin = create_admin_app(app, metrics)
     return app
 
 
@@ -136,11 +143,18 @@ async def _registered_origins(scope: Scope) -> frozenset[str]:
     return await services.clients.web_origins()
 
 
-def create_served_app() -> AuthsvcApp:
+def create_served_app() -> ASGIApp:
     """The factory ``serve --workers N`` gives uvicorn: each worker sets up its logging and loads
     the keys ``serve`` has bootstrapped and checked."""
     configure_logging()
-    return create_app(served=True)
+    return served_app(get_settings())
+
+
+def served_app(settings: AuthSettings) -> ASGIApp:
+    """The app ``serve`` runs: the public app, and the admin app on its own port when set."""
+    app = create_app(settings, served=True)
+    admin = settings.admin_address
+    return app if admin is None else Listeners(app, app.admin, admin[1])
 
 
 def _error_handlers(metrics: Metrics) -> dict[Any, Any]:

@@ -91,7 +91,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the token service (creates the database and the first key if missing)."""
-    from authsvc.app import create_app
+    from authsvc.app import served_app
     from authsvc.keys.preflight import check_passphrase
     from authsvc.keys.setup import bootstrap_keys, build_key_store
     from authsvc.serving import address, listen, run_uvicorn
@@ -101,6 +101,16 @@ def serve(
     # The port first: a busy one or a bad host is one line, before anything is created.
     sock = listen(host, port)
     settings = settings.for_port(sock.getsockname()[1])
+    admin_sock = None
+    if settings.admin_address is not None:
+        try:
+            admin_sock = listen(*settings.admin_address)
+        except BaseException:
+            sock.close()
+            raise
+        # The port it got (0 asks for a free one): the workers route requests by it.
+        admin_where = address(admin_sock)
+        settings = settings.model_copy(update={"admin_bind": admin_where})
     try:
         load_pages(settings)  # a broken replacement template is one line now, not a traceback later
         # Create or migrate the database (SQLite) or check the schema (PostgreSQL), create the
@@ -114,12 +124,16 @@ def serve(
         )
     except BaseException:
         sock.close()
+        if admin_sock is not None:
+            admin_sock.close()
         raise
     issuer = settings.resolved_issuer
     typer.echo(f"authsvc {issuer} (keys: {settings.keys_dir}, database: {_redact(settings.database_url)})")
     if change is not None:
         typer.echo(f"key store was empty: {change}")
     typer.echo(f"listening on {address(sock)}" + (f" ({workers} workers)" if workers > 1 else ""))
+    if admin_sock is not None:
+        typer.echo(f"admin API and console on {address(admin_sock)} (/admin, /console, /metrics)")
     typer.echo(
         "add a user with: echo 'PASSWORD' | authsvc users add NAME --password-stdin --scope 'read write'"
     )
@@ -128,9 +142,11 @@ def serve(
     configure_logging()
     if workers > 1:
         os.environ["AUTHSVC_ISSUER"] = issuer  # each worker builds its own app from the environment
-        started = run_uvicorn(sock, workers=workers)
+        if settings.admin_bind is not None:
+            os.environ["AUTHSVC_ADMIN_BIND"] = settings.admin_bind
+        started = run_uvicorn(sock, workers=workers, admin=admin_sock)
     else:
-        started = run_uvicorn(sock, app=create_app(settings, served=True))
+        started = run_uvicorn(sock, app=served_app(settings), admin=admin_sock)
     if not started:
         raise CommandError("the server did not start (the log above says why)")
 

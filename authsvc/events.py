@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 __all__ = [
+    "AdminAction",
     "BrowserLoggedOut",
     "BrowserSignedIn",
     "ClientAdded",
@@ -290,6 +291,17 @@ class BrowserLoggedOut(Event):
     message = "browser session ended"
     user_id: str
     count: int  # families revoked with it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminAction(Event):
+    """A change made through the admin API: who made it (the token's subject), what, to what."""
+
+    name = "admin.action"
+    message = "admin change"
+    admin: str
+    action: str  # e.g. client.update, user.disable, key.revoke
+    target: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

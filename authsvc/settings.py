@@ -72,6 +72,8 @@ class AuthSettings(BaseSettings):
     templates_dir: Path | None = None
     # DPoP (RFC 9449): demand server nonces in proofs.
     dpop_nonce: bool = False
+    # The operator's surface: the admin listener ("host:port"; unset: off).
+    admin_bind: str | None = None
 
     @field_validator("issuer")
     @classmethod
@@ -87,6 +89,24 @@ class AuthSettings(BaseSettings):
         if value is not None and not value.is_dir():
             raise ValueError("not a directory")
         return value
+
+    @field_validator("admin_bind")
+    @classmethod
+    def _check_admin_bind(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port")
+        return value.strip()
+
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        """(host, port) of the admin listener, or None when it is off."""
+        if self.admin_bind is None:
+            return None
+        host, _, port = self.admin_bind.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -225,7 +225,7 @@ class BrowserFlow:
                 if "none" in request.prompt:
                     raise AuthorizationError("consent_required", "The user has not consented.")
                 handle = await self._remember(request, session.id, now)
-                return Consent(handle, client, user, tuple(sorted(scopes)))
+                return Consent(handle, client, user, tuple(sorted(scopes, key=_consent_order)))
         return await self._issue(request, client, session, user, scopes, now)
 
     async def _remember(
@@ -352,6 +352,14 @@ class BrowserFlow:
                 },
             )
         )
+
+
+_OIDC_ORDER = ("openid", "profile", "email", "offline_access")
+
+
+def _consent_order(scope: str) -> tuple[int, str]:
+    """The consent page lists who you are first, then the rest by name."""
+    return (_OIDC_ORDER.index(scope), "") if scope in _OIDC_ORDER else (len(_OIDC_ORDER), scope)
 
 
 def _granted(request: AuthorizationRequest, client: Client, user: User) -> frozenset[str]:
