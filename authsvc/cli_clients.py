@@ -20,6 +20,8 @@ from authsvc.client_rules import (
     ClientOptions,
     InvalidClientSetting,
     check_jwks,
+    check_origin,
+    check_redirect_uri,
     client_changes,
     new_client,
 )
@@ -30,7 +32,8 @@ from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings, get_settings
 from authsvc.store.records import Client
 
-__all__ = ["clients_app"]
+# The checks are authsvc.client_rules'; re-exported while authsvc.admin imports them from here.
+__all__ = ["ClientCommandError", "check_origin", "check_redirect_uri", "clients_app"]
 
 clients_app = typer.Typer(no_args_is_help=True, help="Manage OAuth clients.")
 
