@@ -20,8 +20,6 @@ from authsvc.client_rules import (
     ClientOptions,
     InvalidClientSetting,
     check_jwks,
-    check_origin,
-    check_redirect_uri,
     client_changes,
     new_client,
 )
@@ -32,8 +30,7 @@ from authsvc.passwords import PasswordHasher
 from authsvc.settings import AuthSettings, get_settings
 from authsvc.store.records import Client
 
-# The checks are authsvc.client_rules'; re-exported while authsvc.admin imports them from here.
-__all__ = ["ClientCommandError", "check_origin", "check_redirect_uri", "clients_app"]
+__all__ = ["clients_app"]
 
 clients_app = typer.Typer(no_args_is_help=True, help="Manage OAuth clients.")
 

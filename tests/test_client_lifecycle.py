@@ -23,6 +23,7 @@ import pytest
 
 from authsvc.clients import ClientDirectory
 from tests.support import AppHarness, claims_of
+from tests.test_cli_clients import LocalCli
 from tests.test_client_auth import assert_invalid_client, basic
 from tests.trust_support import (
     assert_one_line_error,
@@ -55,9 +56,20 @@ async def ok(env: Env, *args: str) -> str:
     return out
 
 
-async def refused(env: Env, *args: str) -> None:
-    code, out, err = await cli(env, *args)
-    assert_one_line_error(subprocess.CompletedProcess(list(args), code, out, err))
+@pytest.fixture
+def local(
+    app_and_cli: tuple[AppHarness, Env], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> LocalCli:
+    """The same entry point in this process (the many refusals: no interpreter start-up each)."""
+    return LocalCli(app_and_cli[1], monkeypatch, capsys)
+
+
+async def refused(local: LocalCli, *args: str) -> None:
+    assert_one_line_error(await local(*args))
+
+
+def usage_error(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result
 
 
 def audit_lines(stderr: str, event: str) -> list[dict[str, Any]]:
@@ -169,12 +181,12 @@ async def test_update_browser_options_and_flags(app_and_cli: tuple[AppHarness, E
 
 
 async def test_refused_updates_are_one_line_and_change_nothing(
-    app_and_cli: tuple[AppHarness, Env], tmp_path: Path
+    app_and_cli: tuple[AppHarness, Env], local: LocalCli, tmp_path: Path
 ) -> None:
-    h, env = app_and_cli
-    secret = client_secret(await ok(env, "clients", "add", "svc", "--scope", "read"))
-    await ok(env, "clients", "add", "spa", "--public")
-    before = await ok(env, "clients", "list")
+    h, _env = app_and_cli
+    secret = client_secret((await local("clients", "add", "svc", "--scope", "read")).stdout)
+    assert (await local("clients", "add", "spa", "--public")).returncode == 0
+    before = (await local("clients", "list")).stdout
     jwks = tmp_path / "public.json"
     jwks.write_text('{"keys": []}')
     for args in (
@@ -196,24 +208,22 @@ async def test_refused_updates_are_one_line_and_change_nothing(
         ("spa", "--grant", "client_credentials"),  # a public client
         ("spa", "--jwks-uri", "https://keys.example/jwks.json"),  # a public client has no keys
     ):
-        await refused(env, "clients", "update", *args)
-    code, out, err = await cli(env, "clients", "update", "svc")  # nothing to change: a usage error
-    assert code == 2 and len(err.strip().splitlines()) == 1, (out, err)
-    code, out, err = await cli(
-        env, "clients", "update", "svc", "--jwks", str(jwks), "--jwks-uri", "https://keys.example/k"
+        await refused(local, "clients", "update", *args)
+    await refused(
+        local, "clients", "update", "svc", "--jwks-uri", "https://keys.example/k", "--jwks", str(jwks)
     )
-    assert code == 1 and len(err.strip().splitlines()) == 1, (out, err)
-    assert await ok(env, "clients", "list") == before
+    usage_error(await local("clients", "update", "svc"))  # nothing to change
+    usage_error(await local("clients", "update", "svc", "--access-token-ttl", "0"))
+    assert (await local("clients", "list")).stdout == before
     await after_cache()
     assert (await token(h, "svc", secret)).json()["scope"] == "read"
 
 
-async def test_add_takes_a_jwks_uri(app_and_cli: tuple[AppHarness, Env]) -> None:
-    _h, env = app_and_cli
-    out = await ok(env, "clients", "add", "partner", "--jwks-uri", "https://partner.example/jwks.json")
+async def test_add_takes_a_jwks_uri(app_and_cli: tuple[AppHarness, Env], local: LocalCli) -> None:
+    out = (await local("clients", "add", "partner", "--jwks-uri", "https://partner.example/jwks.json")).stdout
     assert out.startswith("added private_key_jwt client partner")
     assert "client secret" not in out
-    row = listed(await ok(env, "clients", "list"), "partner")
+    row = listed((await local("clients", "list")).stdout, "partner")
     assert row[1] == "private_key_jwt"
     assert row[6] == "jwks-uri=https://partner.example/jwks.json"
     for args in (
@@ -221,11 +231,10 @@ async def test_add_takes_a_jwks_uri(app_and_cli: tuple[AppHarness, Env]) -> None
         ("p3", "--public", "--jwks-uri", "https://partner.example/jwks.json"),
         ("p4", "--jwks-uri", "not a url"),
     ):
-        await refused(env, "clients", "add", *args)
-    code, _out, err = await cli(
-        env, "clients", "add", "p5", "--secret-stdin", "--jwks-uri", "https://partner.example/jwks.json"
+        await refused(local, "clients", "add", *args)
+    await refused(
+        local, "clients", "add", "p5", "--secret-stdin", "--jwks-uri", "https://partner.example/jwks.json"
     )
-    assert code == 1 and len(err.strip().splitlines()) == 1, err
 
 
 # --- rotate-secret ---------------------------------------------------------------------------
@@ -248,22 +257,28 @@ async def test_rotation_without_overlap_ends_the_old_secret_at_once(
     assert listed(await ok(env, "clients", "list"), "svc")[6] == "-"
 
 
-async def test_rotation_refusals(app_and_cli: tuple[AppHarness, Env], tmp_path: Path) -> None:
+async def test_rotation_refusals(
+    app_and_cli: tuple[AppHarness, Env], local: LocalCli, tmp_path: Path
+) -> None:
     from joserfc.jwk import ECKey
 
     from tests.test_private_key_jwt import jwks_of, public_jwk
 
-    _h, env = app_and_cli
-    await ok(env, "clients", "add", "spa", "--public")
     jwks = tmp_path / "public.json"
     jwks.write_text(jwks_of(public_jwk(ECKey.generate_key("P-256"), "k1")))
-    await ok(env, "clients", "add", "jwt-svc", "--jwks", str(jwks))
-    await ok(env, "clients", "add", "uri-svc", "--jwks-uri", "https://partner.example/jwks.json")
+    for args in (
+        ("spa", "--public"),
+        ("jwt-svc", "--jwks", str(jwks)),
+        ("uri-svc", "--jwks-uri", "https://partner.example/jwks.json"),
+        ("svc",),
+    ):
+        assert (await local("clients", "add", *args)).returncode == 0
+    before = (await local("clients", "list")).stdout
     for client_id in ("spa", "jwt-svc", "uri-svc", "nobody", "cli"):
-        await refused(env, "clients", "rotate-secret", client_id)
-    for overlap in ("-1", "soon"):
-        code, _out, err = await cli(env, "clients", "rotate-secret", "spa", "--overlap", overlap)
-        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        await refused(local, "clients", "rotate-secret", client_id)
+    for overlap in ("-1", "soon", str(31 * 86400)):
+        usage_error(await local("clients", "rotate-secret", "svc", "--overlap", overlap))
+    assert (await local("clients", "list")).stdout == before
 
 
 async def test_rotation_overlap_on_a_live_server(tmp_path: Path, database_url: str) -> None:
@@ -278,18 +293,19 @@ async def test_rotation_overlap_on_a_live_server(tmp_path: Path, database_url: s
                 return (await http.post("/token", data=form, headers=basic("svc", secret))).status_code
 
             assert await status(old) == 200
-            overlap = 5
-            started = time.time()
+            overlap = 6
+            started = time.time()  # the overlap ends between started + overlap and returned + overlap
             out = await asyncio.to_thread(
                 cli_ok, env, "clients", "rotate-secret", "svc", "--overlap", str(overlap)
             )
+            returned = time.time()
             new = client_secret(out)
             assert "the previous one works until" in out
             # The CLI's own start-up took more than the client cache time: the server sees the change.
             assert (await status(new), await status(old)) == (200, 200)
             assert time.time() < started + overlap, "the machine is too slow for this overlap"
             assert "previous-secret-until=" in await asyncio.to_thread(cli_ok, env, "clients", "list")
-            await asyncio.sleep(max(0.0, started + overlap + ClientDirectory.CACHE_TTL + 1 - time.time()))
+            await asyncio.sleep(max(0.0, returned + overlap + ClientDirectory.CACHE_TTL + 0.5 - time.time()))
             assert (await status(new), await status(old)) == (200, 401)
             # Rotated again without an overlap: its predecessor ends at once.
             newer = client_secret(await asyncio.to_thread(cli_ok, env, "clients", "rotate-secret", "svc"))
