@@ -47,6 +47,7 @@ from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.database import open_database
 from authsvc.store.sql.secrets import shared_secret
 from authsvc.store.sql.sessions import SqlSessionStore
+from authsvc.store.sql.used_once import SqlUsedOnce
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
 from authsvc.tokens.issuer import TokenIssuer
@@ -178,7 +179,8 @@ class Services:
             if settings.dpop_nonce
             else None
         )
-        used_once = RedisOnce(redis, clients.use_assertion) if redis else clients.use_assertion
+        database_once = SqlUsedOnce(session_store.db)
+        used_once = RedisOnce(redis, database_once) if redis else database_once
         dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces, events)
         services = cls(
             settings=settings,

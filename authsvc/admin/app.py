@@ -32,6 +32,7 @@ _PROBLEM = {"content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/
 _JSON = {"application/json": {"schema": {"type": "object"}}}
 _STR_LIST = {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
 _CLIENT_FIELDS: dict[str, Any] = {
+    "jwks_uri": {"type": "string"},
     "grant_types": _STR_LIST,
     "scopes": _STR_LIST,
     "audiences": _STR_LIST,

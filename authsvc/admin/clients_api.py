@@ -15,10 +15,8 @@ from starlette.responses import Response
 from authsvc.admin.body import json_body, optional, string_list
 from authsvc.admin.context import AdminContext, ok
 from authsvc.admin.problems import Problem
-from authsvc.client_rules import InvalidClientSetting, check_origin, check_redirect_uri
+from authsvc.client_rules import ClientOptions, InvalidClientSetting, client_changes, new_client
 from authsvc.client_secrets import generate_secret, hash_generated
-from authsvc.grants import GRANT_TYPES
-from authsvc.scopes import is_scope_token
 from authsvc.store.records import Client, ClientChanges
 from authsvc.store.sql.clients import DuplicateClient
 
@@ -33,6 +31,7 @@ __all__ = [
 ]
 
 _EDITABLE = (
+    "jwks_uri",
     "grant_types",
     "scopes",
     "audiences",
@@ -66,44 +65,33 @@ def client_json(client: Client) -> dict[str, Any]:
     }
 
 
-def _changes(body: dict[str, Any]) -> ClientChanges:
-    """The members of ``body`` as a checked ClientChanges (the command line's rules)."""
+def _options(body: dict[str, Any]) -> ClientOptions:
+    """The body's members as the command line's options (the same rules check both)."""
+    scopes = string_list(body, "scopes")
+    ttl = optional(body, "access_token_ttl", int)
+    if ttl is not None and not 1 <= ttl <= 86400:
+        raise Problem(400, "access_token_ttl must be 1 to 86400 seconds.")
+    return ClientOptions(
+        grants=string_list(body, "grant_types"),
+        scope=" ".join(scopes) if scopes is not None else None,
+        audiences=string_list(body, "audiences"),
+        access_token_ttl=ttl,
+        jwks_uri=optional(body, "jwks_uri", str),
+        redirect_uris=string_list(body, "redirect_uris"),
+        post_logout_redirect_uris=string_list(body, "post_logout_redirect_uris"),
+        web_origins=string_list(body, "web_origins"),
+        first_party=optional(body, "first_party", bool),
+        require_par=optional(body, "require_par", bool),
+        require_dpop=optional(body, "require_dpop", bool),
+    )
+
+
+def _checked(body: dict[str, Any], *, public: bool, current: Client | None) -> ClientChanges:
     try:
-        grants = string_list(body, "grant_types")
-        if grants is not None and not set(grants) <= set(GRANT_TYPES):
-            raise Problem(400, "grant_types names an unknown grant type.")
-        scopes = string_list(body, "scopes")
-        if scopes is not None and not all(is_scope_token(s) for s in scopes):
-            raise Problem(400, "scopes must be scope tokens.")
-        audiences = string_list(body, "audiences")
-        if audiences is not None and not all(is_scope_token(a) for a in audiences):
-            raise Problem(400, "audiences must be printable without spaces.")
-        redirects = string_list(body, "redirect_uris")
-        logouts = string_list(body, "post_logout_redirect_uris")
-        origins = string_list(body, "web_origins")
-        ttl = optional(body, "access_token_ttl", int)
-        if ttl is not None and not 1 <= ttl <= 86400:
-            raise Problem(400, "access_token_ttl must be 1 to 86400 seconds.")
-        return ClientChanges(
-            grant_types=frozenset(grants) if grants is not None else None,
-            scopes=frozenset(scopes) if scopes is not None else None,
-            audiences=tuple(dict.fromkeys(audiences)) if audiences is not None else None,
-            access_token_ttl=ttl,
-            redirect_uris=_uris("redirect_uris", redirects),
-            post_logout_redirect_uris=_uris("post_logout_redirect_uris", logouts),
-            web_origins=tuple(dict.fromkeys(check_origin(o) for o in origins))
-            if origins is not None
-            else None,
-            first_party=optional(body, "first_party", bool),
-            require_par=optional(body, "require_par", bool),
-            require_dpop=optional(body, "require_dpop", bool),
-        )
+        return client_changes(_options(body), public=public, current=current)
     except InvalidClientSetting as bad:
+        # The rule's text names the command-line option; the member is what the caller knows.
         raise Problem(400, str(bad).split(":", 1)[-1].strip() or "A member is invalid.") from None
-
-
-def _uris(name: str, values: list[str] | None) -> tuple[str, ...] | None:
-    return tuple(dict.fromkeys(check_redirect_uri(name, u) for u in values)) if values is not None else None
 
 
 async def list_clients(ctx: AdminContext, request: Request) -> Response:
@@ -129,27 +117,10 @@ async def add_client(ctx: AdminContext, request: Request) -> Response:
     if client_id == services.settings.default_client_id or await services.users.by_id(client_id) is not None:
         raise Problem(409, "That id is taken.")
     public = optional(body, "public", bool) or False
-    changes = _changes(body)
-    grants = changes.grant_types or frozenset({"refresh_token"} if public else {"client_credentials"})
-    if public and "client_credentials" in grants:
-        raise Problem(400, "A public client cannot use client_credentials.")
-    if "authorization_code" in grants and not changes.redirect_uris:
-        raise Problem(400, "The authorization_code grant needs redirect_uris.")
-    secret = None if public else generate_secret()
-    client = Client(
-        id=client_id,
-        public=public,
-        grant_types=grants,
-        scopes=changes.scopes or frozenset(),
-        audiences=changes.audiences or (),
-        access_token_ttl=changes.access_token_ttl,
-        secret_hash=hash_generated(secret) if secret else None,
-        redirect_uris=changes.redirect_uris or (),
-        post_logout_redirect_uris=changes.post_logout_redirect_uris or (),
-        web_origins=changes.web_origins or (),
-        first_party=bool(changes.first_party),
-        require_par=bool(changes.require_par),
-        require_dpop=bool(changes.require_dpop),
+    changes = _checked(body, public=public, current=None)
+    secret = None if public or changes.jwks_uri else generate_secret()
+    client = new_client(
+        client_id, changes, public=public, secret_hash=hash_generated(secret) if secret else None
     )
     try:
         await services.clients.store.add(client, services.clock.now())
@@ -166,8 +137,12 @@ async def add_client(ctx: AdminContext, request: Request) -> Response:
 async def update_client(ctx: AdminContext, request: Request) -> Response:
     admin = await ctx.admin(request)
     client_id = request.path_params["client_id"]
-    changes = _changes(await json_body(request, _EDITABLE))
+    body = await json_body(request, _EDITABLE)
     services = ctx.services
+    current = await services.clients.store.get(client_id)
+    if current is None:
+        raise Problem(404, "No such client.")
+    changes = _checked(body, public=current.public, current=current)
     updated = await services.clients.store.update(client_id, changes, services.clock.now())
     if updated is None:
         raise Problem(404, "No such client.")
