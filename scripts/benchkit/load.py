@@ -135,7 +135,7 @@ def lua_script(
             lines += [
                 "  local p = proofs[next_proof]",
                 "  if p then proofs[next_proof] = nil; next_proof = next_proof + 1 else p = 'exhausted' end",
-                f"  wrk.headers[{_lua_str(DPOP_HEADER)}] = p",
+                f"  wrk.headers[ {_lua_str(DPOP_HEADER)} ] = p",
             ]
         if tokens_file is not None:
             lines += [
