@@ -24,13 +24,16 @@ __all__ = [
     "ClientAdded",
     "ClientAuthRateLimited",
     "ClientRemoved",
+    "ClientSecretRotated",
     "ClientTokenIssued",
+    "ClientUpdated",
     "CodeIssued",
     "CodeRedeemed",
     "CodeReused",
     "ConsentDenied",
     "ConsentGiven",
     "ConsentRevoked",
+    "DpopProofRefused",
     "Event",
     "Events",
     "KeyChanged",
@@ -197,6 +200,22 @@ class ClientAdded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientUpdated(Event):
+    name = "client.updated"
+    message = "client updated"
+    client_id: str
+    changed: str | None = None  # the fields written, space-separated (never their values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSecretRotated(Event):
+    name = "client.secret_rotated"
+    message = "client secret rotated"
+    client_id: str
+    overlap: int  # seconds the previous secret keeps working (0: none)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRemoved(Event):
     name = "client.removed"
     message = "client removed"
@@ -273,6 +292,17 @@ class BrowserLoggedOut(Event):
     message = "browser session ended"
     user_id: str
     count: int  # families revoked with it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpopProofRefused(Event):
+    """A DPoP proof refused at /token, /par or a protected route; ``reason`` is one of a fixed
+    set (``authsvc.dpop``), so it is also the metric's label."""
+
+    name = "dpop.refused"
+    message = "DPoP proof refused"
+    level = logging.WARNING
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
