@@ -7,8 +7,9 @@
 // The in-memory adapter (see below), JWT access tokens through a resource indicator,
 // client_credentials and refresh_token grants, one confidential client per
 // refresh mode (client_secret_basic):
-//   bench      refresh tokens are NOT rotated (the ANCHORS.md figure)
-//   bench-rot  every refresh rotates the refresh token (like authsvc)
+//   bench           refresh tokens are NOT rotated (the ANCHORS.md figure)
+//   bench-rot       every refresh rotates the refresh token (like authsvc)
+//   bench-rot-dpop  the same as bench-rot, its own families for the DPoP refresh row
 // BENCH_POOL refresh tokens per client are minted at start (programmatically: a
 // Grant plus a RefreshToken, as an authorization_code exchange would leave them)
 // and written to BENCH_TOKENS_OUT as "<client_id> <token>" lines, then
@@ -29,6 +30,15 @@
 // they are redeemed. The provider gets the same adapter class over the same LRU
 // class with room for BENCH_STORE_SIZE entries instead (its `adapter` option, as
 // a factory): the adapter's code is the default one, only its capacity differs.
+//
+// DPoP (RFC 9449, `features.dPoP`, on by default in v9, enabled here explicitly; no nonces): proofs
+// signed with ES256, EdDSA/Ed25519 (its defaults) or RS256 (added to
+// `enabledJWA.dPoPSigningAlgValues`: the bench signs a row's proofs with the row's alg). Its proofs'
+// jti are remembered by its ReplayDetection model, in the same in-memory adapter. It has no
+// /users/me: the bench's protected-resource row is its userinfo endpoint (/me), with an opaque
+// access token (userinfo refuses a token with an audience) minted in this process by the control
+// listener, bound to a DPoP key or not:
+//   POST /bench/access-token[?jkt=<RFC 7638 thumbprint>]  ->  the token (scope openid, client bench)
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -87,21 +97,23 @@ const spa = {
 };
 
 const provider = new Provider(issuer, {
-  clients: [client('bench'), client('bench-rot'), spa],
+  clients: [client('bench'), client('bench-rot'), client('bench-rot-dpop'), spa],
   jwks: { keys: [jwk] },
   scopes: ['openid', 'offline_access', 'read', 'write'],
   // 15: the default clockTolerance, which the default adapter is made with (initialize_adapter.js).
   adapter: (model) => new MemoryAdapter(model, store, 15),
   findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id }) }),
-  rotateRefreshToken: (ctx) => ctx.oidc.client.clientId === 'bench-rot',
+  rotateRefreshToken: (ctx) => ctx.oidc.client.clientId.startsWith('bench-rot'),
   ttl: {
     AccessToken: 900,
     ClientCredentials: 900,
     RefreshToken: 14 * 24 * 3600,
     Grant: 14 * 24 * 3600,
   },
+  enabledJWA: { dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519', 'RS256'] },
   features: {
     devInteractions: { enabled: false },
+    dPoP: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
@@ -167,9 +179,35 @@ async function mintCode(spaClient) {
   return `${await code.save()} ${verifier}`;
 }
 
+// An opaque access token for userinfo (no audience), bound to the DPoP key `jkt` when given.
+async function mintAccessToken(jkt) {
+  const found = await provider.Client.find('bench');
+  const grant = new provider.Grant({ accountId: ACCOUNT, clientId: 'bench' });
+  grant.addOIDCScope('openid');
+  const grantId = await grant.save();
+  const token = new provider.AccessToken({
+    accountId: ACCOUNT,
+    client: found,
+    grantId,
+    gty: 'authorization_code',
+    scope: 'openid',
+    ...(jkt ? { jkt } : {}),
+  });
+  return token.save();
+}
+
 function serveControl() {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
+    if (req.method === 'POST' && url.pathname === '/bench/access-token') {
+      try {
+        const token = await mintAccessToken(url.searchParams.get('jkt'));
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`${token}\n`);
+      } catch (err) {
+        res.writeHead(500).end(`${err.stack || err}\n`);
+      }
+      return;
+    }
     if (req.method !== 'POST' || url.pathname !== '/bench/codes') {
       res.writeHead(404).end();
       return;
@@ -193,7 +231,11 @@ function serveControl() {
   server.listen(controlPort, '127.0.0.1');
 }
 
-const lines = [...await mint('bench', Math.min(pool, 8)), ...await mint('bench-rot', pool)];
+const lines = [
+  ...await mint('bench', Math.min(pool, 8)),
+  ...await mint('bench-rot', pool),
+  ...await mint('bench-rot-dpop', pool),
+];
 if (tokensOut) {
   writeFileSync(tokensOut, `${lines.join('\n')}\n`);
 }

@@ -18,8 +18,15 @@ What is measured, per signing algorithm (RS256 and EdDSA, one server each):
   minted before the timed run by GET /authorize with the SSO cookie of one
   sign-in through the hosted page, each redeemed once), and the password
   hashes one sign-in costs (the server's CPU time over a few sign-ins);
+* DPoP (RFC 9449), each right after its bearer row on the same server:
+  client_credentials, rotating refresh and /users/me with a fresh proof per
+  request (signed before the timed run with the row's alg), on authsvc and on
+  the peer (its userinfo endpoint as the protected resource); every row's
+  server CPU per request, and the DPoP rows' extra CPU against one raw verify
+  (``phases/dpop.py``, ``dpop_proofs.py``);
 * in-process: ``authsvc.tokens.issuer.sign`` and ``authsvc.verifier``'s
-  ``verify`` beside raw ``cryptography`` sign/verify with the same key;
+  ``verify`` beside raw ``cryptography`` sign/verify with the same key, and
+  ``authsvc.dpop.check_proof``;
 * the peer, node-oidc-provider (``scripts/bench_peer``, optional: run
   ``cd scripts/bench_peer && npm install`` once), on the same core with the
   same generator: JWKS, client_credentials, refresh_token, authorization_code

@@ -14,7 +14,7 @@ from benchkit.cores import Cores
 from benchkit.load import Generator, Load, pick_generator
 from benchkit.report import Report, Row, join_notes
 from benchkit.seeding import AuthsvcServer
-from benchkit.servers import Proc, Procs, authsvc_env, start_authsvc
+from benchkit.servers import Proc, Procs, authsvc_env, cpu_seconds, start_authsvc
 
 __all__ = ["Bench"]
 
@@ -54,8 +54,13 @@ class Bench:
         duration: float | None = None,
         note: str = "",
     ) -> Row:
-        """One load run, reported as a row (with the server's RSS after it)."""
+        """One load run, reported as a row (with the server's RSS after it and its CPU per request)."""
+        cpu_before = cpu_seconds(proc.pid) if proc else None
         result = self.generator.run(load, duration or self.profile.duration)
+        cpu_after = cpu_seconds(proc.pid) if proc else None
+        cpu_ms = None
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
         row = Row(
             id=row_id,
             label=label,
@@ -67,6 +72,7 @@ class Bench:
             errors=result.errors,
             ceiling=ceiling,
             rss_mib=proc.rss() if proc else None,
+            cpu_ms=cpu_ms,
             generator=self.generator.name,
             note=join_notes(note, f"errors: {result.error_detail}" if result.errors else ""),
         )
