@@ -2,8 +2,9 @@
 
 One statement on the store's worker thread: an insert that does nothing on a
 conflict and returns the row only when it inserted one (no exception, no
-aborted transaction on PostgreSQL; psycopg reports no row count for it). Expired ids are deleted at most once a second per process, by
-their ``expires_at`` index: a lookup never scans a key's history (a delete
+aborted transaction on PostgreSQL; psycopg reports no row count for it).
+Expired ids are deleted at most once a second per process, by their
+``expires_at`` index: a lookup never scans a key's history (a delete
 filtered by owner did, and grew with the traffic). An id kept past its expiry
 still refuses a replay, harmlessly: the proof it came with is too old by then.
 Rows live in ``client_assertions`` beside client assertion ids, under an owner
