@@ -31,6 +31,7 @@ from authsvc.admin.app import create_admin_app
 from authsvc.api.cors import Cors
 from authsvc.api.discovery import DISCOVERY_PATHS
 from authsvc.api.docs import docs_routes
+from authsvc.api.dpop_nonce import DpopNonceHeader
 from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
@@ -135,6 +136,7 @@ def create_app(
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
             Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})),
+            Middleware(DpopNonceHeader),
             Middleware(
                 Cors,
                 public=frozenset({JWKS_PATH, *DISCOVERY_PATHS}),

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import typer
 
+from authsvc.client_rules import check_origin, check_redirect_uri
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.clock import SystemClock
 from authsvc.errors import AuthsvcError
@@ -64,37 +64,6 @@ def _read_jwks(path: Path) -> str:
             f"--jwks {path}: no signature key with an allowed alg ({', '.join(sorted(ASYMMETRIC_ALGS))})"
         )
     return text
-
-
-def check_redirect_uri(option: str, uri: str) -> str:
-    """A redirect URI as RFC 6749 §3.1.2 and RFC 9700 §2.1 want it: absolute, no fragment, and
-    https except on loopback (or a private-use scheme of a native app, RFC 8252 §7.1)."""
-    parts = urlsplit(uri)
-    bad = (
-        not parts.scheme
-        or "#" in uri
-        or any(c.isspace() or not c.isprintable() for c in uri)
-        or len(uri) > 2000
-        or (parts.scheme in ("http", "https") and not parts.hostname)
-        or parts.username is not None
-    )
-    if bad:
-        raise ClientCommandError(f"{option} {uri!r}: an absolute URI without fragment or credentials")
-    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
-        raise ClientCommandError(f"{option} {uri!r}: http is allowed only on loopback; use https")
-    return uri
-
-
-def check_origin(origin: str) -> str:
-    """A web origin: scheme://host[:port] and nothing else."""
-    parts = urlsplit(origin)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or origin != f"{parts.scheme}://{parts.netloc}"
-    ):
-        raise ClientCommandError(f"--web-origin {origin!r}: an origin is scheme://host[:port]")
-    return origin
 
 
 def _words(option: str, values: list[str] | None) -> list[str]:

@@ -37,7 +37,9 @@ def _checked(raw: object) -> tuple[str, Any] | str:
     if kty == "RSA" and (not isinstance(n, str) or _modulus_bits(n) < MIN_RSA_BITS):
         return f"RSA keys need at least {MIN_RSA_BITS} bits"  # checked before joserfc warns on import
     try:
-        key = JWKRegistry.import_key(raw)
+        # Imported without its ``alg``: the algorithm is pinned here, and joserfc would
+        # otherwise refuse RFC 9864's ``Ed25519`` for a key registered as ``EdDSA``.
+        key = JWKRegistry.import_key({name: value for name, value in raw.items() if name != "alg"})
     except Exception:  # joserfc raises several types for a bad key
         return "a key cannot be read"
     if key.is_private:

@@ -193,7 +193,8 @@ def _public_key(jwk: object, alg: str) -> Any:
         if bits < MIN_RSA_BITS:
             raise DpopError("RSA key too small")
     try:
-        return JWKRegistry.import_key(dict(jwk))
+        # Without ``alg``: checked above, and ``EdDSA``/``Ed25519`` name one algorithm.
+        return JWKRegistry.import_key({name: value for name, value in jwk.items() if name != "alg"})
     except Exception:  # joserfc raises several types for a bad key
         raise DpopError("jwk cannot be read") from None
 

@@ -31,6 +31,7 @@ __all__ = [
     "ConsentDenied",
     "ConsentGiven",
     "ConsentRevoked",
+    "DpopProofRefused",
     "Event",
     "Events",
     "KeyChanged",
@@ -273,6 +274,17 @@ class BrowserLoggedOut(Event):
     message = "browser session ended"
     user_id: str
     count: int  # families revoked with it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpopProofRefused(Event):
+    """A DPoP proof refused at /token, /par or a protected route; ``reason`` is one of a fixed
+    set (``authsvc.dpop``), so it is also the metric's label."""
+
+    name = "dpop.refused"
+    message = "DPoP proof refused"
+    level = logging.WARNING
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -181,7 +181,7 @@ class Services:
             else None
         )
         used_once = RedisOnce(redis, clients.use_assertion) if redis else clients.use_assertion
-        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces)
+        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces, events)
         services = cls(
             settings=settings,
             clock=clock,

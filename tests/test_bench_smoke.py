@@ -28,6 +28,8 @@ PER_ALG = (
     "users_me",
     "refresh",
     "password",
+    "authorization_code",  # browser sign-in: codes minted by SSO /authorize, redeemed once each
+    "signin",  # password hashes per sign-in, from the server's CPU time
 )
 SHARED = (
     "argon2.hash",
@@ -73,9 +75,16 @@ def test_bench_smoke_writes_every_row(tmp_path: Path) -> None:
     for row_id in ("memory.after_small", "memory.after_big"):
         assert rows[row_id]["rss_mib"] > 0
 
+    for alg in ("RS256", "EdDSA"):
+        assert "codes minted before the run" in rows[f"{alg}.authorization_code"]["note"]
+        assert data["meta"]["sign_in_cpu"][alg]["server_cpu_ms_per_sign_in"] > 0
+    assert data["meta"]["sign_in_hashes"]["hashes_per_sign_in"] is not None
+
     names = [target["name"] for target in data["targets"]]
     assert any(name.startswith("RS256 refresh ≥ 0.8") for name in names)
+    assert any(name.startswith("sign-in: password hashes per sign-in") for name in names)
     assert all(target["status"] in {"PASS", "MISS", "n/a"} for target in data["targets"])
     markdown = (out / "bench.md").read_text()
     assert "| RS256.refresh |" in markdown
+    assert "| EdDSA.authorization_code |" in markdown
     assert "## Targets" in markdown

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from authsvc.admin.body import json_body, optional, string_list
 from authsvc.admin.context import AdminContext, ok
 from authsvc.admin.problems import Problem
-from authsvc.cli_clients import ClientCommandError, check_origin, check_redirect_uri
+from authsvc.client_rules import InvalidClientSetting, check_origin, check_redirect_uri
 from authsvc.client_secrets import generate_secret, hash_generated
 from authsvc.grants import GRANT_TYPES
 from authsvc.scopes import is_scope_token
@@ -98,7 +98,7 @@ def _changes(body: dict[str, Any]) -> ClientChanges:
             require_par=optional(body, "require_par", bool),
             require_dpop=optional(body, "require_dpop", bool),
         )
-    except ClientCommandError as bad:
+    except InvalidClientSetting as bad:
         raise Problem(400, str(bad).split(":", 1)[-1].strip() or "A member is invalid.") from None
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "ANCHORS_FILE",
     "ANCHOR_PEER",
     "ARGON2",
+    "AUTH_CODE_TTL",
     "BENCH_SCRIPT",
     "FULL",
     "PASSWORD",
@@ -32,6 +33,8 @@ ANCHORS_FILE = "/work/shared/ANCHORS.md (2026-11-30)"
 
 # Password hashing as shipped: the OWASP minimum for argon2id (the settings' defaults).
 ARGON2 = {"memory_kib": 19456, "time_cost": 2, "parallelism": 1}
+#: Seconds an authorization code lives in the bench's authsvc servers (AUTHSVC_AUTH_CODE_TTL; default 60).
+AUTH_CODE_TTL = 600
 PASSWORD = "correct horse battery staple"  # over AUTHSVC_PASSWORD_MIN_LENGTH (8)
 SCOPES = "read write"
 ALGS = ("RS256", "EdDSA")

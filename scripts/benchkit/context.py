@@ -73,16 +73,21 @@ class Bench:
         return self.report.add(row)
 
     # --- authsvc, set up the same way for every phase (and for scripts/bench_profile.py) ---------
-    def authsvc_env(self, alg: str, workdir: Path) -> dict[str, str]:
-        return authsvc_env(workdir, alg, self.options.database_url)
+    def authsvc_env(self, alg: str, workdir: Path, argon2: dict[str, int] | None = None) -> dict[str, str]:
+        return authsvc_env(workdir, alg, self.options.database_url, argon2=argon2)
 
-    def start_authsvc(self, name: str, alg: str, workdir: Path | None = None) -> Proc:
+    def start_authsvc(
+        self, name: str, alg: str, workdir: Path | None = None, argon2: dict[str, int] | None = None
+    ) -> Proc:
+        """``argon2``: hashing parameters other than the shipped ones (``config.ARGON2``)."""
         workdir = workdir or (self.tmp / name)
         workdir.mkdir(parents=True, exist_ok=True)
-        return start_authsvc(self.procs, self.cores, name, self.authsvc_env(alg, workdir), workdir)
+        return start_authsvc(self.procs, self.cores, name, self.authsvc_env(alg, workdir, argon2), workdir)
 
-    def seed(self, proc: Proc, alg: str, workdir: Path) -> AuthsvcServer:
-        return seeding.seed(proc, alg, workdir, self.authsvc_env(alg, workdir), self.run_id)
+    def seed(
+        self, proc: Proc, alg: str, workdir: Path, argon2: dict[str, int] | None = None
+    ) -> AuthsvcServer:
+        return seeding.seed(proc, alg, workdir, self.authsvc_env(alg, workdir, argon2), self.run_id)
 
     def logins(self, server: AuthsvcServer, count: int) -> list[dict[str, Any]]:
         return seeding.logins(server, count)

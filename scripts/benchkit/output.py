@@ -18,7 +18,7 @@ GROUPS = (
     "Load generator ceiling (a static responder on the server core)",
     "Ceilings: a bare FastAPI app served like authsvc",
     "authsvc",
-    "Password grant (argon2-bound, reported apart)",
+    "Password grant and browser sign-in (argon2-bound, reported apart)",
     "Peer: node-oidc-provider",
     "Event loop, growth, memory",
 )
@@ -36,7 +36,7 @@ def group_of(row_id: str) -> str:
         return GROUPS[6]
     if "peer" in parts:
         return GROUPS[5]
-    if parts[-1] == "password":
+    if parts[-1] in ("password", "signin"):
         return GROUPS[4]
     return GROUPS[3]
 
@@ -97,6 +97,7 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"database: {meta.get('database')}",
         f"- password hashing: {meta.get('argon2')}",
         f"- refresh method: {meta.get('refresh_method')}",
+        f"- code method: {meta.get('code_method')}",
         f"- peer (node-oidc-provider): {meta.get('peer')}",
         f"- growth rows: {meta.get('growth_rows')}; memory refreshes: {meta.get('memory_refreshes')}",
         f"- servers: {meta.get('server_settings')}",
@@ -114,7 +115,7 @@ def _peer_table(report: Report) -> list[str]:
     peer_rows = [
         (alg, what)
         for alg in ALGS
-        for what in ("jwks", "client_credentials", "refresh")
+        for what in ("jwks", "client_credentials", "refresh", "authorization_code")
         if report.get(f"{alg}.peer.{what}") is not None
     ]
     if not peer_rows:

@@ -13,6 +13,7 @@ def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[
     for alg in algs:
         out += _peer_targets(report, alg, peer_measured)
         out += _ceiling_targets(report, alg)
+    out += _sign_in_targets(report)
     out += _health_targets(report)
     return out
 
@@ -104,6 +105,31 @@ def _ceiling_targets(report: Report, alg: str) -> list[Target]:
         ),
     ]
     return out
+
+
+def _sign_in_targets(report: Report) -> list[Target]:
+    """A browser sign-in costs one password hash (counted by timing: benchkit.phases.authorization_code)."""
+    name = "sign-in: password hashes per sign-in ≤ 1.5 (one)"
+    facts = report.meta.get("sign_in_hashes")
+    if not facts or facts.get("hashes_per_sign_in") is None:
+        return [Target(name, None, 1.5, "n/a", "not measured")]
+    hashes = facts["hashes_per_sign_in"]
+    t_low, t_high = facts["time_costs"]
+    signin_low, signin_high = facts["server_cpu_ms_per_sign_in"]
+    login_low, login_high = facts["server_cpu_ms_per_password_login"]
+    detail = (
+        f"{facts['alg']}, argon2 t {t_low} → {t_high}: server CPU per sign-in {signin_low:.1f} → "
+        f"{signin_high:.1f} ms, per password-grant login (one hash) {login_low:.1f} → {login_high:.1f} ms"
+    )
+    if facts.get("inproc_hashes_per_sign_in") is not None:
+        low, high = facts["inproc_hash_cpu_ms"]
+        detail += (
+            f"; against one in-process hash ({low:.1f} → {high:.1f} ms): sign-in "
+            f"{facts['inproc_hashes_per_sign_in']:.2f}, password login "
+            f"{facts['inproc_hashes_per_password_login']:.2f}"
+        )
+    # Under half a hash means no hash was seen at all: the check, not the server, is then wrong.
+    return [Target(name, hashes, 1.5, "PASS" if 0.5 <= hashes <= 1.5 else "MISS", detail)]
 
 
 def _health_targets(report: Report) -> list[Target]:

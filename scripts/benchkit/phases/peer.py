@@ -2,7 +2,10 @@
 
 JWKS, client_credentials (a JWT access token through a resource indicator),
 refresh without rotation (the ANCHORS.md setup: one token reused) and with
-rotation, chained like authsvc's. Optional: skipped without node or without
+rotation, chained like authsvc's, and authorization_code (a public client's
+PKCE redemption, ``benchkit.phases.authorization_code``). Its in-memory adapter
+is the default one over a larger LRU (``server.js``: the default keeps about
+1,000 entries, and the codes minted before a run would be evicted). Optional: skipped without node or without
 ``npm install``.
 """
 
@@ -15,7 +18,8 @@ from benchkit.config import PEER_DIR, Options
 from benchkit.console import log
 from benchkit.context import Bench
 from benchkit.load import Load
-from benchkit.servers import basic_auth, start_peer
+from benchkit.phases import authorization_code
+from benchkit.servers import basic_auth, free_port, start_peer
 
 __all__ = ["available", "run"]
 
@@ -39,8 +43,16 @@ def run(bench: Bench, alg: str) -> None:
     workdir.mkdir()
     secret = secrets.token_urlsafe(32)
     tokens_file = workdir / "tokens.txt"
+    control_port = free_port()
     proc = start_peer(
-        bench.procs, bench.cores, alg, workdir, secret=secret, pool=bench.pool_size, tokens_file=tokens_file
+        bench.procs,
+        bench.cores,
+        alg,
+        workdir,
+        secret=secret,
+        pool=bench.pool_size,
+        tokens_file=tokens_file,
+        control_port=control_port,
     )
     try:
         lines = [line.split(" ", 1) for line in tokens_file.read_text().splitlines() if line]
@@ -94,5 +106,6 @@ def run(bench: Bench, alg: str) -> None:
             ceiling="ceiling.post_raw",
             note=f"{len(rot)} families chained, like authsvc",
         )
+        authorization_code.run_peer(bench, alg, proc, f"http://127.0.0.1:{control_port}")
     finally:
         bench.procs.stop(proc)
