@@ -238,3 +238,22 @@ async def test_docs_are_off_by_default_and_served_under_the_path_when_on(
         assert (await h.client.get("/auth/docs/swagger-ui.css")).status_code == 200
         assert (await h.client.get("/docs")).status_code == 404
         assert (await h.client.get("/auth/docs/index.html")).status_code == 404
+
+
+async def test_admin_api_verifies_tokens_of_a_path_issuer(h: AppHarness) -> None:
+    # The admin API checks authsvc's own tokens with authsvc.verifier, which fetches the JWKS
+    # at issuer + /.well-known/jwks.json from the public app: under the prefix.
+    await h.add_user("root", "root password!", scopes="authsvc:admin")
+    login = await h.client.post(
+        "/auth/token", data={**PASSWORD, "username": "root", "password": "root password!"}
+    )
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(h.app.admin),
+        base_url="http://127.0.0.1:9001",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as admin:
+        keys = await admin.get("/admin/keys")
+        assert keys.status_code == 200, keys.text
+        assert keys.json()["keys"]
