@@ -24,7 +24,9 @@ __all__ = [
     "ClientAdded",
     "ClientAuthRateLimited",
     "ClientRemoved",
+    "ClientSecretRotated",
     "ClientTokenIssued",
+    "ClientUpdated",
     "CodeIssued",
     "CodeRedeemed",
     "CodeReused",
@@ -195,6 +197,22 @@ class ClientAdded(Event):
     name = "client.added"
     message = "client added"
     client_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientUpdated(Event):
+    name = "client.updated"
+    message = "client updated"
+    client_id: str
+    changed: str | None = None  # the fields written, space-separated (never their values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSecretRotated(Event):
+    name = "client.secret_rotated"
+    message = "client secret rotated"
+    client_id: str
+    overlap: int  # seconds the previous secret keeps working (0: none)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

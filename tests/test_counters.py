@@ -128,12 +128,11 @@ async def test_reservations_and_releases_of_the_same_keys_at_once_never_deadlock
     for _round in range(10):
         keys = sorted([_key(), _key(), _key()], reverse=True)  # reserve sorts; a scan need not
 
-        async def login(i: int) -> None:
-            store = stores[i % len(stores)]
+        async def login(store: Counters, keys: list[str]) -> None:
             assert await store.reserve([(k, 1000) for k in keys], WINDOW, NOW) == 0
             await store.release(keys, NOW)
 
-        await asyncio.gather(*(login(i) for i in range(16)))
+        await asyncio.gather(*(login(stores[i % len(stores)], keys) for i in range(16)))
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

@@ -114,8 +114,8 @@ class ClientChanges:
     scopes: frozenset[str] | None = None
     audiences: tuple[str, ...] | None = None
     access_token_ttl: int | None = None
-    jwks: str | None = None
-    jwks_uri: str | None = None
+    jwks: str | None = None  # "": none (a client has registered keys or a URI, not both)
+    jwks_uri: str | None = None  # "": none
     redirect_uris: tuple[str, ...] | None = None
     post_logout_redirect_uris: tuple[str, ...] | None = None
     web_origins: tuple[str, ...] | None = None

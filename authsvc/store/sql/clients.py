@@ -35,10 +35,14 @@ def _columns(changes: ClientChanges) -> dict[str, object]:
         value = getattr(changes, name)
         if value is not None:
             values[name] = " ".join(value)
-    for name in ("access_token_ttl", "jwks", "jwks_uri", "first_party", "require_par", "require_dpop"):
+    for name in ("access_token_ttl", "first_party", "require_par", "require_dpop"):
         value = getattr(changes, name)
         if value is not None:
             values[name] = value
+    for name in ("jwks", "jwks_uri"):
+        value = getattr(changes, name)
+        if value is not None:
+            values[name] = value or None  # "": no keys (registered) or no URI
     return values
 
 
