@@ -24,18 +24,20 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authsvc import __version__, events
 from authsvc.admin.app import create_admin_app
 from authsvc.api.cors import Cors
 from authsvc.api.discovery import DISCOVERY_PATHS
+from authsvc.api.docs import docs_routes
 from authsvc.api.dpop_nonce import DpopNonceHeader
 from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
 from authsvc.api.health import METRICS
 from authsvc.api.jwks import JWKS_PATH
+from authsvc.api.prefix import IssuerPrefix
 from authsvc.api.responses import error_response, json_response
 from authsvc.api.routes import openapi_document, starlette_routes
 from authsvc.api.schemas import SECURITY_SCHEMES
@@ -65,7 +67,14 @@ class AuthsvcApp(Starlette):
 
     metrics: Metrics
     admin: Starlette  # the admin listener's app (AUTHSVC_ADMIN_BIND), on this app's services
+    #: The issuer's path when it has one (every endpoint is served under it), else None.
+    prefix: IssuerPrefix | None = None
     _openapi: dict[str, Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.prefix is not None and scope["type"] == "http":
+            scope = self.prefix.scope(scope)
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         """The document of the routing table (built once: the table never changes)."""
@@ -76,6 +85,8 @@ class AuthsvcApp(Starlette):
                 version=__version__,
                 components={"schemas": {"UserOut": USER_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
             )
+            if self.prefix is not None:  # "Try it out" in /docs, and any client, under the prefix
+                self._openapi["servers"] = [{"url": self.prefix.path}]
         return self._openapi
 
 
@@ -117,8 +128,11 @@ def create_app(
     async def openapi_json(_request: Request) -> Response:
         return json_response(app.openapi())
 
+    own_routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
+    if settings.docs:
+        own_routes.extend(docs_routes("authsvc"))
     app = AuthsvcApp(
-        routes=[Route("/openapi.json", openapi_json, methods=["GET"])],
+        routes=own_routes,
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
             Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})),
@@ -133,6 +147,8 @@ def create_app(
         exception_handlers=_error_handlers(metrics),
         lifespan=lifespan,
     )
+    if settings.issuer_path:
+        app.prefix = IssuerPrefix(settings.resolved_issuer)
     app.router.redirect_slashes = False  # a near-miss path is a 404, never a redirect to the Host header
     app.metrics = metrics
     app.state.metrics = metrics

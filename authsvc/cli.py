@@ -92,6 +92,8 @@ def serve(
     typer.echo(
         "add a user with: echo 'PASSWORD' | authsvc users add NAME --password-stdin --scope 'read write'"
     )
+    for warning in _serve_warnings(settings, host):
+        typer.echo(f"warning: {warning}", err=True)
     from authsvc.logs import configure_logging
 
     configure_logging()
@@ -104,6 +106,33 @@ def serve(
         started = run_uvicorn(sock, app=served_app(settings), admin=admin_sock)
     if not started:
         raise CommandError("the server did not start (the log above says why)")
+
+
+def _serve_warnings(settings: AuthSettings, host: str) -> list[str]:
+    """One line each: settings that work but that an operator should know are risky."""
+    warnings = []
+    if settings.http_issuer_off_loopback:
+        warnings.append(
+            f"the issuer {settings.resolved_issuer} is plain http off loopback "
+            "(AUTHSVC_ALLOW_HTTP_ISSUER=true): passwords and tokens cross the network unencrypted"
+        )
+    if settings.loopback_issuer and not _loopback_host(host):
+        warnings.append(
+            f"listening on {host} but the issuer {settings.resolved_issuer} is a loopback address: "
+            "tokens and metadata name an address other hosts cannot reach (set AUTHSVC_ISSUER)"
+        )
+    return warnings
+
+
+def _loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def _check_database(settings: AuthSettings) -> None:

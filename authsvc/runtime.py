@@ -173,7 +173,9 @@ class Services:
                 AuthorizationCodeGrant(browser_store, users, families, clock, events),
             )
         )
-        cookies = Cookies(secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl)
+        cookies = Cookies(
+            secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl, path=settings.issuer_path
+        )
         nonces = (
             ServerNonces(await shared_secret(session_store.db, "dpop_nonce"), clock)
             if settings.dpop_nonce
@@ -232,7 +234,7 @@ class Services:
                 code_ttl=settings.auth_code_ttl,
                 session_ttl=settings.sso_session_ttl,
             ),
-            browser_pages=BrowserPages(load_pages(settings), cookies, "/authorize"),
+            browser_pages=BrowserPages(load_pages(settings), cookies, settings.issuer_path + "/authorize"),
             dpop=dpop,
         )
         services.watch_keys_in_background()
