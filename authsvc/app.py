@@ -24,15 +24,20 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authsvc import __version__, events
+from authsvc.admin.app import create_admin_app
 from authsvc.api.cors import Cors
 from authsvc.api.discovery import DISCOVERY_PATHS
+from authsvc.api.docs import docs_routes
+from authsvc.api.dpop_nonce import DpopNonceHeader
 from authsvc.api.endpoints import ENDPOINTS, PATHS
 from authsvc.api.form import MAX_BODY
 from authsvc.api.guard import Guard
+from authsvc.api.health import METRICS
 from authsvc.api.jwks import JWKS_PATH
+from authsvc.api.prefix import IssuerPrefix
 from authsvc.api.responses import error_response, json_response
 from authsvc.api.routes import openapi_document, starlette_routes
 from authsvc.api.schemas import SECURITY_SCHEMES
@@ -46,12 +51,13 @@ from authsvc.errors import (
     StorageUnavailable,
     TemporarilyUnavailable,
 )
+from authsvc.listeners import Listeners
 from authsvc.logs import configure_logging, quiet_leaky_loggers
 from authsvc.metrics import Metrics, MetricsMiddleware
 from authsvc.runtime import Services
 from authsvc.settings import AuthSettings, get_settings
 
-__all__ = ["AuthsvcApp", "create_app", "create_served_app"]
+__all__ = ["AuthsvcApp", "create_app", "create_served_app", "served_app"]
 
 log = logging.getLogger("authsvc")
 
@@ -60,7 +66,15 @@ class AuthsvcApp(Starlette):
     """The service's ASGI app, with its OpenAPI document (served at ``/openapi.json``)."""
 
     metrics: Metrics
+    admin: Starlette  # the admin listener's app (AUTHSVC_ADMIN_BIND), on this app's services
+    #: The issuer's path when it has one (every endpoint is served under it), else None.
+    prefix: IssuerPrefix | None = None
     _openapi: dict[str, Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.prefix is not None and scope["type"] == "http":
+            scope = self.prefix.scope(scope)
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         """The document of the routing table (built once: the table never changes)."""
@@ -71,6 +85,8 @@ class AuthsvcApp(Starlette):
                 version=__version__,
                 components={"schemas": {"UserOut": USER_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
             )
+            if self.prefix is not None:  # "Try it out" in /docs, and any client, under the prefix
+                self._openapi["servers"] = [{"url": self.prefix.path}]
         return self._openapi
 
 
@@ -94,7 +110,9 @@ def create_app(
         app.state.services = services
         metrics.watch_keys(services.keys)
         services.events.subscribe(metrics.observe)
-        app.router.routes.extend(starlette_routes(ENDPOINTS, services, metrics))
+        # With an admin listener, /metrics is served there only (CONTRACT.md: Operator surface).
+        public = tuple(e for e in ENDPOINTS if not (settings.admin_bind and e.path == METRICS.path))
+        app.router.routes.extend(starlette_routes(public, services, metrics))
         if served:
             # Everything built so far (modules, tables, the key set) lives as long as the
             # process: out of the collector's sight, a full collection pauses requests for
@@ -110,11 +128,15 @@ def create_app(
     async def openapi_json(_request: Request) -> Response:
         return json_response(app.openapi())
 
+    own_routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
+    if settings.docs:
+        own_routes.extend(docs_routes("authsvc"))
     app = AuthsvcApp(
-        routes=[Route("/openapi.json", openapi_json, methods=["GET"])],
+        routes=own_routes,
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
             Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})),
+            Middleware(DpopNonceHeader),
             Middleware(
                 Cors,
                 public=frozenset({JWKS_PATH, *DISCOVERY_PATHS}),
@@ -125,9 +147,12 @@ def create_app(
         exception_handlers=_error_handlers(metrics),
         lifespan=lifespan,
     )
+    if settings.issuer_path:
+        app.prefix = IssuerPrefix(settings.resolved_issuer)
     app.router.redirect_slashes = False  # a near-miss path is a 404, never a redirect to the Host header
     app.metrics = metrics
     app.state.metrics = metrics
+    app.admin = create_admin_app(app, metrics)
     return app
 
 
@@ -136,11 +161,18 @@ async def _registered_origins(scope: Scope) -> frozenset[str]:
     return await services.clients.web_origins()
 
 
-def create_served_app() -> AuthsvcApp:
+def create_served_app() -> ASGIApp:
     """The factory ``serve --workers N`` gives uvicorn: each worker sets up its logging and loads
     the keys ``serve`` has bootstrapped and checked."""
     configure_logging()
-    return create_app(served=True)
+    return served_app(get_settings())
+
+
+def served_app(settings: AuthSettings) -> ASGIApp:
+    """The app ``serve`` runs: the public app, and the admin app on its own port when set."""
+    app = create_app(settings, served=True)
+    admin = settings.admin_address
+    return app if admin is None else Listeners(app, app.admin, admin[1])
 
 
 def _error_handlers(metrics: Metrics) -> dict[Any, Any]:

@@ -7,6 +7,10 @@ form-encoded before Basic encoding), ``client_secret_post``,
 ``Authorization`` header with any scheme but Basic is ``invalid_client``. Every
 failure is ``invalid_client`` (401 with ``WWW-Authenticate: Basic``).
 
+A private_key_jwt client's keys are registered (``--jwks``) or fetched from
+its ``jwks_uri`` (``authsvc.client_jwks``, the verifier's cache): a URI that
+cannot be fetched finds no key, so it too is ``invalid_client``.
+
 A method that checks a credential (a secret or an assertion) is subject to the
 per-address failure limit of ``authsvc.login_limits``: a full address is
 refused (429) before anything is checked, a failure is counted, and an
@@ -17,15 +21,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from authsvc.client_jwks import ClientKeySets
 from authsvc.client_keys import registered_keys
 from authsvc.client_secrets import is_costly, verify_secret
 from authsvc.clients import ClientDirectory
 from authsvc.clock import Clock
 from authsvc.errors import InvalidClient, InvalidRequest
+from authsvc.keys.ring import LoadedKey
 from authsvc.login_limits import LoginLimiter
 from authsvc.passwords import PasswordHasher
 from authsvc.store.records import Client
@@ -63,8 +69,11 @@ class ClientAuthenticator:
         issuer: str,
         skew: int,
         limiter: LoginLimiter,
+        key_sets: ClientKeySets | None = None,
     ) -> None:
         self.clients = clients
+        # Keys of clients registered with --jwks-uri: one cache per URI, for this process.
+        self.key_sets = key_sets if key_sets is not None else ClientKeySets(clock)
         self.hasher = hasher
         self.limiter = limiter
         self.clock = clock
@@ -120,9 +129,20 @@ class ClientAuthenticator:
     async def _by_secret(self, client_id: str, secret: str, address: str) -> Client:
         client = await self.clients.get(client_id)
         stored = client.secret_hash if client is not None and not client.public else None
-        reserved = await self.limiter.reserve_client(address) if is_costly(stored) else None
+        # A rotated secret's predecessor, while its overlap lasts (``clients rotate-secret``).
+        previous = (
+            client.previous_secret_hash
+            if client is not None
+            and client.previous_secret_until is not None
+            and client.previous_secret_until > self.clock.now()
+            else None
+        )
+        costly = is_costly(stored) or is_costly(previous)
+        reserved = await self.limiter.reserve_client(address) if costly else None
         try:
             valid = await verify_secret(secret, stored, self.hasher)
+            if not valid and previous is not None:
+                valid = await verify_secret(secret, previous, self.hasher)
         except BaseException:
             if reserved is not None:
                 await self.limiter.abandon(reserved)
@@ -138,22 +158,20 @@ class ClientAuthenticator:
         peeked = peek_claims(assertion)
         if peeked is None:
             raise InvalidClient(detail="malformed client assertion")
-        _header, unverified = peeked
+        header, unverified = peeked
         client_id = unverified.get("iss")
         if not isinstance(client_id, str) or (form_id is not None and form_id != client_id):
             raise InvalidClient(detail="assertion issuer does not match client_id")
         client = await self.clients.get(client_id)
-        if client is None or client.public or not client.jwks:
+        if client is None or client.public or not (client.jwks or client.jwks_uri):
             raise InvalidClient(detail="client has no registered keys")
-        keys = registered_keys(client.jwks)
+        key_for = await self._keys_of(client, header.get("kid", ""))
         now = self.clock.now()
         try:
             claims, _kid = check_token(
                 assertion,
                 typs=frozenset({"jwt", "client-authentication+jwt"}),
-                key_for=lambda kid: (
-                    keys.get(kid) or (next(iter(keys.values())) if not kid and len(keys) == 1 else None)
-                ),
+                key_for=key_for,
                 issuer=client_id,
                 now=now,
                 skew=self.skew,
@@ -174,6 +192,21 @@ class ClientAuthenticator:
         if not await self.clients.use_assertion(client_id, claims["jti"], exp + self.skew, now):
             raise InvalidClient(detail="client assertion replayed")
         return client
+
+    async def _keys_of(self, client: Client, kid: object) -> Callable[[str], LoadedKey | None]:
+        """How ``check_token`` finds the assertion's key: in the client's JWKS, or at its URI.
+
+        ``kid`` is the header's ("" without one: then the client's only key). A key
+        at a URI is looked up (and fetched if its cache allows) before the check,
+        which is synchronous; a failed fetch finds no key.
+        """
+        if client.jwks_uri:
+            found = await self.key_sets.key_for(client.jwks_uri, kid) if isinstance(kid, str) else None
+            return lambda asked: found if found is not None and asked == kid else None
+        keys = registered_keys(client.jwks or "")
+        return lambda asked: (
+            keys.get(asked) or (next(iter(keys.values())) if not asked and len(keys) == 1 else None)
+        )
 
 
 def _sole_audience(aud: object) -> str | None:

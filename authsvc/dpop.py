@@ -14,7 +14,9 @@ caller's, through a replay cache keyed by ``replay_key``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -114,7 +116,7 @@ def check_proof(
     ``nonce_valid``: when the server demands nonces, whether the proof's (or
     its absence) is acceptable — a refusal is ``use_dpop_nonce``.
     """
-    claims, key = _verified(proof)
+    claims, (_key, thumbprint) = _verified(proof)
     if claims.get("htm") != method:
         raise DpopError("htm does not match the request")
     htu = claims.get("htu")
@@ -136,7 +138,7 @@ def check_proof(
         nonce = claims.get("nonce")
         if not nonce_valid(nonce if isinstance(nonce, str) else None):
             raise DpopError("a fresh server nonce is required", "use_dpop_nonce")
-    return DpopProof(jkt=key.thumbprint(), jti=jti, iat=float(iat))
+    return DpopProof(jkt=thumbprint, jti=jti, iat=float(iat))
 
 
 def _verified(proof: str) -> tuple[dict[str, Any], Any]:
@@ -160,7 +162,7 @@ def _verified(proof: str) -> tuple[dict[str, Any], Any]:
         raise DpopError("alg not allowed")
     key = _public_key(header.get("jwk"), alg)
     try:
-        valid = jws.validate_compact(obj, key, registry=registry_for(alg))
+        valid = jws.validate_compact(obj, key[0], registry=registry_for(alg))
     except (JoseError, ValueError, TypeError):
         raise DpopError("bad signature") from None
     if not valid:
@@ -174,7 +176,7 @@ def _verified(proof: str) -> tuple[dict[str, Any], Any]:
     return claims, key
 
 
-def _public_key(jwk: object, alg: str) -> Any:
+def _public_key(jwk: object, alg: str) -> tuple[Any, str]:
     if not isinstance(jwk, Mapping):
         raise DpopError("no jwk")
     if _PRIVATE_MEMBERS.intersection(jwk):
@@ -192,10 +194,20 @@ def _public_key(jwk: object, alg: str) -> Any:
             bits = 0
         if bits < MIN_RSA_BITS:
             raise DpopError("RSA key too small")
+    # Without ``alg``: checked above, and ``EdDSA``/``Ed25519`` name one algorithm.
+    members = {name: value for name, value in jwk.items() if name != "alg"}
     try:
-        return JWKRegistry.import_key(dict(jwk))
+        return _imported(json.dumps(members, sort_keys=True, separators=(",", ":")))
     except Exception:  # joserfc raises several types for a bad key
         raise DpopError("jwk cannot be read") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _imported(members: str) -> tuple[Any, str]:
+    """A client's key and its thumbprint, imported once: a client signs every proof with the same
+    key, and parsing it is a good part of a proof's cost. Keys are public: nothing secret is kept."""
+    key = JWKRegistry.import_key(json.loads(members))
+    return key, key.thumbprint()
 
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}

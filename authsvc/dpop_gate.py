@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from authsvc.clock import Clock
 from authsvc.dpop import DpopError, DpopProof, check_proof, proof_header, replay_key
+from authsvc.events import DpopProofRefused, Events
 
 __all__ = ["DpopGate", "ServerNonces"]
 
@@ -49,8 +50,15 @@ class ServerNonces:
 
 class DpopGate:
     def __init__(
-        self, issuer: str, clock: Clock, skew: int, replay: ReplayStore, nonces: ServerNonces | None
+        self,
+        issuer: str,
+        clock: Clock,
+        skew: int,
+        replay: ReplayStore,
+        nonces: ServerNonces | None,
+        events: Events,
     ) -> None:
+        self.events = events
         self.issuer = issuer
         self.clock = clock
         self.skew = skew
@@ -62,7 +70,14 @@ class DpopGate:
         return self.nonces.current() if self.nonces is not None else None
 
     async def proof(self, request: Request, *, access_token: str | None = None) -> DpopProof | None:
-        """The request's checked proof (None without a DPoP header), or DpopError."""
+        """The request's checked proof (None without a DPoP header), or DpopError (reported)."""
+        try:
+            return await self._proof(request, access_token)
+        except DpopError as refused:
+            self.events.publish(DpopProofRefused(reason=refused.reason))
+            raise
+
+    async def _proof(self, request: Request, access_token: str | None) -> DpopProof | None:
         value = proof_header(request.headers.getlist("dpop"))
         if value is None:
             return None

@@ -18,18 +18,22 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 __all__ = [
+    "AdminAction",
     "BrowserLoggedOut",
     "BrowserSignedIn",
     "ClientAdded",
     "ClientAuthRateLimited",
     "ClientRemoved",
+    "ClientSecretRotated",
     "ClientTokenIssued",
+    "ClientUpdated",
     "CodeIssued",
     "CodeRedeemed",
     "CodeReused",
     "ConsentDenied",
     "ConsentGiven",
     "ConsentRevoked",
+    "DpopProofRefused",
     "Event",
     "Events",
     "KeyChanged",
@@ -196,6 +200,22 @@ class ClientAdded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientUpdated(Event):
+    name = "client.updated"
+    message = "client updated"
+    client_id: str
+    changed: str | None = None  # the fields written, space-separated (never their values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSecretRotated(Event):
+    name = "client.secret_rotated"
+    message = "client secret rotated"
+    client_id: str
+    overlap: int  # seconds the previous secret keeps working (0: none)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRemoved(Event):
     name = "client.removed"
     message = "client removed"
@@ -272,6 +292,28 @@ class BrowserLoggedOut(Event):
     message = "browser session ended"
     user_id: str
     count: int  # families revoked with it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpopProofRefused(Event):
+    """A DPoP proof refused at /token, /par or a protected route; ``reason`` is one of a fixed
+    set (``authsvc.dpop``), so it is also the metric's label."""
+
+    name = "dpop.refused"
+    message = "DPoP proof refused"
+    level = logging.WARNING
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminAction(Event):
+    """A change made through the admin API: who made it (the token's subject), what, to what."""
+
+    name = "admin.action"
+    message = "admin change"
+    admin: str
+    action: str  # e.g. client.update, user.disable, key.revoke
+    target: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -106,6 +106,9 @@ def registry_for(alg: str) -> PinnedRegistry:
     return reg
 
 
+_EDDSA_NAMES: Final = frozenset({"EdDSA", "Ed25519"})
+
+
 def algs_for_jwk(jwk: Mapping[str, Any]) -> frozenset[str] | None:
     """The algorithms a (public) JWK may verify: its ``alg``, else inferred from kty and crv.
 
@@ -119,7 +122,9 @@ def algs_for_jwk(jwk: Mapping[str, Any]) -> frozenset[str] | None:
         want_kty, want_crv = ALG_KEY_TYPES[alg]
         if kty != want_kty or (want_crv is not None and crv != want_crv):
             return None
-        return frozenset({alg})
+        # ``EdDSA`` and RFC 9864's ``Ed25519`` are one algorithm for an Ed25519 key: a key
+        # registered under either name verifies a signature made under the other.
+        return _EDDSA_NAMES if alg in _EDDSA_NAMES else frozenset({alg})
     if kty == "RSA":
         return frozenset({"RS256"})
     if kty == "EC" and crv == "P-256":
@@ -127,9 +132,6 @@ def algs_for_jwk(jwk: Mapping[str, Any]) -> frozenset[str] | None:
     if kty == "OKP" and crv == "Ed25519":
         return frozenset({"EdDSA", "Ed25519"})
     return None
-
-
-_EDDSA_NAMES: Final = frozenset({"EdDSA", "Ed25519"})
 
 
 def same_alg(header_alg: object, key_alg: str) -> bool:

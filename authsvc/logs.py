@@ -34,7 +34,18 @@ AUDIT_LOGGER = "authsvc.audit"
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("authsvc_request_id", default=None)
 
-AUDIT_FIELDS = ("event", "user_id", "client_id", "sid", "kid", "alg", "token_use", "count")
+AUDIT_FIELDS = (
+    "event",
+    "user_id",
+    "client_id",
+    "sid",
+    "kid",
+    "alg",
+    "token_use",
+    "count",
+    "changed",
+    "overlap",
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 # Loggers that print SQL statements and their parameters (password and secret hashes,

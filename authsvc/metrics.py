@@ -28,6 +28,7 @@ from authsvc.events import (
     ConsentDenied,
     ConsentGiven,
     ConsentRevoked,
+    DpopProofRefused,
     Event,
     LoginFailed,
     LoginRateLimited,
@@ -122,6 +123,9 @@ class Metrics:
             "authsvc_revocations", "Revocations, by token use", ["token_use"], registry=r
         )
         self.logins_failed = Counter("authsvc_logins_failed", "Failed password logins", registry=r)
+        self.dpop_refused = Counter(
+            "authsvc_dpop_proofs_refused", "DPoP proofs refused, by reason", ["reason"], registry=r
+        )
         # Browser sign-in: sign-ins, consent decisions, codes, logouts, by what happened.
         self.browser = Counter(
             "authsvc_browser_events", "Browser sign-in events, by kind", ["event"], registry=r
@@ -171,6 +175,8 @@ class Metrics:
             self.logins_failed.inc()
         elif isinstance(event, LoginRateLimited):
             self.logins_limited.inc()
+        elif isinstance(event, DpopProofRefused):
+            self.dpop_refused.labels(event.reason).inc()
         elif isinstance(event, _BROWSER_EVENTS):
             self.browser.labels(event.name).inc()
             if isinstance(event, CodeReused):

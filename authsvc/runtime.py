@@ -47,6 +47,7 @@ from authsvc.store.sql.counters import SqlCounters
 from authsvc.store.sql.database import open_database
 from authsvc.store.sql.secrets import shared_secret
 from authsvc.store.sql.sessions import SqlSessionStore
+from authsvc.store.sql.used_once import SqlUsedOnce
 from authsvc.store.sql.users import SqlUserStore
 from authsvc.tokens.families import Families
 from authsvc.tokens.issuer import TokenIssuer
@@ -172,14 +173,17 @@ class Services:
                 AuthorizationCodeGrant(browser_store, users, families, clock, events),
             )
         )
-        cookies = Cookies(secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl)
+        cookies = Cookies(
+            secure=settings.secure_cookies, session_ttl=settings.sso_session_ttl, path=settings.issuer_path
+        )
         nonces = (
             ServerNonces(await shared_secret(session_store.db, "dpop_nonce"), clock)
             if settings.dpop_nonce
             else None
         )
-        used_once = RedisOnce(redis, clients.use_assertion) if redis else clients.use_assertion
-        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces)
+        database_once = SqlUsedOnce(session_store.db)
+        used_once = RedisOnce(redis, database_once) if redis else database_once
+        dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces, events)
         services = cls(
             settings=settings,
             clock=clock,
@@ -230,7 +234,7 @@ class Services:
                 code_ttl=settings.auth_code_ttl,
                 session_ttl=settings.sso_session_ttl,
             ),
-            browser_pages=BrowserPages(load_pages(settings), cookies, "/authorize"),
+            browser_pages=BrowserPages(load_pages(settings), cookies, settings.issuer_path + "/authorize"),
             dpop=dpop,
         )
         services.watch_keys_in_background()

@@ -58,7 +58,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_uvicorn(sock: socket.socket, *, app: Any = None, workers: int = 1) -> bool:
+def run_uvicorn(
+    sock: socket.socket, *, app: Any = None, workers: int = 1, admin: socket.socket | None = None
+) -> bool:
     """Serve on ``sock`` until stopped: ``app`` in this process, or N workers that build their own.
 
     Returns whether the server started (False: its startup failed and was logged).
@@ -76,16 +78,18 @@ def run_uvicorn(sock: socket.socket, *, app: Any = None, workers: int = 1) -> bo
     try:
         if workers > 1:
             config = uvicorn.Config(SERVED_APP, factory=True, workers=workers, **options)
-            supervisor = Multiprocess(config, sockets=[sock])
+            supervisor = Multiprocess(config, sockets=[sock, *([admin] if admin else [])])
             supervisor.run()  # returns on a signal, or when a worker fails to start
             return all(process.exitcode != STARTUP_FAILURE for process in supervisor.processes)
         server = uvicorn.Server(uvicorn.Config(app, **options))
-        server.run(sockets=[sock])
+        server.run(sockets=[sock, *([admin] if admin else [])])
         return server.started
     except KeyboardInterrupt:
         return True
     finally:
         sock.close()
+        if admin is not None:
+            admin.close()
 
 
 def _reason(exc: OSError) -> str:

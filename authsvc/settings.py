@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,8 @@ DEFAULT_PORT = 8000
 MIN_PASSPHRASE_LENGTH = 16
 _PREFIX = "AUTHSVC_"
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+#: One issuer path segment: RFC 3986 pchar less percent-encoding, and not "." or "..".
+_SEGMENT = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._~!$&'()*+,;=:@-]+")
 
 SigningAlg = Literal["RS256", "EdDSA", "Ed25519", "ES256", "PS256"]
 
@@ -72,6 +75,11 @@ class AuthSettings(BaseSettings):
     templates_dir: Path | None = None
     # DPoP (RFC 9449): demand server nonces in proofs.
     dpop_nonce: bool = False
+    # The operator's surface: the admin listener ("host:port"; unset: off).
+    admin_bind: str | None = None
+    # An http issuer off loopback (development networks; serve warns once); /docs.
+    allow_http_issuer: bool = False
+    docs: bool = False
 
     @field_validator("issuer")
     @classmethod
@@ -87,6 +95,24 @@ class AuthSettings(BaseSettings):
         if value is not None and not value.is_dir():
             raise ValueError("not a directory")
         return value
+
+    @field_validator("admin_bind")
+    @classmethod
+    def _check_admin_bind(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port")
+        return value.strip()
+
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        """(host, port) of the admin listener, or None when it is off."""
+        if self.admin_bind is None:
+            return None
+        host, _, port = self.admin_bind.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -111,6 +137,10 @@ class AuthSettings(BaseSettings):
             raise ValueError("key_prepublish: must be at least AUTHSVC_JWKS_MAX_AGE")
         if self.key_store == "database" and self.key_passphrase is None:
             raise ValueError("key_passphrase: required when AUTHSVC_KEY_STORE=database")
+        if self.issuer is not None and self.http_issuer_off_loopback and not self.allow_http_issuer:
+            raise ValueError(
+                "issuer: must use https except on loopback (AUTHSVC_ALLOW_HTTP_ISSUER=true allows it)"
+            )
         return self
 
     @property
@@ -129,6 +159,22 @@ class AuthSettings(BaseSettings):
         return self.model_copy(update={"issuer": f"http://127.0.0.1:{port}"})
 
     @property
+    def issuer_path(self) -> str:
+        """The issuer's path (``/auth``), under which every endpoint is served; ``""`` for none."""
+        return urlsplit(self.resolved_issuer).path
+
+    @property
+    def http_issuer_off_loopback(self) -> bool:
+        """An ``http`` issuer on a host other than loopback (AUTHSVC_ALLOW_HTTP_ISSUER)."""
+        parts = urlsplit(self.resolved_issuer)
+        return parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS
+
+    @property
+    def loopback_issuer(self) -> bool:
+        """The issuer names a loopback host: only this machine can reach what tokens name."""
+        return _loopback(urlsplit(self.resolved_issuer).hostname)
+
+    @property
     def secure_cookies(self) -> bool:
         """Cookies are Secure and ``__Host-`` prefixed when the issuer is https."""
         return self.resolved_issuer.startswith("https://")
@@ -142,15 +188,21 @@ def check_issuer(value: str) -> None:
     """Raise ValueError unless ``value`` is a valid issuer (CONTRACT.md).
 
     The issuer goes byte for byte into every token, so it must be exactly
-    ``scheme://host[:port]``: nothing urlsplit would quietly drop or normalise.
+    ``scheme://host[:port][/path]``: nothing urlsplit would quietly drop or
+    normalise. A path is plain segments (RFC 3986 ``pchar`` without
+    percent-encoding, no ``.`` or ``..``, no empty segment); every endpoint is
+    served under it. Whether http is allowed off loopback is decided with
+    ``AUTHSVC_ALLOW_HTTP_ISSUER`` (``AuthSettings``).
     """
     if not value.isascii() or any(c.isspace() or not c.isprintable() for c in value):
         raise ValueError("must be a plain URL without spaces or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
-    if value != f"{parts.scheme}://{parts.netloc}":
-        raise ValueError("must have no path, query, fragment or trailing '/'")
+    if value != f"{parts.scheme}://{parts.netloc}{parts.path}" or value.endswith("/"):
+        raise ValueError("must have no query, fragment or trailing '/'")
+    if parts.path and not all(_SEGMENT.fullmatch(s) for s in parts.path[1:].split("/")):
+        raise ValueError("must have a path of plain segments (no '.', '..', '//' or '%')")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise ValueError("must not carry credentials")
     try:
@@ -159,8 +211,15 @@ def check_issuer(value: str) -> None:
         raise ValueError("has an invalid port") from None
     if parts.netloc.endswith(":") or (port is not None and port == 0):
         raise ValueError("has an invalid port")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-        raise ValueError("must use https except on loopback")
+
+
+def _loopback(host: str | None) -> bool:
+    if host in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _split(value: str) -> list[str]:

@@ -4,6 +4,8 @@
     pip install py-spy                       # not a project dependency
     python scripts/bench_profile.py --alg EdDSA --grant refresh_token
     python scripts/bench_profile.py --alg RS256 --tool perf    # native split: Python / crypto / kernel
+    python scripts/bench_profile.py --alg EdDSA --grant dpop_client_credentials  # a DPoP row (also
+                                              # dpop_refresh_token, dpop_users_me): proofs signed ahead
 
 Starts authsvc exactly as ``scripts/bench.py`` does, through its package
 ``benchkit`` (same pinning, seeding, logins and chained refresh tokens, same
@@ -24,11 +26,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 from benchkit.cli import parse_args
 from benchkit.config import ALGS, FULL
 from benchkit.context import Bench
+from benchkit.dpop_proofs import new_proof_key, sign_proofs
 from benchkit.load import Load
-from benchkit.seeding import form_headers
+from benchkit.seeding import form_headers, login_body
+
+#: Requests/s no DPoP row reaches on one core: the proofs signed ahead are this x the seconds.
+_DPOP_RATE_BOUND = 4000
 
 # Leaves where a thread waits rather than works: uvloop's epoll, an idle executor thread.
 _IDLE_LEAVES = (
@@ -36,6 +43,7 @@ _IDLE_LEAVES = (
     "_worker (concurrent/futures/thread.py:81)",
     "_worker (concurrent/futures/thread.py:90)",
     "_connection_worker_thread (aiosqlite/core.py:59)",
+    "_connection_worker_thread (aiosqlite/core.py:61)",
 )
 # Steps of a request, by a frame their samples pass through (inclusive; "of it" rows nest).
 STEPS = {
@@ -48,6 +56,13 @@ STEPS = {
     "form parsing": "read_form",
     "client authentication": "ClientAuthenticator.authenticate",
     "audit log line": "audit_log (authsvc/events.py",
+    "DPoP: DpopGate.proof (the proof checked, then its jti recorded)": "DpopGate.proof (authsvc/dpop_gate.py",
+    "  of it: check_proof (authsvc/dpop.py)": "check_proof (authsvc/dpop.py",
+    "    of it: signature (joserfc validate_compact)": "validate_compact (joserfc",
+    "    of it: the proof's JWK imported": "import_key (joserfc",
+    "    of it: its thumbprint": "thumbprint (joserfc",
+    "  of it: jti recorded, event-loop side (SqlClientStore.use_assertion)": "use_assertion (authsvc",
+    "aiosqlite's thread (AsyncEngine SQL: the jti write)": "_connection_worker_thread (aiosqlite",
 }
 # Self time by where the sampled frame's code lives (the leaf frame of each sample).
 WHERE = (
@@ -92,7 +107,17 @@ def summarise_py_spy(raw: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alg", choices=ALGS, default="EdDSA")
-    parser.add_argument("--grant", choices=("refresh_token", "client_credentials"), default="refresh_token")
+    parser.add_argument(
+        "--grant",
+        choices=(
+            "refresh_token",
+            "client_credentials",
+            "dpop_refresh_token",
+            "dpop_client_credentials",
+            "dpop_users_me",
+        ),
+        default="refresh_token",
+    )
     parser.add_argument("--tool", choices=("py-spy", "perf", "none"), default="py-spy")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--database-url", help="PostgreSQL scratch database (default: SQLite).")
@@ -106,13 +131,45 @@ def main() -> int:
         proc = runner.start_authsvc("profile", args.alg)
         server = runner.seed(proc, args.alg, runner.tmp / "profile")
         form = form_headers(server)
-        if args.grant == "refresh_token":
+        key = new_proof_key(args.alg)
+        # Proofs signed ahead, one per request (benchkit.phases.dpop): enough for the warm-up and the run.
+        count = int(_DPOP_RATE_BOUND * (args.seconds + 3))
+        token_url, me_url = proc.url + "/token", proc.url + "/users/me"
+        if args.grant in ("refresh_token", "dpop_refresh_token"):
             pool = runner.warm(server, runner.logins(server, runner.pool_size))
-            load = Load(proc.url + "/token", method="POST", headers=form, chain_tokens=pool)
+            proofs = (
+                sign_proofs(key, "POST", token_url, count).proofs if args.grant.startswith("dpop") else None
+            )
+            load = Load(token_url, method="POST", headers=form, chain_tokens=pool, proofs=proofs)
+        elif args.grant == "dpop_users_me":
+            login = httpx.post(
+                token_url,
+                content=login_body(server),
+                headers={**form, "DPoP": sign_proofs(key, "POST", token_url, 1).proofs[0]},
+            )
+            access = login.json()["access_token"]
+            proofs = sign_proofs(key, "GET", me_url, count, access_token=access).proofs
+            load = Load(me_url, headers={"Authorization": f"DPoP {access}"}, proofs=proofs)
+            runner.generator.run(
+                Load(me_url, headers=load.headers, proofs=proofs[: count // 4]), 2
+            )  # warm-up
+            load.proofs = proofs[count // 4 :]
         else:
             body = "grant_type=client_credentials&scope=read%20write"
-            load = Load(proc.url + "/token", method="POST", headers=form, body=body)
-            runner.generator.run(load, 2)  # warm-up
+            proofs = (
+                sign_proofs(key, "POST", token_url, count).proofs if args.grant.startswith("dpop") else None
+            )
+            load = Load(token_url, method="POST", headers=form, body=body, proofs=proofs)
+            warm = Load(
+                token_url,
+                method="POST",
+                headers=form,
+                body=body,
+                proofs=proofs[: count // 4] if proofs else None,
+            )
+            runner.generator.run(warm, 2)  # warm-up
+            if proofs:
+                load.proofs = proofs[count // 4 :]
         seconds = str(int(args.seconds))
         record: list[str] | None = None
         raw = out / ("profile.txt" if args.tool == "py-spy" else "perf.data")

@@ -21,13 +21,19 @@ PER_ALG = (
     "inproc.sign",
     "inproc.raw_verify",
     "inproc.verify",
+    "inproc.dpop_check",  # authsvc.dpop.check_proof on a proof of the row's alg
     "ceiling.pyjwt_me",
     "jwks",
     "jwks_304",
     "client_credentials",
+    "client_credentials.dpop",  # each DPoP row: a fresh proof per request, signed before the run
     "users_me",
+    "users_me.dpop",
     "refresh",
+    "refresh.dpop",
     "password",
+    "authorization_code",  # browser sign-in: codes minted by SSO /authorize, redeemed once each
+    "signin",  # password hashes per sign-in, from the server's CPU time
 )
 SHARED = (
     "argon2.hash",
@@ -73,9 +79,26 @@ def test_bench_smoke_writes_every_row(tmp_path: Path) -> None:
     for row_id in ("memory.after_small", "memory.after_big"):
         assert rows[row_id]["rss_mib"] > 0
 
+    for alg in ("RS256", "EdDSA"):
+        assert "codes minted before the run" in rows[f"{alg}.authorization_code"]["note"]
+        assert data["meta"]["sign_in_cpu"][alg]["server_cpu_ms_per_sign_in"] > 0
+    assert data["meta"]["sign_in_hashes"]["hashes_per_sign_in"] is not None
+
     names = [target["name"] for target in data["targets"]]
     assert any(name.startswith("RS256 refresh ≥ 0.8") for name in names)
+    assert any(name.startswith("sign-in: password hashes per sign-in") for name in names)
+    for alg in ("RS256", "EdDSA"):
+        for what in ("client_credentials", "refresh", "users_me"):
+            assert rows[f"{alg}.{what}.dpop"]["cpu_ms"] > 0
+            assert "proofs signed before the run" in rows[f"{alg}.{what}.dpop"]["note"]
+            dpop = [
+                t for t in data["targets"] if t["name"].startswith(f"{alg} {what} DPoP: extra server CPU")
+            ]
+            assert len(dpop) == 1 and dpop[0]["status"] in {"PASS", "MISS"}, dpop
     assert all(target["status"] in {"PASS", "MISS", "n/a"} for target in data["targets"])
     markdown = (out / "bench.md").read_text()
     assert "| RS256.refresh |" in markdown
+    assert "| EdDSA.authorization_code |" in markdown
     assert "## Targets" in markdown
+    assert "| RS256.users_me.dpop |" in markdown
+    assert "## DPoP (RFC 9449)" in markdown

@@ -115,7 +115,9 @@ async def test_generated_secret_is_printed_once_and_works(
 
     listed = await local("clients", "list")
     assert_ok(listed)
-    assert re.search(r"^svc\tconfidential\tclient_credentials\tread write\tapi$", listed.stdout, re.M)
+    # id, kind, grants, scopes, audiences; then redirect URIs and flags
+    svc = r"^svc\tconfidential\tclient_credentials\tread write\tapi\t-\tttl=60$"
+    assert re.search(svc, listed.stdout, re.M)
     assert re.search(r"^cli\tpublic\tpassword refresh_token\t", listed.stdout, re.M)
     assert secret not in listed.stdout + listed.stderr
 

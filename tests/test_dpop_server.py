@@ -159,3 +159,18 @@ async def test_a_replayed_proof_is_refused_with_redis_and_when_redis_is_gone(har
     assert (await down.client.post("/token", data=form, headers={"DPoP": once})).status_code == 200
     again = await down.client.post("/token", data=form, headers={"DPoP": once})
     assert again.json()["error"] == "invalid_dpop_proof"
+
+
+async def test_refused_proofs_are_counted_by_reason_and_audited(
+    alice: AppHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="authsvc.audit")
+    key = ECKey.generate_key("P-256")
+    form = {"grant_type": "password", "username": "alice", "password": "correct horse"}
+    wrong_method = proof(key, "ES256", "GET", "/token", alice.clock.now())
+    assert (await alice.client.post("/token", data=form, headers={"DPoP": wrong_method})).status_code == 400
+    page = alice.app.metrics.render().decode()
+    assert 'authsvc_dpop_proofs_refused_total{reason="htm does not match the request"} 1.0' in page
+    assert any("DPoP proof refused" in record.getMessage() for record in caplog.records)

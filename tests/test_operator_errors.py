@@ -45,6 +45,8 @@ COMMANDS_THAT_NEED_A_DATABASE: list[tuple[list[str], str | None, dict[str, str]]
     (["clients", "list"], None, {}),
     (["clients", "add", "svc", "--public"], None, {}),
     (["clients", "remove", "svc"], None, {}),
+    (["clients", "update", "svc", "--scope", "read"], None, {}),
+    (["clients", "rotate-secret", "svc"], None, {}),
     (["db", "current"], None, {}),
     (["db", "prune"], None, {}),
     (["keys", "list"], None, {"key_store": "database", "key_passphrase": PASSPHRASE}),

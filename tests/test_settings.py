@@ -211,6 +211,11 @@ def test_environment_overrides_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
         "http://localhost:8000",
         "http://[::1]:8000",
         "http://127.0.0.1",
+        # a path: every endpoint is served under it (RFC 8414 §3 places the metadata)
+        "https://auth.example.com/oauth",
+        "https://example.com/auth/tenant-1",
+        "https://example.com/a.b~c_d-e",
+        "http://127.0.0.1:9000/auth",
     ],
 )
 def test_good_issuers_are_kept_byte_for_byte(monkeypatch: pytest.MonkeyPatch, issuer: str) -> None:
@@ -223,8 +228,15 @@ def test_good_issuers_are_kept_byte_for_byte(monkeypatch: pytest.MonkeyPatch, is
     [
         "https://auth.example.com/",  # trailing slash
         "http://127.0.0.1:9000/",
-        "https://auth.example.com/oauth",  # path
-        "https://auth.example.com/oauth/",
+        "https://auth.example.com/oauth/",  # a path with a trailing slash
+        "https://auth.example.com/a//b",  # an empty segment
+        "https://auth.example.com/a/./b",  # dot segments
+        "https://auth.example.com/a/..",
+        "https://auth.example.com/.",
+        "https://auth.example.com/a%2Fb",  # percent-encoding (the issuer is compared byte for byte)
+        "https://auth.example.com/a b",
+        "https://auth.example.com/oauth?x=1",
+        "https://auth.example.com/oauth#x",
         "https://auth.example.com?tenant=1",  # query
         "https://auth.example.com?",
         "https://auth.example.com#frag",  # fragment
@@ -272,7 +284,7 @@ _issuer_like = st.builds(
 
 
 @given(issuer=st.one_of(_issuer_like, st.text(max_size=40)))
-def test_any_accepted_issuer_is_a_bare_origin(issuer: str) -> None:
+def test_any_accepted_issuer_is_an_origin_and_a_clean_path(issuer: str) -> None:
     try:
         settings = AuthSettings(issuer=issuer)
     except ValidationError:
@@ -282,7 +294,44 @@ def test_any_accepted_issuer_is_a_bare_origin(issuer: str) -> None:
     assert not accepted.endswith("/")
     parts = urlsplit(accepted)
     assert parts.scheme.lower() in ("http", "https")
-    assert (parts.path, parts.query, parts.fragment) == ("", "", "")
+    assert (parts.query, parts.fragment) == ("", "")
+    assert accepted == f"{parts.scheme}://{parts.netloc}{parts.path}"
+    segments = parts.path.split("/")[1:] if parts.path else []
+    assert all(segment not in ("", ".", "..") and "%" not in segment for segment in segments)
+    assert settings.issuer_path == parts.path
+
+
+# --- AUTHSVC_ALLOW_HTTP_ISSUER, AUTHSVC_DOCS ---------------------------------------------------
+@pytest.mark.parametrize(
+    "issuer", ["http://auth.example.com", "http://10.0.0.1:8000", "http://192.168.1.5:8000/auth"]
+)
+def test_allow_http_issuer_accepts_http_off_loopback(monkeypatch: pytest.MonkeyPatch, issuer: str) -> None:
+    _names(_config_error(monkeypatch, AUTHSVC_ISSUER=issuer), "AUTHSVC_ISSUER")
+    monkeypatch.setenv("AUTHSVC_ALLOW_HTTP_ISSUER", "true")
+    settings = load_settings()
+    assert settings.issuer == issuer
+    assert settings.http_issuer_off_loopback
+    assert not settings.secure_cookies
+
+
+@pytest.mark.parametrize("issuer", ["ftp://auth.example.com", "http://auth.example.com/", "http://x/a//b"])
+def test_allow_http_issuer_allows_nothing_else(monkeypatch: pytest.MonkeyPatch, issuer: str) -> None:
+    error = _config_error(monkeypatch, AUTHSVC_ISSUER=issuer, AUTHSVC_ALLOW_HTTP_ISSUER="true")
+    _names(error, "AUTHSVC_ISSUER")
+
+
+@pytest.mark.parametrize("variable", ["AUTHSVC_ALLOW_HTTP_ISSUER", "AUTHSVC_DOCS"])
+@pytest.mark.parametrize("value", ["maybe", "2", "yes please"])
+def test_boolean_settings_refuse_bad_values(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    _names(_config_error(monkeypatch, **{variable: value}), variable)
+
+
+def test_http_issuer_and_docs_are_off_by_default() -> None:
+    settings = load_settings()
+    assert (settings.allow_http_issuer, settings.docs) == (False, False)
+    assert settings.issuer_path == ""
 
 
 @given(issuer=st.one_of(_issuer_like, st.text(max_size=40)))

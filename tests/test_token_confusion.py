@@ -88,7 +88,7 @@ async def test_no_authorization_is_a_bare_challenge(harness: AppHarness) -> None
         ("Digest username=alice", 401),
         ("Token {token}", 401),
         ("MAC {token}", 401),
-        ("DPoP {token}", 401),
+        # (DPoP is a scheme of its own since RFC 9449 support: tests/test_dpop_*.py.)
         ("{token}", 401),
         # A malformed Bearer request: 400 invalid_request (RFC 6750 §3.1), as authsvc.verifier answers.
         ("Bearer", 400),

@@ -11,6 +11,8 @@ page, never a redirect.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -62,6 +64,7 @@ class LogoutEndpoint:
         self.clock = clock
         self.events = events
         self.issuer = issuer
+        self.action = urlsplit(issuer).path + "/logout"  # the form posts back under the issuer's path
 
     async def __call__(self, request: Request) -> Response:
         if request.method in ("GET", "HEAD"):
@@ -131,7 +134,7 @@ class LogoutEndpoint:
         )
         if client_id is not None:
             hidden["client_id"] = client_id
-        response = self.pages.pages.logout_confirm(action="/logout", hidden=hidden, client_name=client_id)
+        response = self.pages.pages.logout_confirm(action=self.action, hidden=hidden, client_name=client_id)
         self.pages.cookies.set_csrf(response, binding)
         return response
 

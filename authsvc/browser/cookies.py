@@ -4,7 +4,8 @@
 is stored); ``authsvc_csrf`` holds a random binding from which the pages'
 CSRF tokens are derived, one per pending request. A form posted from another
 site carries neither a matching token nor (SameSite=Lax) the cookie. On an
-https issuer both take the ``__Host-`` prefix and ``Secure``.
+https issuer both take the ``__Host-`` prefix and ``Secure`` (and so ``Path=/``,
+which the prefix requires); otherwise their path is the issuer's path, if any.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def digest(handle: str) -> str:
 class Cookies:
     secure: bool
     session_ttl: int
+    path: str = ""  # the issuer's path ("/auth"); "" for a bare origin
 
     @property
     def session(self) -> str:
@@ -54,7 +56,13 @@ class Cookies:
 
     def _set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
-            name, value, max_age=max_age, path="/", secure=self.secure, httponly=True, samesite="lax"
+            name,
+            value,
+            max_age=max_age,
+            path="/" if self.secure or not self.path else self.path,  # __Host- requires Path=/
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
         )
 
     @staticmethod

@@ -161,8 +161,16 @@ class BrowserFlow:
             raise Untrusted("The application that sent you here is not known to this server.")
         if "request_uri" in repeated or not uri.startswith(PAR_PREFIX):
             raise Untrusted("The request_uri is not valid.")
-        pushed = await self.store.take_pending(digest(uri.removeprefix(PAR_PREFIX)), "par", now)
-        if pushed is None or pushed.client_id != client.id:
+        request_id = digest(uri.removeprefix(PAR_PREFIX))
+        # The client is checked before the request is used up: another client's id cannot burn it.
+        found = await self.store.pending(request_id, "par", now)
+        pushed = (
+            await self.store.take_pending(request_id, "par", now)
+            if found and found.client_id == client.id
+            else None
+        )
+        if pushed is None:
+            # Not a redirect: without the pushed parameters there is no trusted redirect URI.
             raise Untrusted("This sign-in request has expired or was already used. Start again.")
         return json.loads(pushed.parameters), frozenset()
 
@@ -225,7 +233,7 @@ class BrowserFlow:
                 if "none" in request.prompt:
                     raise AuthorizationError("consent_required", "The user has not consented.")
                 handle = await self._remember(request, session.id, now)
-                return Consent(handle, client, user, tuple(sorted(scopes)))
+                return Consent(handle, client, user, tuple(sorted(scopes, key=_consent_order)))
         return await self._issue(request, client, session, user, scopes, now)
 
     async def _remember(
@@ -352,6 +360,14 @@ class BrowserFlow:
                 },
             )
         )
+
+
+_OIDC_ORDER = ("openid", "profile", "email", "offline_access")
+
+
+def _consent_order(scope: str) -> tuple[int, str]:
+    """The consent page lists who you are first, then the rest by name."""
+    return (_OIDC_ORDER.index(scope), "") if scope in _OIDC_ORDER else (len(_OIDC_ORDER), scope)
 
 
 def _granted(request: AuthorizationRequest, client: Client, user: User) -> frozenset[str]:

@@ -15,6 +15,8 @@ def matches_registered(uri: str, registered: Iterable[str]) -> bool:
     also matches the same URI on any port: native apps listen on an ephemeral
     port. Nothing else is normalised: not case, not a trailing slash.
     """
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        return False  # urlsplit would drop tabs and newlines, and "exactly" would not be exact
     uri_loopback = _without_loopback_port(uri)
     for candidate in registered:
         if uri == candidate:

@@ -8,6 +8,7 @@ __all__ = [
     "AuthorizationCode",
     "BrowserSession",
     "Client",
+    "ClientChanges",
     "Consent",
     "IssuedRefreshToken",
     "PendingRequest",
@@ -96,6 +97,31 @@ class Client:
     first_party: bool = False
     require_par: bool = False
     require_dpop: bool = False  # token requests must carry a DPoP proof (RFC 9449)
+    # A rotated secret's predecessor works until ``previous_secret_until`` (the overlap).
+    previous_secret_hash: str | None = None
+    previous_secret_until: float | None = None
+    jwks_uri: str | None = None  # private_key_jwt keys fetched from the client (cached)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientChanges:
+    """An update of a client: each field set is written, each left None is kept.
+
+    Applied as one UPDATE statement, so two concurrent updates of different
+    fields both land (no read-modify-write, no lost update)."""
+
+    grant_types: frozenset[str] | None = None
+    scopes: frozenset[str] | None = None
+    audiences: tuple[str, ...] | None = None
+    access_token_ttl: int | None = None
+    jwks: str | None = None  # "": none (a client has registered keys or a URI, not both)
+    jwks_uri: str | None = None  # "": none
+    redirect_uris: tuple[str, ...] | None = None
+    post_logout_redirect_uris: tuple[str, ...] | None = None
+    web_origins: tuple[str, ...] | None = None
+    first_party: bool | None = None
+    require_par: bool | None = None
+    require_dpop: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -160,6 +160,10 @@ def cache_lifetime(
 class KeyCache:
     """The cached key set and the rules for when to fetch it again.
 
+    ``parse`` reads a 200 body into keys (:func:`parse_jwks` unless told: the
+    server's cache of a client's ``jwks_uri`` applies its registration rules);
+    it raises :class:`JWKSError` for a body that is not a key set.
+
     Callers read ``generation`` before deciding to fetch and hand it to their
     fetch layer: a fetch layer holding the lock skips the request if the
     generation moved meanwhile, which is what makes concurrent callers share
@@ -173,7 +177,9 @@ class KeyCache:
         max_cache: float | None,
         stale_if_error: float,
         unknown_kid_cooldown: float,
+        parse: Callable[[bytes], Mapping[str, VerificationKey]] = parse_jwks,
     ) -> None:
+        self._parse = parse
         self._min_cache = min_cache
         self._max_cache = max_cache
         self._stale_if_error = stale_if_error
@@ -232,7 +238,7 @@ class KeyCache:
             self.record_failure(now, f"HTTP {status}")
             return
         try:
-            keys = parse_jwks(body)
+            keys = self._parse(body)
         except JWKSError as exc:
             self.record_failure(now, str(exc))
             return

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from authsvc.dpop import DpopProof
 
-__all__ = ["SyncVerifier", "Verifier"]
+__all__ = ["SyncVerifier", "Verifier", "fetch_jwks"]
 
 # One fetch for an expired cache, one for an unknown kid: never a loop.
 _MAX_FETCHES_PER_TOKEN: Final = 2
@@ -44,6 +44,19 @@ _MAX_FETCHES_PER_TOKEN: Final = 2
 
 class _TooLarge(Exception):
     """The JWKS body exceeded MAX_JWKS_BYTES."""
+
+
+async def fetch_jwks(
+    http: httpx.AsyncClient, url: str, headers: Mapping[str, str]
+) -> tuple[int, httpx.Headers, bytes]:
+    """GET a JWKS: status, headers, body. No redirects; a body over MAX_JWKS_BYTES raises."""
+    async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_JWKS_BYTES:
+                raise _TooLarge
+        return response.status_code, response.headers, bytes(body)
 
 
 class Verifier:
@@ -186,16 +199,7 @@ class Verifier:
     async def _get(self) -> tuple[int, httpx.Headers, bytes]:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=FETCH_TIMEOUT)
-        request_headers = self._core.request_headers()
-        async with self._http.stream(
-            "GET", self._core.jwks_url, headers=request_headers, follow_redirects=False
-        ) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise _TooLarge
-            return response.status_code, response.headers, bytes(body)
+        return await fetch_jwks(self._http, self._core.jwks_url, self._core.request_headers())
 
     async def aclose(self) -> None:
         """Close the HTTP client if this verifier created it."""

@@ -13,12 +13,24 @@ What is measured, per signing algorithm (RS256 and EdDSA, one server each):
   GET of a route that only decodes the access token with PyJWT;
 * authsvc: GET /.well-known/jwks.json (200 and 304), POST /token with the
   client_credentials, refresh_token and password grants (client_secret_basic
-  of one confidential client), GET /users/me;
+  of one confidential client), GET /users/me; the browser sign-in's
+  authorization_code grant (a public ``--first-party`` client, PKCE; codes
+  minted before the timed run by GET /authorize with the SSO cookie of one
+  sign-in through the hosted page, each redeemed once), and the password
+  hashes one sign-in costs (the server's CPU time over a few sign-ins);
+* DPoP (RFC 9449), each right after its bearer row on the same server:
+  client_credentials, rotating refresh and /users/me with a fresh proof per
+  request (signed before the timed run with the row's alg), on authsvc and on
+  the peer (its userinfo endpoint as the protected resource); every row's
+  server CPU per request, and the DPoP rows' extra CPU against one raw verify
+  (``phases/dpop.py``, ``dpop_proofs.py``);
 * in-process: ``authsvc.tokens.issuer.sign`` and ``authsvc.verifier``'s
-  ``verify`` beside raw ``cryptography`` sign/verify with the same key;
+  ``verify`` beside raw ``cryptography`` sign/verify with the same key, and
+  ``authsvc.dpop.check_proof``;
 * the peer, node-oidc-provider (``scripts/bench_peer``, optional: run
   ``cd scripts/bench_peer && npm install`` once), on the same core with the
-  same generator: JWKS, client_credentials, refresh_token;
+  same generator: JWKS, client_credentials, refresh_token, authorization_code
+  (its codes minted in its own process, through its models);
 * event-loop health (JWKS p99 while 4 password logins run), growth (refresh
   latency with few and with many live refresh-token rows), memory (server RSS
   after few and after many refreshes).
@@ -61,6 +73,7 @@ The package, one job per module:
     servers.py       the processes started: authsvc, the ceilings, the static responder, the peer
     ceiling_apps.py  what runs inside the ceiling processes (bare FastAPI, static responder)
     seeding.py       a user and a client through the CLI, login families, warm-up
+    browser.py       a browser's sign-in: the public client, the hosted login form, codes by SSO
     filler.py        growth's filler rows, written from the table metadata
     context.py       what every phase shares (the Bench) and the one way to measure a row
     phases/          one module per phase of the run

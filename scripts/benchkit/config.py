@@ -11,7 +11,10 @@ __all__ = [
     "ANCHORS_FILE",
     "ANCHOR_PEER",
     "ARGON2",
+    "AUTH_CODE_TTL",
     "BENCH_SCRIPT",
+    "DPOP_PEER_SKEW",
+    "DPOP_SKEW",
     "FULL",
     "PASSWORD",
     "PEER_DIR",
@@ -32,6 +35,12 @@ ANCHORS_FILE = "/work/shared/ANCHORS.md (2026-11-30)"
 
 # Password hashing as shipped: the OWASP minimum for argon2id (the settings' defaults).
 ARGON2 = {"memory_kib": 19456, "time_cost": 2, "parallelism": 1}
+#: Seconds an authorization code lives in the bench's authsvc servers (AUTHSVC_AUTH_CODE_TTL; default 60).
+AUTH_CODE_TTL = 600
+#: Seconds a DPoP proof's iat may be off at authsvc (AUTHSVC_CLOCK_SKEW, left at its default) and at the
+#: peer (node-oidc-provider's fixed window without nonces): proofs are signed before a run.
+DPOP_SKEW = 60
+DPOP_PEER_SKEW = 300
 PASSWORD = "correct horse battery staple"  # over AUTHSVC_PASSWORD_MIN_LENGTH (8)
 SCOPES = "read write"
 ALGS = ("RS256", "EdDSA")

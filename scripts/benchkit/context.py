@@ -14,7 +14,7 @@ from benchkit.cores import Cores
 from benchkit.load import Generator, Load, pick_generator
 from benchkit.report import Report, Row, join_notes
 from benchkit.seeding import AuthsvcServer
-from benchkit.servers import Proc, Procs, authsvc_env, start_authsvc
+from benchkit.servers import Proc, Procs, authsvc_env, cpu_seconds, start_authsvc
 
 __all__ = ["Bench"]
 
@@ -54,8 +54,13 @@ class Bench:
         duration: float | None = None,
         note: str = "",
     ) -> Row:
-        """One load run, reported as a row (with the server's RSS after it)."""
+        """One load run, reported as a row (with the server's RSS after it and its CPU per request)."""
+        cpu_before = cpu_seconds(proc.pid) if proc else None
         result = self.generator.run(load, duration or self.profile.duration)
+        cpu_after = cpu_seconds(proc.pid) if proc else None
+        cpu_ms = None
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
         row = Row(
             id=row_id,
             label=label,
@@ -67,22 +72,28 @@ class Bench:
             errors=result.errors,
             ceiling=ceiling,
             rss_mib=proc.rss() if proc else None,
+            cpu_ms=cpu_ms,
             generator=self.generator.name,
             note=join_notes(note, f"errors: {result.error_detail}" if result.errors else ""),
         )
         return self.report.add(row)
 
     # --- authsvc, set up the same way for every phase (and for scripts/bench_profile.py) ---------
-    def authsvc_env(self, alg: str, workdir: Path) -> dict[str, str]:
-        return authsvc_env(workdir, alg, self.options.database_url)
+    def authsvc_env(self, alg: str, workdir: Path, argon2: dict[str, int] | None = None) -> dict[str, str]:
+        return authsvc_env(workdir, alg, self.options.database_url, argon2=argon2)
 
-    def start_authsvc(self, name: str, alg: str, workdir: Path | None = None) -> Proc:
+    def start_authsvc(
+        self, name: str, alg: str, workdir: Path | None = None, argon2: dict[str, int] | None = None
+    ) -> Proc:
+        """``argon2``: hashing parameters other than the shipped ones (``config.ARGON2``)."""
         workdir = workdir or (self.tmp / name)
         workdir.mkdir(parents=True, exist_ok=True)
-        return start_authsvc(self.procs, self.cores, name, self.authsvc_env(alg, workdir), workdir)
+        return start_authsvc(self.procs, self.cores, name, self.authsvc_env(alg, workdir, argon2), workdir)
 
-    def seed(self, proc: Proc, alg: str, workdir: Path) -> AuthsvcServer:
-        return seeding.seed(proc, alg, workdir, self.authsvc_env(alg, workdir), self.run_id)
+    def seed(
+        self, proc: Proc, alg: str, workdir: Path, argon2: dict[str, int] | None = None
+    ) -> AuthsvcServer:
+        return seeding.seed(proc, alg, workdir, self.authsvc_env(alg, workdir, argon2), self.run_id)
 
     def logins(self, server: AuthsvcServer, count: int) -> list[dict[str, Any]]:
         return seeding.logins(server, count)

@@ -2,8 +2,10 @@
 
 ``wrk`` (``-t1``, one Lua script per run: the method, headers, body and, for
 rotating refresh tokens, a queue that posts each token once and queues each
-response's successor) when it is installed, else an httpx/asyncio generator in
-the bench process that follows the same rules, far weaker.
+response's successor; for authorization codes, a queue of whole bodies, each
+posted once; for DPoP, a queue of proofs, each sent once in the ``DPoP``
+header) when it is installed, else an httpx/asyncio generator in the
+bench process that follows the same rules, far weaker.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from benchkit.stats import percentile
 
 __all__ = ["Generator", "HttpxGenerator", "Load", "LoadResult", "WrkGenerator", "pick_generator"]
 
+DPOP_HEADER = "DPoP"
 _REFRESH_TOKEN = re.compile(r'"refresh_token":"([^"]+)"')
 
 
@@ -37,7 +40,19 @@ class Load:
     body: str | None = None
     chain_tokens: list[str] | None = None  # refresh tokens: each posted once, successors queued
     chain_prefix: str = "grant_type=refresh_token&refresh_token="
+    # Whole request bodies, each posted once, in order, nothing queued after them (authorization
+    # codes: single use). Once they run out the body is "exhausted" (an error answer), so a run
+    # must be handed more than it can post in its duration: see LoadResult.requests.
+    once_bodies: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.chain_tokens is not None and self.once_bodies is not None:
+            raise ValueError("a load chains refresh tokens or posts bodies once, not both")
+
     max_requests: int = 0  # stop after this many responses (0: run the duration)
+    # DPoP proofs signed ahead (benchkit.dpop_proofs): one per request, in order, in the ``DPoP``
+    # header; once they run out the header is "exhausted" (an error answer), like once_bodies.
+    proofs: list[str] | None = None
 
 
 @dataclass
@@ -80,27 +95,57 @@ def _lua_str(text: str) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def lua_script(load: Load, tokens_file: Path | None, marker: Path | None) -> str:
-    """The wrk script of one run; ``done`` prints one ``BENCHJSON {...}`` line."""
+def _queued(load: Load) -> list[str] | None:
+    """The lines of the run's queue file: refresh tokens to chain, or bodies to post once."""
+    return load.chain_tokens if load.chain_tokens is not None else load.once_bodies
+
+
+def lua_script(
+    load: Load, tokens_file: Path | None, marker: Path | None, proofs_file: Path | None = None
+) -> str:
+    """The wrk script of one run; ``done`` prints one ``BENCHJSON {...}`` line.
+
+    ``tokens_file`` holds the queue (``_queued``): refresh tokens, each posted after
+    ``chain_prefix`` and replaced by the response's, or whole bodies posted once;
+    ``proofs_file`` the DPoP proofs, one sent with each request."""
     lines = [f"wrk.method = {_lua_str(load.method)}"]
     for name, value in load.headers.items():
         lines.append(f"wrk.headers[ {_lua_str(name)} ] = {_lua_str(value)}")
     if load.body is not None:
         lines.append(f"wrk.body = {_lua_str(load.body)}")
-    chain = tokens_file is not None
-    if chain:
+    chain = tokens_file is not None and load.chain_tokens is not None
+    if tokens_file is not None:
         lines += [
             "local queue, head, tail = {}, 1, 1",
             f"for line in io.lines({_lua_str(str(tokens_file))}) do",
             "  if #line > 0 then queue[tail] = line; tail = tail + 1 end",
             "end",
-            f"local prefix = {_lua_str(load.chain_prefix)}",
-            "request = function()",
-            "  local t = queue[head]",
-            "  if t then queue[head] = nil; head = head + 1 else t = 'exhausted' end",
-            "  return wrk.format(nil, nil, nil, prefix .. t)",
+            f"local prefix = {_lua_str(load.chain_prefix if chain else '')}",
+        ]
+    if proofs_file is not None:
+        lines += [
+            "local proofs, next_proof = {}, 1",
+            f"for line in io.lines({_lua_str(str(proofs_file))}) do",
+            "  if #line > 0 then proofs[#proofs + 1] = line end",
             "end",
         ]
+    if tokens_file is not None or proofs_file is not None:
+        lines.append("request = function()")
+        if proofs_file is not None:
+            lines += [
+                "  local p = proofs[next_proof]",
+                "  if p then proofs[next_proof] = nil; next_proof = next_proof + 1 else p = 'exhausted' end",
+                f"  wrk.headers[ {_lua_str(DPOP_HEADER)} ] = p",
+            ]
+        if tokens_file is not None:
+            lines += [
+                "  local t = queue[head]",
+                "  if t then queue[head] = nil; head = head + 1 else t = 'exhausted' end",
+                "  return wrk.format(nil, nil, nil, prefix .. t)",
+            ]
+        else:
+            lines.append("  return wrk.format()")
+        lines.append("end")
     if chain or load.max_requests:
         lines += [
             f"local count, max, marker = 0, {int(load.max_requests)}, "
@@ -150,12 +195,17 @@ class WrkGenerator:
         self._count += 1
         stem = self.workdir / f"wrk-{self._count}"
         tokens_file = None
-        if load.chain_tokens is not None:
+        queued = _queued(load)
+        if queued is not None:
             tokens_file = stem.with_suffix(".tokens")
-            tokens_file.write_text("\n".join(load.chain_tokens) + "\n")
+            tokens_file.write_text("\n".join(queued) + "\n")
+        proofs_file = None
+        if load.proofs is not None:
+            proofs_file = stem.with_suffix(".proofs")
+            proofs_file.write_text("\n".join(load.proofs) + "\n")
         marker = stem.with_suffix(".done") if load.max_requests else None
         script = stem.with_suffix(".lua")
-        script.write_text(lua_script(load, tokens_file, marker))
+        script.write_text(lua_script(load, tokens_file, marker, proofs_file))
         seconds = max(1, math.ceil(duration))
         cmd = [
             *self.cores.generator_prefix(),
@@ -228,7 +278,9 @@ class HttpxGenerator:
 
         conns = self.connections
         limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-        queue: deque[str] = deque(load.chain_tokens or [])
+        queue: deque[str] = deque(_queued(load) or [])
+        prefix = load.chain_prefix if load.chain_tokens is not None else ""
+        proofs: deque[str] = deque(load.proofs or [])
         latencies: list[float] = []
         errors = 0
         kinds: dict[str, int] = {}
@@ -243,13 +295,15 @@ class HttpxGenerator:
                     load.max_requests and count >= load.max_requests
                 ):
                     body = load.body
-                    if load.chain_tokens is not None:
-                        body = load.chain_prefix + (queue.popleft() if queue else "exhausted")
+                    if load.chain_tokens is not None or load.once_bodies is not None:
+                        body = prefix + (queue.popleft() if queue else "exhausted")
+                    headers = load.headers
+                    if load.proofs is not None:
+                        proof = proofs.popleft() if proofs else "exhausted"
+                        headers = {**headers, DPOP_HEADER: proof}
                     t0 = time.perf_counter()
                     try:
-                        response = await client.request(
-                            load.method, load.url, headers=load.headers, content=body
-                        )
+                        response = await client.request(load.method, load.url, headers=headers, content=body)
                     except httpx.HTTPError as exc:
                         errors += 1
                         kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1

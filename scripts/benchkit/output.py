@@ -10,6 +10,7 @@ from typing import Any
 
 from benchkit.config import ALGS, ANCHORS_FILE
 from benchkit.report import Report, fmt_ms, fmt_ratio, join_notes, rate
+from benchkit.targets import DPOP_ROWS, dpop_cost
 
 __all__ = ["GROUPS", "group_of", "markdown", "write_outputs"]
 
@@ -18,7 +19,7 @@ GROUPS = (
     "Load generator ceiling (a static responder on the server core)",
     "Ceilings: a bare FastAPI app served like authsvc",
     "authsvc",
-    "Password grant (argon2-bound, reported apart)",
+    "Password grant and browser sign-in (argon2-bound, reported apart)",
     "Peer: node-oidc-provider",
     "Event loop, growth, memory",
 )
@@ -36,7 +37,7 @@ def group_of(row_id: str) -> str:
         return GROUPS[6]
     if "peer" in parts:
         return GROUPS[5]
-    if parts[-1] == "password":
+    if parts[-1] in ("password", "signin"):
         return GROUPS[4]
     return GROUPS[3]
 
@@ -68,6 +69,7 @@ def markdown(report: Report) -> str:
                 f"{row.ceiling or '-'} | {' | '.join(ratios)} | {rss} | {notes} |"
             )
     lines += _peer_table(report)
+    lines += _dpop_table(report)
     lines += [
         "",
         "## Targets",
@@ -97,6 +99,7 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"database: {meta.get('database')}",
         f"- password hashing: {meta.get('argon2')}",
         f"- refresh method: {meta.get('refresh_method')}",
+        f"- code method: {meta.get('code_method')}",
         f"- peer (node-oidc-provider): {meta.get('peer')}",
         f"- growth rows: {meta.get('growth_rows')}; memory refreshes: {meta.get('memory_refreshes')}",
         f"- servers: {meta.get('server_settings')}",
@@ -114,7 +117,7 @@ def _peer_table(report: Report) -> list[str]:
     peer_rows = [
         (alg, what)
         for alg in ALGS
-        for what in ("jwks", "client_credentials", "refresh")
+        for what in ("jwks", "client_credentials", "refresh", "authorization_code")
         if report.get(f"{alg}.peer.{what}") is not None
     ]
     if not peer_rows:
@@ -139,6 +142,61 @@ def _peer_table(report: Report) -> list[str]:
             if rot:
                 ratio = fmt_ratio(ours / rot) if ours else "-"
                 lines.append(f"| {alg} | refresh, peer rotating | {ours or 0:,.0f} | {rot:,.0f} | {ratio} |")
+    return lines
+
+
+def _dpop_table(report: Report) -> list[str]:
+    """Each DPoP row against its bearer row, the peer's DPoP row, and its extra server CPU."""
+    rows = [
+        (alg, what, peer)
+        for alg in ALGS
+        for what, peer in DPOP_ROWS.items()
+        if report.get(f"{alg}.{what}.dpop") is not None
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## DPoP (RFC 9449): each row against its bearer row and the peer's DPoP row",
+        "",
+        "Proofs are signed with the row's algorithm (RS256: RSA-2048, EdDSA: Ed25519), one fresh proof per "
+        "request, signed before the run. The peer's protected resource is its userinfo endpoint (/me): "
+        "node-oidc-provider has no /users/me. Server CPU is user + system time of the server process "
+        "(every thread) over the run ÷ responses; `extra` is the DPoP row's over its bearer row's, "
+        "`verify` one raw `cryptography` verify of the proof's algorithm (in-process, this run).",
+        "",
+        "| alg | what | bearer req/s | DPoP req/s | DPoP ÷ bearer | peer DPoP req/s | authsvc ÷ peer DPoP "
+        "| peer DPoP ÷ peer bearer | CPU ms bearer → DPoP | extra ms | verify ms | extra ÷ verify "
+        "| peer extra ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for alg, what, peer in rows:
+        bearer, dpop = rate(report, f"{alg}.{what}"), rate(report, f"{alg}.{what}.dpop")
+        peer_bearer, peer_dpop = rate(report, f"{alg}.peer.{peer}"), rate(report, f"{alg}.peer.{peer}.dpop")
+        cost = dpop_cost(report, alg, what)
+        peer_rows = report.get(f"{alg}.peer.{peer}"), report.get(f"{alg}.peer.{peer}.dpop")
+        peer_extra = (
+            f"{peer_rows[1].cpu_ms - peer_rows[0].cpu_ms:.3f}"
+            if peer_rows[0]
+            and peer_rows[1]
+            and peer_rows[0].cpu_ms is not None
+            and peer_rows[1].cpu_ms is not None
+            else "-"
+        )
+        lines.append(
+            f"| {alg} | {what}{' (peer: userinfo)' if what == 'users_me' else ''} | {bearer or 0:,.0f} "
+            f"| {dpop or 0:,.0f} | {fmt_ratio(dpop / bearer) if dpop and bearer else '-'} "
+            f"| {f'{peer_dpop:,.0f}' if peer_dpop else '-'} "
+            f"| {fmt_ratio(dpop / peer_dpop) if dpop and peer_dpop else '-'} "
+            f"| {fmt_ratio(peer_dpop / peer_bearer) if peer_dpop and peer_bearer else '-'} "
+            + (
+                f"| {cost['bearer_ms']:.3f} → {cost['dpop_ms']:.3f} | {cost['extra_ms']:.3f} "
+                f"| {cost['verify_ms']:.3f} | {fmt_ratio(cost['extra_ms'] / cost['verify_ms'])} "
+                if cost
+                else "| - | - | - | - "
+            )
+            + f"| {peer_extra} |"
+        )
     return lines
 
 

@@ -36,6 +36,8 @@ class Row:
     ratio_p50: float | None = None
     ratio_p99: float | None = None
     rss_mib: float | None = None
+    # The server's CPU time (user + system, every thread) over the run ÷ the responses: ms per request.
+    cpu_ms: float | None = None
     generator: str = ""
     generator_bound: bool = False
     note: str = ""

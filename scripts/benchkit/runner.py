@@ -12,7 +12,7 @@ import platform
 import shutil
 import time
 
-from benchkit.config import ARGON2
+from benchkit.config import ARGON2, AUTH_CODE_TTL
 from benchkit.console import log
 from benchkit.context import Bench
 from benchkit.filler import FillerDb
@@ -84,9 +84,17 @@ def _describe(bench: Bench, started: float, peer_status: str) -> None:
                 "in the warm-up, then the generator chains them: every response's refresh token "
                 "is queued and posted once; REFRESH_REUSE_GRACE=0"
             ),
+            "code_method": (
+                "authorization_code: a public client, PKCE S256, scope openid offline_access read write "
+                "(access, refresh and ID token on both servers); authsvc's codes minted by GET /authorize "
+                "with the SSO cookie of one hosted-page sign-in, the peer's in its own process; each "
+                "code redeemed once; more codes than the run can redeem (its refresh rate bounds it)"
+            ),
             "server_settings": "authsvc serve, 1 worker, no access log (authsvc serve turns it off), "
             "AUTHSVC_REFRESH_REUSE_GRACE=0, AUTHSVC_LOGIN_MAX_PER_USER and _PER_ADDRESS 1000000 "
-            "(the password row's 32 parallel logins of one user), other settings default; " + uvicorn_stack(),
+            "(the password row's 32 parallel logins of one user), "
+            f"AUTHSVC_AUTH_CODE_TTL={AUTH_CODE_TTL} (codes minted before the timed run), "
+            "other settings default; " + uvicorn_stack(),
             "peer": peer_status,
             "versions": versions(),
         }

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchkit.config import ARGON2, BENCH_SCRIPT, PEER_DIR
+from benchkit.config import ARGON2, AUTH_CODE_TTL, BENCH_SCRIPT, PEER_DIR
 from benchkit.cores import Cores
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "authsvc_cmd",
     "authsvc_env",
     "basic_auth",
+    "cpu_seconds",
     "free_port",
     "rss_mib",
     "run_cli",
@@ -144,21 +145,29 @@ def _clean_env() -> dict[str, str]:
 
 
 # --- authsvc ------------------------------------------------------------------------------------
-def authsvc_env(workdir: Path, alg: str, database_url: str | None) -> dict[str, str]:
+def authsvc_env(
+    workdir: Path, alg: str, database_url: str | None, *, argon2: dict[str, int] | None = None
+) -> dict[str, str]:
+    """The environment of an authsvc server of the bench; ``argon2`` other hashing parameters."""
+    argon2 = argon2 or ARGON2
     env = _clean_env()
     env.update(
         {
             "AUTHSVC_DATABASE_URL": database_url or f"sqlite:///{workdir / 'authsvc.db'}",
             "AUTHSVC_KEYS_DIR": str(workdir / "keys"),
             "AUTHSVC_SIGNING_ALG": alg,
-            "AUTHSVC_ARGON2_MEMORY_KIB": str(ARGON2["memory_kib"]),
-            "AUTHSVC_ARGON2_TIME_COST": str(ARGON2["time_cost"]),
-            "AUTHSVC_ARGON2_PARALLELISM": str(ARGON2["parallelism"]),
+            "AUTHSVC_ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
+            "AUTHSVC_ARGON2_TIME_COST": str(argon2["time_cost"]),
+            "AUTHSVC_ARGON2_PARALLELISM": str(argon2["parallelism"]),
             "AUTHSVC_REFRESH_REUSE_GRACE": "0",
             # The password row measures a login's cost with 32 at once for one user from one
             # address: the failed-login limits (which reserve each attempt) must not refuse them.
             "AUTHSVC_LOGIN_MAX_PER_USER": "1000000",
             "AUTHSVC_LOGIN_MAX_PER_ADDRESS": "1000000",
+            # The authorization_code row mints its codes before the timed run, one SSO GET /authorize
+            # each (about 250/s on one core): a --duration 10 run needs ~13,000, longer to mint than
+            # the default 60 s lifetime. A code's lifetime changes no work its redemption does.
+            "AUTHSVC_AUTH_CODE_TTL": str(AUTH_CODE_TTL),
         }
     )
     return env
@@ -227,13 +236,25 @@ def start_bare(procs: Procs, cores: Cores, name: str, workdir: Path, config: dic
 
 # --- the peer ----------------------------------------------------------------------------------------
 def start_peer(
-    procs: Procs, cores: Cores, alg: str, workdir: Path, *, secret: str, pool: int, tokens_file: Path
+    procs: Procs,
+    cores: Cores,
+    alg: str,
+    workdir: Path,
+    *,
+    secret: str,
+    pool: int,
+    tokens_file: Path,
+    control_port: int = 0,
 ) -> Proc:
-    """node-oidc-provider (``scripts/bench_peer/server.js``); it writes ``pool`` refresh tokens per client."""
+    """node-oidc-provider (``scripts/bench_peer/server.js``); it writes ``pool`` refresh tokens per client.
+
+    With ``control_port``, a second, peer-only listener there mints authorization codes on request
+    (``POST /bench/codes?count=N``); the measured port serves only the provider."""
     port = free_port()
     env = {
         **os.environ,
         "BENCH_PORT": str(port),
+        "BENCH_CONTROL_PORT": str(control_port),
         "BENCH_ALG": alg,
         "BENCH_CLIENT_SECRET": secret,
         "BENCH_POOL": str(pool),
@@ -250,3 +271,14 @@ def start_peer(
     )
     wait_http(proc, "/jwks")
     return proc
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of the process so far, every thread counted (/proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # After "pid (comm) ": state is field 3, utime and stime fields 14 and 15 (proc(5)).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from benchkit.config import ANCHOR_PEER, ANCHORS_FILE
 from benchkit.report import Report, Target, fmt_ms, generator_bound, rate
 
-__all__ = ["targets"]
+__all__ = ["DPOP_ROWS", "DPOP_SHARE", "dpop_cost", "targets"]
+
+#: (authsvc's bearer row, the peer's row its DPoP row is compared with), by what is measured.
+DPOP_ROWS = {
+    "client_credentials": "client_credentials",
+    "refresh": "refresh_rotating",
+    "users_me": "userinfo",
+}
+#: "No more than one signature verification plus a few per cent": a few per cent of the bearer request.
+DPOP_SHARE = 0.05
 
 
 def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[Target]:
@@ -13,6 +22,8 @@ def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[
     for alg in algs:
         out += _peer_targets(report, alg, peer_measured)
         out += _ceiling_targets(report, alg)
+        out += _dpop_targets(report, alg)
+    out += _sign_in_targets(report)
     out += _health_targets(report)
     return out
 
@@ -104,6 +115,78 @@ def _ceiling_targets(report: Report, alg: str) -> list[Target]:
         ),
     ]
     return out
+
+
+def dpop_cost(report: Report, alg: str, what: str) -> dict[str, float] | None:
+    """Server CPU ms per request of the bearer and the DPoP row, the extra, one raw verify (None: not
+    measured)."""
+    bearer, dpop = report.get(f"{alg}.{what}"), report.get(f"{alg}.{what}.dpop")
+    verify = rate(report, f"{alg}.inproc.raw_verify")
+    if bearer is None or dpop is None or bearer.cpu_ms is None or dpop.cpu_ms is None or not verify:
+        return None
+    check = rate(report, f"{alg}.inproc.dpop_check")
+    return {
+        "bearer_ms": bearer.cpu_ms,
+        "dpop_ms": dpop.cpu_ms,
+        "extra_ms": dpop.cpu_ms - bearer.cpu_ms,
+        "verify_ms": 1000 / verify,
+        "allowed_ms": 1000 / verify + DPOP_SHARE * bearer.cpu_ms,
+        **({"check_ms": 1000 / check} if check else {}),
+    }
+
+
+def _dpop_targets(report: Report, alg: str) -> list[Target]:
+    """Proof checking costs no more than one signature verification plus a few per cent (issue 16):
+    the DPoP row's extra server CPU per request over its bearer row's, in raw verifies of the proof's
+    alg (the row's), against one verify plus DPOP_SHARE of the bearer request's CPU."""
+    out: list[Target] = []
+    for what in DPOP_ROWS:
+        name = (
+            f"{alg} {what} DPoP: extra server CPU ≤ one raw verify + {DPOP_SHARE:.0%} of the bearer request"
+        )
+        cost = dpop_cost(report, alg, what)
+        if cost is None:
+            out.append(Target(name, None, None, "n/a", f"{alg}.{what}.dpop or its bearer row not measured"))
+            continue
+        verifies, allowed = cost["extra_ms"] / cost["verify_ms"], cost["allowed_ms"] / cost["verify_ms"]
+        strict = "PASS" if verifies <= 1 + DPOP_SHARE else "MISS"
+        detail = (
+            f"server CPU per request {cost['bearer_ms']:.3f} ms bearer → {cost['dpop_ms']:.3f} ms DPoP: "
+            f"{cost['extra_ms']:.3f} ms extra; one raw {alg} verify {cost['verify_ms']:.3f} ms; allowed "
+            f"{cost['allowed_ms']:.3f} ms; shown in verifies. "
+            f"Strict reading (≤ {1 + DPOP_SHARE:.2f} verify): "
+            f"{strict}"
+        )
+        if "check_ms" in cost:
+            detail += f"; in-process check_proof {cost['check_ms']:.3f} ms"
+        status = "PASS" if cost["extra_ms"] <= cost["allowed_ms"] else "MISS"
+        out.append(Target(name, verifies, allowed, status, detail))
+    return out
+
+
+def _sign_in_targets(report: Report) -> list[Target]:
+    """A browser sign-in costs one password hash (counted by timing: benchkit.phases.authorization_code)."""
+    name = "sign-in: password hashes per sign-in ≤ 1.5 (one)"
+    facts = report.meta.get("sign_in_hashes")
+    if not facts or facts.get("hashes_per_sign_in") is None:
+        return [Target(name, None, 1.5, "n/a", "not measured")]
+    hashes = facts["hashes_per_sign_in"]
+    t_low, t_high = facts["time_costs"]
+    signin_low, signin_high = facts["server_cpu_ms_per_sign_in"]
+    login_low, login_high = facts["server_cpu_ms_per_password_login"]
+    detail = (
+        f"{facts['alg']}, argon2 t {t_low} → {t_high}: server CPU per sign-in {signin_low:.1f} → "
+        f"{signin_high:.1f} ms, per password-grant login (one hash) {login_low:.1f} → {login_high:.1f} ms"
+    )
+    if facts.get("inproc_hashes_per_sign_in") is not None:
+        low, high = facts["inproc_hash_cpu_ms"]
+        detail += (
+            f"; against one in-process hash ({low:.1f} → {high:.1f} ms): sign-in "
+            f"{facts['inproc_hashes_per_sign_in']:.2f}, password login "
+            f"{facts['inproc_hashes_per_password_login']:.2f}"
+        )
+    # Under half a hash means no hash was seen at all: the check, not the server, is then wrong.
+    return [Target(name, hashes, 1.5, "PASS" if 0.5 <= hashes <= 1.5 else "MISS", detail)]
 
 
 def _health_targets(report: Report) -> list[Target]:

@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authsvc.store.records import Client
+from authsvc.store.records import Client, ClientChanges
 from authsvc.store.sql.engine import write_transaction
 from authsvc.store.sql.sessions import revoke_sessions
 from authsvc.store.sql.tables import client_assertions, clients, sessions
@@ -22,6 +22,28 @@ class DuplicateClient(Exception):
     def __init__(self, client_id: str, *, removed: bool) -> None:
         super().__init__(client_id)
         self.removed = removed
+
+
+def _columns(changes: ClientChanges) -> dict[str, object]:
+    """The column values of the fields a change sets."""
+    values: dict[str, object] = {}
+    for name in ("grant_types", "scopes"):
+        value = getattr(changes, name)
+        if value is not None:
+            values[name] = " ".join(sorted(value))
+    for name in ("audiences", "redirect_uris", "post_logout_redirect_uris", "web_origins"):
+        value = getattr(changes, name)
+        if value is not None:
+            values[name] = " ".join(value)
+    for name in ("access_token_ttl", "first_party", "require_par", "require_dpop"):
+        value = getattr(changes, name)
+        if value is not None:
+            values[name] = value
+    for name in ("jwks", "jwks_uri"):
+        value = getattr(changes, name)
+        if value is not None:
+            values[name] = value or None  # "": no keys (registered) or no URI
+    return values
 
 
 def _jti_key(jti: str) -> str:
@@ -46,6 +68,9 @@ def _client(row: object) -> Client:
         first_party=bool(m["first_party"]),
         require_par=bool(m["require_par"]),
         require_dpop=bool(m["require_dpop"]),
+        previous_secret_hash=m["previous_secret_hash"],
+        previous_secret_until=m["previous_secret_until"],
+        jwks_uri=m["jwks_uri"],
     )
 
 
@@ -91,12 +116,48 @@ class SqlClientStore:
                         first_party=client.first_party,
                         require_par=client.require_par,
                         require_dpop=client.require_dpop,
+                        jwks_uri=client.jwks_uri,
                         created_at=now,
                     )
                 )
         except IntegrityError:
             removed = await self._removed(client.id)
             raise DuplicateClient(client.id, removed=removed) from None
+
+    async def update(self, client_id: str, changes: ClientChanges, now: float) -> Client | None:
+        """Write the fields ``changes`` sets, in one statement; the client after, or None."""
+        values: dict[str, object] = {"updated_at": now}
+        for name, value in _columns(changes).items():
+            values[name] = value
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(
+                update(clients)
+                .where(clients.c.client_id == client_id, clients.c.removed_at.is_(None))
+                .values(**values)
+            )
+            if result.rowcount == 0:
+                return None
+            row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
+        return _client(row) if row else None
+
+    async def rotate_secret(self, client_id: str, secret_hash: str, overlap_until: float, now: float) -> bool:
+        """A new secret; the current one keeps working until ``overlap_until`` (now: at once)."""
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(
+                update(clients)
+                .where(
+                    clients.c.client_id == client_id,
+                    clients.c.removed_at.is_(None),
+                    clients.c.client_type == "confidential",
+                )
+                .values(
+                    previous_secret_hash=clients.c.secret_hash if overlap_until > now else None,
+                    previous_secret_until=overlap_until if overlap_until > now else None,
+                    secret_hash=secret_hash,
+                    updated_at=now,
+                )
+            )
+        return bool(result.rowcount)
 
     async def _removed(self, client_id: str) -> bool:
         async with self.engine.connect() as conn:
@@ -130,11 +191,8 @@ class SqlClientStore:
         """Record an assertion id; False if any instance saw it before (a replay)."""
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    delete(client_assertions).where(
-                        client_assertions.c.client_id == client_id, client_assertions.c.expires_at <= now
-                    )
-                )
+                # By the expires_at index: filtering by client too scanned its whole history.
+                await conn.execute(delete(client_assertions).where(client_assertions.c.expires_at <= now))
                 await conn.execute(
                     insert(client_assertions).values(
                         client_id=client_id, jti=_jti_key(jti), expires_at=expires_at

@@ -42,7 +42,7 @@ def _upsert(dialect_insert: Callable[..., Any]) -> Any:
 _UPSERT = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
 _RELEASE = (
     update(login_counters)
-    .where(_C.key.in_(bindparam("p_keys", expanding=True)), _C.count > 0, _C.expires_at > bindparam("p_now"))
+    .where(_C.key == bindparam("p_key"), _C.count > 0, _C.expires_at > bindparam("p_now"))
     .values(count=_C.count - 1)
 )
 _CLEAR = delete(login_counters).where(_C.key == bindparam("p_key"))
@@ -91,7 +91,14 @@ class SqlCounters:
         await self.db.write(lambda conn: self._add(conn, key, window, now))
 
     async def release(self, keys: Sequence[str], now: float) -> None:
-        await self.db.write(lambda conn: _run(conn, _RELEASE, {"p_keys": list(keys), "p_now": now}))
+        """One less on each counter, row by row in the order ``reserve`` locks them: one
+        ``UPDATE ... IN (...)`` locks in scan order and deadlocks against a reservation."""
+
+        def tx(conn: Connection) -> None:
+            for key in sorted(keys):
+                _run(conn, _RELEASE, {"p_key": key, "p_now": now})
+
+        await self.db.write(tx)
 
     async def clear(self, key: str) -> None:
         await self.db.write(lambda conn: _run(conn, _CLEAR, {"p_key": key}))

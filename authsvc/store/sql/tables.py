@@ -80,6 +80,11 @@ clients = Table(
     Column("require_par", Boolean, nullable=False, server_default=text("false")),
     # Revision 0005: token requests must carry a DPoP proof.
     Column("require_dpop", Boolean, nullable=False, server_default=text("false")),
+    # Revision 0006: a rotated secret works until previous_secret_until; keys by URI.
+    Column("previous_secret_hash", String(512)),
+    Column("previous_secret_until", Float),
+    Column("jwks_uri", Text),
+    Column("updated_at", Float),
 )
 
 sessions = Table(

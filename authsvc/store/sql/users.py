@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -124,6 +124,36 @@ class SqlUserStore:
             result = await conn.execute(revoke_sessions(sessions.c.user_id == user_id, now, reason))
         self._on_change()
         return int(result.rowcount)
+
+    async def update_profile(
+        self,
+        user_id: str,
+        now: float,
+        *,
+        scopes: frozenset[str] | None = None,
+        email: str | None = None,
+        full_name: str | None = None,
+    ) -> bool:
+        """Write the profile fields given (None: kept), in one statement."""
+        changes: dict[str, object] = {"updated_at": now}
+        if scopes is not None:
+            changes["scopes"] = " ".join(sorted(scopes))
+        if email is not None:
+            changes["email"] = email or None  # "" clears it
+        if full_name is not None:
+            changes["full_name"] = full_name or None
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(update(users).where(users.c.id == user_id).values(**changes))
+        self._on_change()
+        return bool(result.rowcount)
+
+    async def delete(self, user_id: str) -> bool:
+        """Remove the user; their sessions, tokens, consents and browser sessions go with the row
+        (foreign keys). Their ``sub`` is never issued again: ids are random."""
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(delete(users).where(users.c.id == user_id))
+        self._on_change()
+        return bool(result.rowcount)
 
     async def set_disabled(self, username: str, disabled: bool, now: float) -> User | None:
         """Set the flag alone (enabling, or an outside disable); ``change_credentials`` disables and

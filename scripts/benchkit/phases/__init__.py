@@ -5,8 +5,11 @@
     per_alg      per algorithm: one authsvc server, primed (user, client, live refresh families)
     ceilings     the bare FastAPI rows (constant bytes, raw-body POST, request.form(), PyJWT)
     authsvc_rows authsvc's rows: JWKS 200/304, client_credentials, /users/me, refresh, password
+    authorization_code  browser sign-in: code redemption (PKCE, public client) on authsvc and the
+                 peer, codes minted before the timed run; password hashes per sign-in
     event_loop   JWKS p99 alone and while password logins run
-    peer         node-oidc-provider: JWKS, client_credentials, refresh (rotating and not)
+    peer         node-oidc-provider: JWKS, client_credentials, refresh (rotating and not),
+                 authorization_code
     growth       refresh with few and with many live refresh-token rows
     memory       server RSS after few and after many refreshes
 

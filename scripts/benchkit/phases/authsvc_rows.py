@@ -1,14 +1,18 @@
 """authsvc's own rows on a primed server: JWKS 200 and 304, client_credentials, /users/me, refresh, password.
 
 GET rows are compared with the bare constant-bytes GET, POST rows with the bare
-raw-body POST; the password grant with one in-process argon2 hash.
+raw-body POST; the password grant with one in-process argon2 hash. Each of
+client_credentials, /users/me and refresh is followed by its DPoP row
+(``benchkit.phases.dpop``: proofs signed with the row's algorithm).
 """
 
 from __future__ import annotations
 
 from benchkit.config import ARGON2
 from benchkit.context import Bench
+from benchkit.dpop_proofs import new_proof_key
 from benchkit.load import Load
+from benchkit.phases import dpop
 from benchkit.seeding import AuthsvcServer, form_headers, login_body
 
 __all__ = ["run"]
@@ -17,6 +21,7 @@ __all__ = ["run"]
 def run(bench: Bench, alg: str, server: AuthsvcServer, pool: list[str], access: str, etag: str) -> None:
     proc = server.proc
     form = form_headers(server)
+    key = new_proof_key(alg)  # the DPoP rows' client key, proofs of the row's algorithm
     bench.measure(
         f"{alg}.jwks",
         f"authsvc GET /.well-known/jwks.json 200 ({alg})",
@@ -46,6 +51,7 @@ def run(bench: Bench, alg: str, server: AuthsvcServer, pool: list[str], access: 
         proc=proc,
         ceiling="ceiling.post_raw",
     )
+    dpop.authsvc_client_credentials(bench, alg, server, key)
     bench.measure(
         f"{alg}.users_me",
         f"authsvc GET /users/me, valid access token ({alg})",
@@ -54,6 +60,7 @@ def run(bench: Bench, alg: str, server: AuthsvcServer, pool: list[str], access: 
         proc=proc,
         ceiling="ceiling.get_bytes",
     )
+    dpop.authsvc_users_me(bench, alg, server, key)
     bench.measure(
         f"{alg}.refresh",
         f"authsvc POST /token refresh_token, rotating, chained ({alg})",
@@ -63,6 +70,7 @@ def run(bench: Bench, alg: str, server: AuthsvcServer, pool: list[str], access: 
         ceiling="ceiling.post_raw",
         note=f"{len(pool)} families chained",
     )
+    dpop.authsvc_refresh(bench, alg, server, key)
     bench.measure(
         f"{alg}.password",
         f"authsvc POST /token password grant, argon2id m={ARGON2['memory_kib']} "

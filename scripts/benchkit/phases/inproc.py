@@ -1,4 +1,5 @@
-"""In-process rows: authsvc's sign and the verifier's verify beside raw ``cryptography``; one argon2 hash.
+"""In-process rows: authsvc's sign and the verifier's verify beside raw ``cryptography``; one argon2 hash;
+``authsvc.dpop.check_proof`` on a proof of the same algorithm (no replay store: the proof's own check).
 
 Measured on the server core, so that they compare with the HTTP rows.
 """
@@ -167,7 +168,24 @@ def measure_crypto(alg: str, seconds: float) -> list[Row]:
             f"{alg}.inproc.raw_verify",
         )
     )
+    rows.append(_dpop_check_row(alg, seconds))
     return rows
+
+
+def _dpop_check_row(alg: str, seconds: float) -> Row:
+    """``authsvc.dpop.check_proof`` (what the server and the verifier run for a proof, its jti aside)."""
+    from authsvc.dpop import check_proof
+    from benchkit.dpop_proofs import new_proof_key, sign_proofs
+
+    url = "http://127.0.0.1:9/token"
+    pool = sign_proofs(new_proof_key(alg), "POST", url, 1)
+    proof, now = pool.proofs[0], float(int(pool.signed_at))
+    return _crypto_row(
+        f"{alg}.inproc.dpop_check",
+        f"authsvc.dpop.check_proof, one {alg} proof (its jti not recorded)",
+        _timed(lambda: check_proof(proof, method="POST", url=url, now=now, skew=60), seconds),
+        f"{alg}.inproc.raw_verify",
+    )
 
 
 def measure_argon2(times: int) -> Row:

@@ -2,7 +2,12 @@
 
 JWKS, client_credentials (a JWT access token through a resource indicator),
 refresh without rotation (the ANCHORS.md setup: one token reused) and with
-rotation, chained like authsvc's. Optional: skipped without node or without
+rotation, chained like authsvc's, and authorization_code (a public client's
+PKCE redemption, ``benchkit.phases.authorization_code``); DPoP beside
+client_credentials and rotating refresh, and userinfo (its protected resource)
+bearer and DPoP-bound (``benchkit.phases.dpop``). Its in-memory adapter
+is the default one over a larger LRU (``server.js``: the default keeps about
+1,000 entries, and the codes minted before a run would be evicted). Optional: skipped without node or without
 ``npm install``.
 """
 
@@ -14,8 +19,10 @@ import shutil
 from benchkit.config import PEER_DIR, Options
 from benchkit.console import log
 from benchkit.context import Bench
+from benchkit.dpop_proofs import new_proof_key
 from benchkit.load import Load
-from benchkit.servers import basic_auth, start_peer
+from benchkit.phases import authorization_code, dpop
+from benchkit.servers import basic_auth, free_port, start_peer
 
 __all__ = ["available", "run"]
 
@@ -39,13 +46,23 @@ def run(bench: Bench, alg: str) -> None:
     workdir.mkdir()
     secret = secrets.token_urlsafe(32)
     tokens_file = workdir / "tokens.txt"
+    control_port = free_port()
     proc = start_peer(
-        bench.procs, bench.cores, alg, workdir, secret=secret, pool=bench.pool_size, tokens_file=tokens_file
+        bench.procs,
+        bench.cores,
+        alg,
+        workdir,
+        secret=secret,
+        pool=bench.pool_size,
+        tokens_file=tokens_file,
+        control_port=control_port,
     )
     try:
         lines = [line.split(" ", 1) for line in tokens_file.read_text().splitlines() if line]
         norot = [tok for cid, tok in lines if cid == "bench"]
         rot = [tok for cid, tok in lines if cid == "bench-rot"]
+        rot_dpop = [tok for cid, tok in lines if cid == "bench-rot-dpop"]
+        key = new_proof_key(alg)  # the DPoP rows' client key, proofs of the row's algorithm
         post = {"Content-Type": "application/x-www-form-urlencoded"}
         bench_auth = {**post, "Authorization": basic_auth("bench", secret)}
         rot_auth = {**post, "Authorization": basic_auth("bench-rot", secret)}
@@ -76,6 +93,7 @@ def run(bench: Bench, alg: str) -> None:
             proc=proc,
             ceiling="ceiling.post_raw",
         )
+        dpop.peer_client_credentials(bench, alg, proc, secret, key)
         bench.measure(
             f"{alg}.peer.refresh",
             f"node-oidc-provider refresh_token, rotation off, JWT AT ({alg})",
@@ -94,5 +112,8 @@ def run(bench: Bench, alg: str) -> None:
             ceiling="ceiling.post_raw",
             note=f"{len(rot)} families chained, like authsvc",
         )
+        dpop.peer_refresh(bench, alg, proc, secret, key, rot_dpop)
+        dpop.peer_userinfo(bench, alg, proc, f"http://127.0.0.1:{control_port}", key)
+        authorization_code.run_peer(bench, alg, proc, f"http://127.0.0.1:{control_port}")
     finally:
         bench.procs.stop(proc)

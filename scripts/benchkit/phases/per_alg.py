@@ -1,7 +1,8 @@
 """One authsvc server per signing algorithm, primed for its rows: seeded, logged in, warm.
 
 The same server serves the ceilings' inputs (its JWKS body, an access token),
-authsvc's rows and, for the first algorithm, the event-loop check; it is
+authsvc's rows (the browser sign-in's authorization_code row and sign-in cost
+among them) and, for the first algorithm, the event-loop check; it is
 stopped before the peer of that algorithm starts.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from benchkit.console import log
 from benchkit.context import Bench
-from benchkit.phases import authsvc_rows, ceilings, event_loop, peer
+from benchkit.phases import authorization_code, authsvc_rows, ceilings, event_loop, peer
 from benchkit.seeding import AuthsvcServer, jwks_etag
 
 __all__ = ["Primed", "primed_server", "run"]
@@ -44,12 +45,14 @@ def primed_server(bench: Bench, alg: str) -> Iterator[Primed]:
 
 
 def run(bench: Bench, alg: str, first: bool) -> None:
-    """The ceilings (shared rows only with the first algorithm), authsvc's rows, then the peer."""
+    """The ceilings (shared rows only with the first algorithm), authsvc's rows, the event loop (first
+    algorithm), the browser sign-in rows, then the peer."""
     log(f"{alg}: authsvc server, its ceilings{' and the event-loop check' if first else ''}")
     with primed_server(bench, alg) as primed:
         ceilings.run(bench, alg, primed.server, primed.jwks_body, primed.access, first)
         authsvc_rows.run(bench, alg, primed.server, primed.pool, primed.access, primed.etag)
         if first:
             event_loop.run(bench, primed.server)
+        authorization_code.run_authsvc(bench, alg, primed.server, count_hashes=first)
     if bench.peer_ok:
         peer.run(bench, alg)
