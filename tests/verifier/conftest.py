@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from dpop_support import DpopClient, ProofKey, proof_keys
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from verifier_dpop_support import DpopClient, ProofKey, proof_keys
 from verifier_support import AUDIENCE, ISSUER, FakeClock, JWKSStub, Minter, Signer
 
 from authsvc.verifier import SyncVerifier, Verifier

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dpop_support import URL, DpopClient, ProofKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from verifier_dpop_support import URL, DpopClient, ProofKey
 from verifier_support import DELETE, FakeClock, Minter, Signer, sign_raw
 
 from authsvc.verifier import (

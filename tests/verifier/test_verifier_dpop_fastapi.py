@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from dpop_support import DpopClient, ProofKey
 from fastapi import Depends, FastAPI, Request
+from verifier_dpop_support import DpopClient, ProofKey
 from verifier_support import FakeClock, Minter
 
 from authsvc.verifier import DpopRequest, RotatingNonces, Verifier

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from dpop_support import URL, DpopClient, redis_url
+from verifier_dpop_support import URL, DpopClient, redis_url
 from verifier_support import FakeClock
 
 from authsvc.verifier import (

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dpop_support import ProofKey
+from verifier_dpop_support import ProofKey
 from verifier_support import AUDIENCE, ISSUER, FakeClock, Minter, Signer
 
 from authsvc.verifier import InvalidToken, SyncVerifier, Verifier

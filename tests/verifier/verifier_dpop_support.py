@@ -2,7 +2,9 @@
 
 Proofs are signed by joserfc exactly as a client would make them; ``sign_raw``
 from ``verifier_support`` is there for the ones a client library would refuse
-to make. Times come from the tests' ``FakeClock``.
+to make. Times come from the tests' ``FakeClock``. (The name differs from
+``tests/dpop_support.py``, the server tests' helpers: ``tests/verifier`` has no
+``__init__.py``, so its modules are imported by their bare names.)
 """
 
 from __future__ import annotations
