@@ -69,15 +69,23 @@ class DpopGate:
         """The nonce to hand out now (None when nonces are off)."""
         return self.nonces.current() if self.nonces is not None else None
 
-    async def proof(self, request: Request, *, access_token: str | None = None) -> DpopProof | None:
-        """The request's checked proof (None without a DPoP header), or DpopError (reported)."""
+    async def proof(
+        self, request: Request, *, access_token: str | None = None, bound_to: str | None = None
+    ) -> DpopProof | None:
+        """The request's checked proof (None without a DPoP header), or DpopError (reported).
+
+        ``bound_to``: the key the access token is bound to; a proof by another key is
+        refused (``invalid_token``, RFC 9449 §7.1) before its jti is used up.
+        """
         try:
-            return await self._proof(request, access_token)
+            return await self._proof(request, access_token, bound_to)
         except DpopError as refused:
             self.events.publish(DpopProofRefused(reason=refused.reason))
             raise
 
-    async def _proof(self, request: Request, access_token: str | None) -> DpopProof | None:
+    async def _proof(
+        self, request: Request, access_token: str | None, bound_to: str | None
+    ) -> DpopProof | None:
         value = proof_header(request.headers.getlist("dpop"))
         if value is None:
             return None
@@ -91,6 +99,8 @@ class DpopGate:
             access_token=access_token,
             nonce_valid=self.nonces.valid if self.nonces is not None else None,
         )
+        if bound_to is not None and proof.jkt != bound_to:
+            raise DpopError("proof key is not the token's", "invalid_token")
         owner, jti = replay_key(proof)
         # Remembered while check_proof could accept its iat, on any instance.
         if not await self.replay(owner, jti, proof.iat + self.skew + 1, now):

@@ -240,10 +240,13 @@ class DpopResourceError(OAuthError):
     status_code = 401
     algs: ClassVar[str] = "ES256 EdDSA Ed25519 RS256 PS256"
 
-    def __init__(self, error: str, description: str, *, nonce: str | None = None, detail: str = "") -> None:
+    def __init__(
+        self, error: str, description: str, *, nonce: str | None = None, status: int = 401, detail: str = ""
+    ) -> None:
         super().__init__(description, detail=detail)
         self.dpop_error = error
         self.nonce = nonce
+        self.status_code = status  # type: ignore[misc]  # 400 for a malformed DPoP request
 
     def body(self) -> dict[str, str]:
         return {"error": self.dpop_error, "error_description": self.public_description}

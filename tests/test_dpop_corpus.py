@@ -296,6 +296,11 @@ async def test_every_proof_of_the_corpus_is_refused_with_the_right_error(target:
             wrong.append(f"{name}: {response.status_code} (a server error)")
         elif name in HEADER_TOO_LARGE and response.status_code == 431:
             continue  # CONTRACT.md, HTTP: oversized headers -> 431 (before any proof check)
+        elif name == "two DPoP headers" and t.access_token is not None:
+            # A malformed request at a resource: 400 invalid_request, as authsvc.verifier answers.
+            params = challenge_params(response, "DPoP") or {}
+            if response.status_code != 400 or params.get("error") != "invalid_request":
+                wrong.append(f"{name}: {brief(response)}")
         elif (problem := t.refused_properly(response)) is not None:
             wrong.append(f"{name}: {problem}")
         # A good proof right after: the refusal did not break anything for the next request.

@@ -86,17 +86,22 @@ class BearerCheck:
             return claims
         if bound is None:
             raise DpopResourceError("invalid_token", "This access token is not bound to a DPoP key.")
+        if len(request.headers.getlist("dpop")) > 1:
+            raise DpopResourceError("invalid_request", "Send one DPoP header.", status=400)
         try:
-            proof = await self.dpop.proof(request, access_token=token)
+            proof = await self.dpop.proof(request, access_token=token, bound_to=bound)
         except DpopError as refused:
             nonce = self.dpop.nonce() if refused.error == "use_dpop_nonce" else None
             raise DpopResourceError(
-                refused.error, "The DPoP proof is invalid.", nonce=nonce, detail=refused.reason
+                refused.error,
+                "The DPoP proof is not by the token's key."
+                if refused.error == "invalid_token"
+                else "The DPoP proof is invalid.",
+                nonce=nonce,
+                detail=refused.reason,
             ) from None
-        if proof is None or proof.jkt != bound:
-            raise DpopResourceError(
-                "invalid_dpop_proof", "The DPoP proof is invalid.", detail="no proof, or another key"
-            )
+        if proof is None:
+            raise DpopResourceError("invalid_dpop_proof", "A DPoP proof is required.", detail="no proof")
         return claims
 
     async def _claims(self, token: str, any_audience: bool) -> dict[str, Any]:
