@@ -11,9 +11,9 @@ hosted login's security headers.
     signin.py     /console/login, /console/callback, /console/logout, /console/signed-out
     timeline.py   the key timetable drawn: rows, spans, ticks, markers (pure)
     render.py     the templates (web/templates/console/) and their headers
-    app.py        the pages' plumbing: a session or a sign-in, the CSRF check, the admin API
-    keys.py, clients.py, users.py   the pages
-    routes.py     console_routes(public_app): everything above as routes
+    context.py    what pages share: the session, the admin API in-process, rendering a page
+    keys_pages.py, clients_pages.py, users_pages.py   the pages
+    routes.py     console_routes(public_app): the routes; a session or a sign-in, the CSRF check
 """
 
 __all__: list[str] = []

@@ -29,16 +29,19 @@ def when(epoch: float | None) -> str:
 
 
 def duration(seconds: float) -> str:
-    """``3 d 4 h``, ``2 h 5 min``, ``40 s``: the two largest units."""
+    """``3 d 4 h``, ``2 h 5 min``, ``40 s``: the largest unit and the next one, when not zero."""
     left = max(0, round(seconds))
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if left >= size or (unit == "s" and not parts):
-            parts.append(f"{left // size} {unit}")
-            left %= size
-        if len(parts) == 2:
-            break
-    return " ".join(parts)
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    for index, (unit, size) in enumerate(units):
+        if left >= size or unit == "s":
+            text = f"{left // size} {unit}"
+            if index + 1 < len(units):
+                next_unit, next_size = units[index + 1]
+                rest = left % size // next_size
+                if rest:
+                    text += f" {rest} {next_unit}"
+            return text
+    raise AssertionError("unreachable")
 
 
 class ConsolePages:
@@ -52,6 +55,9 @@ class ConsolePages:
             auto_reload=False,
         )
         environment.filters["when"] = when
+        environment.filters["day"] = lambda epoch: time.strftime("%Y-%m-%d", time.gmtime(epoch))
+        environment.filters["clock"] = lambda epoch: time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
+        environment.filters["iso"] = lambda epoch: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
         environment.filters["duration"] = duration
         environment.filters["segment"] = lambda value: quote(str(value), safe="")
         self.environment = environment

@@ -140,7 +140,7 @@ def _what_changes(keys: list[Mapping[str, Any]], moment: float | None) -> str:
             return f"{short} stops signing"
         if key["leaves_jwks_at"] == moment:
             return f"{short} leaves the JWKS"
-    return "the key set changes"
+    return "a scheduled change"
 
 
 def _ticks(start: float, end: float, scale: float) -> tuple[Tick, ...]:
