@@ -43,6 +43,7 @@ from authsvc.api.routes import openapi_document, starlette_routes
 from authsvc.api.schemas import SECURITY_SCHEMES
 from authsvc.api.users import USER_SCHEMA
 from authsvc.clock import Clock
+from authsvc.console.routes import console_routes
 from authsvc.errors import (
     ClientAuthRateLimited,
     KeyStoreError,
@@ -152,7 +153,7 @@ def create_app(
     app.router.redirect_slashes = False  # a near-miss path is a 404, never a redirect to the Host header
     app.metrics = metrics
     app.state.metrics = metrics
-    app.admin = create_admin_app(app, metrics)
+    app.admin = create_admin_app(app, metrics, extra_routes=console_routes(app))
     return app
 
 

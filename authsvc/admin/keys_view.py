@@ -3,7 +3,8 @@
 One reading for the admin API's ``GET /admin/keys`` and the console's timeline,
 made from the same ``Timetable`` the rotation and the JWKS follow (so what the
 operator sees is what the service does). Times are epoch seconds; a span that
-has no end yet is ``None``.
+has no end yet is ``None``. ``rotation_due``: when a scheduled rotation run first adds
+the signing key's successor (``None`` while one is pending, or when nothing signs).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from typing import Any
 
 from authsvc.keys.model import KeySetDoc
+from authsvc.keys.plan import PROPAGATION
 from authsvc.keys.timetable import Lifetimes, Timetable
 
 __all__ = ["key_timeline"]
@@ -45,6 +47,10 @@ def key_timeline(doc: KeySetDoc, lifetimes: Lifetimes, now: float) -> dict[str, 
                 "private_key_destroyed_at": record.private_deleted_at,
             }
         )
+    current = table.signing(now)
+    due = None
+    if current is not None and (table.last() or current).kid == current.kid:
+        due = current.sign_from + lifetimes.rotation_period - lifetimes.prepublish - PROPAGATION
     return {
         "now": now,
         "keys": keys,
@@ -52,4 +58,5 @@ def key_timeline(doc: KeySetDoc, lifetimes: Lifetimes, now: float) -> dict[str, 
         # What the JWKS answers now (CONTRACT.md: HTTP): caches come back by then.
         "jwks_max_age": table.jwks_max_age(now),
         "rotation_overdue": table.rotation_overdue(now),
+        "rotation_due": due,
     }

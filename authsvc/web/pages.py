@@ -32,9 +32,9 @@ from starlette.responses import HTMLResponse
 from authsvc.errors import ConfigError
 from authsvc.settings import AuthSettings
 
-__all__ = ["Pages", "load_pages"]
+__all__ = ["PACKAGE_TEMPLATES", "Pages", "load_pages", "page_headers"]
 
-_PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 _PAGES = ("login.html", "consent.html", "error.html", "logout_confirm.html", "logged_out.html")
 
 _SCOPE_DESCRIPTIONS = {
@@ -54,7 +54,7 @@ class Pages:
     """Renders the hosted pages; templates from AUTHSVC_TEMPLATES_DIR first, then the package's."""
 
     def __init__(self, templates_dir: Path | None = None) -> None:
-        loaders = [FileSystemLoader(_PACKAGE_TEMPLATES)]
+        loaders = [FileSystemLoader(PACKAGE_TEMPLATES)]
         if templates_dir is not None:
             if not templates_dir.exists():
                 raise NotADirectoryError(f"The templates directory {templates_dir} does not exist.")
@@ -127,10 +127,10 @@ class Pages:
     def _render(self, name: str, status_code: int, **context: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(18)
         body = self._templates[name].render(nonce=nonce, **context)
-        return HTMLResponse(body, status_code=status_code, headers=_headers(nonce))
+        return HTMLResponse(body, status_code=status_code, headers=page_headers(nonce))
 
 
-def _headers(nonce: str) -> dict[str, str]:
+def page_headers(nonce: str) -> dict[str, str]:
     # No form-action: Chromium applies it to the redirect that follows a form POST, and
     # the sign-in POST redirects to the client's redirect URI, on another origin.
     policy = (
