@@ -178,3 +178,19 @@ async def test_metrics_leave_the_public_port_with_an_admin_listener(harness_fact
     admin = httpx.AsyncClient(transport=httpx.ASGITransport(harness.app.admin), base_url=ISSUER)
     assert (await admin.get("/metrics")).status_code == 200
     await admin.aclose()
+
+
+async def test_a_token_of_a_revoked_key_stops_working_within_a_second(admin: Any) -> None:
+    """The admin API's verifier keeps the JWKS at most a second: revoking the key that signed an
+    admin's token ends that token there (a fresh one, signed by the successor, works)."""
+    from tests.support import wait_for_key_poll
+
+    harness, client = admin
+    signing = next(k for k in (await client.get("/admin/keys")).json()["keys"] if k["state"] == "signing")
+    assert (await client.post(f"/admin/keys/{signing['kid']}/revoke")).status_code == 200
+    await wait_for_key_poll(harness.services)
+    harness.clock.advance(2)  # past the verifier's one-second cache
+    problem(await client.get("/admin/users"), 401)
+    fresh = (await harness.login("root", "root password!")).json()["access_token"]
+    answer = await client.get("/admin/users", headers={"Authorization": f"Bearer {fresh}"})
+    assert answer.status_code == 200, answer.text
