@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,11 @@ import pytest
 from joserfc.jwk import OKPKey
 
 from tests.authorize_support import form_of
-from tests.support import LiveServer, claims_of, start_server, stop_server
+from tests.support import LiveServer, claims_of, free_port, start_server, stop_server
 from tests.test_key_standby_interop import INTEROP, node_modules_or_skip
 from tests.trust_support import add_confidential_client, cli_ok
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "scripts" / "example_resource_server.py"
 
 pytestmark = pytest.mark.slow
 
@@ -247,3 +251,52 @@ def test_private_key_jwt_with_an_ed25519_key(
         assert outcome["token_type"] == "dpop"
         assert claims_of(outcome["access_token"]).get("cnf") == {"jkt": outcome["jkt"]}
         assert outcome["retries"] == (["client_credentials"] if _nonce(server) else [])
+
+
+def test_a_fastapi_resource_server_with_authsvc_verifier_takes_oauth4webapis_dpop(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The resource side for real: oauth4webapi's DPoP handle against scripts/example_resource_server.py
+    (FastAPI + authsvc.verifier), which places orders for DPoP-bound tokens only."""
+    secret = add_confidential_client(server.env, "o4w-rs", "client_credentials")
+    cli_ok(server.env, "clients", "update", "o4w-rs", "--scope", "orders:read orders:write")
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}"
+    code = (
+        "import importlib.util, sys, uvicorn\n"
+        f"spec = importlib.util.spec_from_file_location('rs', {str(EXAMPLE)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        f"app = module.create_app({server.url!r}, 'authsvc', {resource!r})\n"
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], env=server.env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(resource + "/orders", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and process.poll() is None, (
+                    "the resource server did not start"
+                )
+                time.sleep(0.1)
+        outcome = _node(
+            "resource_server",
+            server,
+            {
+                "client_id": "o4w-rs",
+                "client_secret": secret,
+                "alg": "ES256",
+                "resource_url": resource + "/orders",
+            },
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert outcome.get("ok") is True, outcome
+    assert outcome["token_type"] == "dpop"
+    assert outcome["placed"]["status"] == 200, outcome["placed"]
+    assert outcome["listed"]["status"] == 200, outcome["listed"]
+    bearer = outcome["as_bearer"]
+    assert bearer.get("status") == 401, bearer

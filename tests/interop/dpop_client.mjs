@@ -10,6 +10,9 @@
 //       /users/me (protectedResourceRequest) and /userinfo (userInfoRequest) with DPoP,
 //       refreshes with DPoP, calls /users/me again, then tries the refresh token with another
 //       key and the access token as Bearer (both must be refused)
+//   resource_server     {client_id, client_secret, alg, resource_url}
+//       a DPoP-bound client_credentials token, then POST and GET at a FastAPI resource server that
+//       verifies with authsvc.verifier (scripts/example_resource_server.py), and the token as Bearer
 //   private_key_jwt     {client_id, jwk, kid, dpop_alg}
 //       client_credentials authenticated with PrivateKeyJwt (an imported private JWK), with a
 //       DPoP proof when dpop_alg is given
@@ -86,6 +89,41 @@ async function clientCredentials() {
     token_types: tokens.map((t) => t.token_type),
     access_tokens: tokens.map((t) => t.access_token),
   }
+}
+
+async function resourceServer() {
+  const as = await discover()
+  const client = { client_id: args.client_id }
+  const auth = oauth.ClientSecretBasic(args.client_secret)
+  const DPoP = oauth.DPoP(client, await oauth.generateKeyPair(args.alg, { extractable: true }))
+  const retries = []
+  const tokens = await run('client_credentials', () =>
+    withNonceRetry('client_credentials', retries, async () => {
+      const response = await oauth.clientCredentialsGrantRequest(as, client, auth, {}, { DPoP, ...insecure })
+      return oauth.processClientCredentialsResponse(as, client, response)
+    }),
+  )
+  const call = (label, method, options) =>
+    run(label, async () => {
+      const response = await oauth.protectedResourceRequest(
+        tokens.access_token,
+        method,
+        new URL(args.resource_url),
+        new Headers({ 'content-type': 'application/json' }),
+        method === 'POST' ? '{}' : undefined,
+        { ...options, ...insecure },
+      )
+      return { status: response.status, body: await response.json() }
+    })
+  const placed = await call('post_with_dpop', 'POST', { DPoP })
+  const listed = await call('get_with_dpop', 'GET', { DPoP })
+  let as_bearer
+  try {
+    as_bearer = await call('post_as_bearer', 'POST', {})
+  } catch (error) {
+    as_bearer = describe(error)
+  }
+  return { ok: true, token_type: tokens.token_type, placed, listed, as_bearer }
 }
 
 async function readLine() {
@@ -247,7 +285,12 @@ async function privateKeyJwt() {
   }
 }
 
-const scenarios = { client_credentials: clientCredentials, code_flow: codeFlow, private_key_jwt: privateKeyJwt }
+const scenarios = {
+  client_credentials: clientCredentials,
+  code_flow: codeFlow,
+  private_key_jwt: privateKeyJwt,
+  resource_server: resourceServer,
+}
 try {
   const outcome = await scenarios[scenario]()
   process.stdout.write(JSON.stringify(outcome) + '\n')
