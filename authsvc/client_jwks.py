@@ -21,7 +21,6 @@ no key, which the caller turns into ``invalid_client``: never a server error.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Final
 
 import httpx
@@ -30,7 +29,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from authsvc.client_keys import usable_keys
 from authsvc.clock import Clock
 from authsvc.keys.ring import LoadedKey
-from authsvc.verifier.keyset import MAX_JWKS_BYTES, MAX_KID_LENGTH, JWKSError, KeyCache, VerificationKey
+from authsvc.verifier.keyset import MAX_KID_LENGTH, KeyCache, VerificationKey, jwks_entries
 from authsvc.verifier.verifier import fetch_jwks
 
 __all__ = [
@@ -62,17 +61,9 @@ def parse_client_jwks(body: bytes) -> dict[str, VerificationKey]:
     a one-key set is also found under ``""``: the kid ``check_token`` asks for when
     an assertion's header names none (RFC 7523 does not require one).
     """
-    if len(body) > MAX_JWKS_BYTES:
-        raise JWKSError("JWKS too large")
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise JWKSError("JWKS is not JSON") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise JWKSError("JWKS has no keys list")
     keys = {
         kid: VerificationKey(kid=kid, algs=frozenset({loaded.alg}), key=loaded.key)
-        for kid, loaded in usable_keys(document["keys"]).items()
+        for kid, loaded in usable_keys(jwks_entries(body)).items()
         if len(kid) <= MAX_KID_LENGTH
     }
     if len(keys) == 1:

@@ -22,7 +22,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from joserfc.jwk import Key, import_key
 
@@ -36,6 +36,7 @@ __all__ = [
     "KeyCache",
     "VerificationKey",
     "cache_lifetime",
+    "jwks_entries",
     "parse_jwks",
 ]
 
@@ -102,13 +103,8 @@ def _import_entry(entry: object) -> VerificationKey | None:
     return VerificationKey(kid=kid, algs=algs, key=key)
 
 
-def parse_jwks(body: bytes) -> dict[str, VerificationKey]:
-    """The usable signature keys of a JWKS document, by ``kid``.
-
-    Entries that are not signature keys, are symmetric, lack a ``kid`` or do not
-    import are skipped; the first of two entries with one ``kid`` wins. A body
-    that is not a JSON object with a ``keys`` list raises :class:`JWKSError`.
-    """
+def jwks_entries(body: bytes) -> list[Any]:
+    """The ``keys`` list of a JWKS document (bounded in size), or JWKSError."""
     if len(body) > MAX_JWKS_BYTES:
         raise JWKSError("JWKS too large")
     try:
@@ -117,8 +113,18 @@ def parse_jwks(body: bytes) -> dict[str, VerificationKey]:
         raise JWKSError("JWKS is not JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JWKSError("JWKS has no keys list")
+    return document["keys"]
+
+
+def parse_jwks(body: bytes) -> dict[str, VerificationKey]:
+    """The usable signature keys of a JWKS document, by ``kid``.
+
+    Entries that are not signature keys, are symmetric, lack a ``kid`` or do not
+    import are skipped; the first of two entries with one ``kid`` wins. A body
+    that is not a JSON object with a ``keys`` list raises :class:`JWKSError`.
+    """
     keys: dict[str, VerificationKey] = {}
-    for entry in document["keys"]:
+    for entry in jwks_entries(body):
         key = _import_entry(entry)
         if key is not None:
             keys.setdefault(key.kid, key)

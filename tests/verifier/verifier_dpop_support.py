@@ -109,22 +109,14 @@ class DpopClient:
 
 
 def redis_url() -> str:
-    """Redis for tests: skipped when AUTHSVC_TEST_REDIS_URL is unset, unless CI=true (then a failure).
+    """Redis for tests: as tests/trust_support.py's ``redis_url``, and a failure (not a skip)
+    when AUTHSVC_TEST_REDIS_URL is unset under CI=true."""
+    if not os.environ.get("AUTHSVC_TEST_REDIS_URL") and os.environ.get("CI", "").lower() in (
+        "true",
+        "1",
+        "yes",
+    ):
+        pytest.fail("CI is set but AUTHSVC_TEST_REDIS_URL is not: the Redis replay tests must run")
+    from tests.trust_support import redis_url as shared_redis_url
 
-    Set and unreachable is always a failure (as tests/trust_support.py's ``redis_url``).
-    """
-    url = os.environ.get("AUTHSVC_TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-            pytest.fail("CI is set but AUTHSVC_TEST_REDIS_URL is not: the Redis replay tests must run")
-        pytest.skip("AUTHSVC_TEST_REDIS_URL is not set: Redis tests skipped")
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-    try:
-        client.ping()
-    except Exception as exc:  # set but unreachable: a failure, never a skip
-        pytest.fail(f"AUTHSVC_TEST_REDIS_URL is set but Redis is unusable: {type(exc).__name__}: {exc}")
-    finally:
-        client.close()
-    return url
+    return shared_redis_url()
