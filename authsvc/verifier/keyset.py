@@ -113,7 +113,8 @@ def jwks_entries(body: bytes) -> list[Any]:
         raise JWKSError("JWKS is not JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JWKSError("JWKS has no keys list")
-    return document["keys"]
+    entries: list[Any] = document["keys"]
+    return entries
 
 
 def parse_jwks(body: bytes) -> dict[str, VerificationKey]:
