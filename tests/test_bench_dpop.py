@@ -124,8 +124,11 @@ def test_wrk_sends_each_proof_once_then_runs_out(recorder: ThreadingHTTPServer, 
     # Each sent once; wrk's thread formats one request (the first proof) before it connects.
     assert len(set(used)) == len(used) >= len(proofs) - 1
     assert set(used) <= set(proofs)
-    assert result.requests == len(sent)
-    assert result.errors == sent.count("exhausted") > 0
+    # wrk counts the answers it read before its time was up; the server may have seen a request
+    # per connection more (sent as the run ended, its answer never read).
+    assert len(sent) - 4 <= result.requests <= len(sent)
+    exhausted = sent.count("exhausted")
+    assert exhausted > 0 and exhausted - 4 <= result.errors <= exhausted
 
 
 def _row(row_id: str, rps: float, cpu_ms: float | None = None) -> Row:
