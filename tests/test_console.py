@@ -315,3 +315,25 @@ def _key(
         "revoked_at": revoked,
         "private_key_destroyed_at": None,
     }
+
+
+async def test_a_session_made_by_one_worker_serves_every_other(
+    browser: Browser, harness_factory: Any
+) -> None:
+    """``serve --workers N``: the sign-in lands on one process, the next page and form on another.
+    Console sessions live in the database, so the other process knows them (in one process's memory
+    the second worker sent the browser to sign in again and refused the form)."""
+    await browser.sign_in()
+    other: AppHarness = await harness_factory(admin_bind="127.0.0.1:9001")  # same database and keys
+    other_app = Listeners(other.app, other.app.admin, 9001)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(other_app), cookies=browser.http.cookies
+    ) as http:
+        page = await http.get(ADMIN + "/console")
+        assert page.status_code == 200, page.headers.get("location")
+        csrf = form_of(page).hidden["csrf_token"]
+        rotated = await http.post(ADMIN + "/console/keys/rotate", data={"csrf_token": csrf})
+        assert rotated.status_code == 303, rotated.text
+    # The message the form left is shown by the first process.
+    after = await browser.http.get(ADMIN + "/console")
+    assert after.status_code == 200 and ("Rotated" in after.text or "needed no change" in after.text)

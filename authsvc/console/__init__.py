@@ -7,7 +7,7 @@ token, so the console can do exactly what the token may, and every change is
 the admin API's audit event. Server-rendered, no script; the pages carry the
 hosted login's security headers.
 
-    sessions.py   console sessions: the token kept server-side, a cookie naming it, CSRF
+    sessions.py   console sessions: the token kept in the database, a cookie naming it, CSRF
     signin.py     /console/login, /console/callback, /console/logout, /console/signed-out
     timeline.py   the key timetable drawn: rows, spans, ticks, markers (pure)
     render.py     the templates (web/templates/console/) and their headers

@@ -51,7 +51,7 @@ def see_other(location: str) -> Response:
 class ConsoleContext:
     def __init__(self, public_app: Any) -> None:
         self.app = public_app  # the public AuthsvcApp: its services exist once its lifespan ran
-        self.sessions = ConsoleSessions()
+        self.sessions = ConsoleSessions(lambda: self.services.browser_store)
         self.pages = ConsolePages()
         self._client: Client | None = None
 
@@ -82,8 +82,8 @@ class ConsoleContext:
     def session_cookie(self, request: Request) -> str:
         return cookie_name(SESSION_COOKIE, self.secure(request))
 
-    def session(self, request: Request) -> ConsoleSession | None:
-        return self.sessions.get(request.cookies.get(self.session_cookie(request)), self.now())
+    async def session(self, request: Request) -> ConsoleSession | None:
+        return await self.sessions.get(request.cookies.get(self.session_cookie(request)), self.now())
 
     async def api(
         self, request: Request, token: str, method: str, path: str, body: dict[str, Any] | None = None
@@ -115,7 +115,7 @@ class ConsoleContext:
         try:
             return await self.api(request, session.access_token, method, path, body)
         except SignInAgain:
-            self.sessions.end(request.cookies.get(self.session_cookie(request)))
+            await self.sessions.end(request.cookies.get(self.session_cookie(request)), self.now())
             raise
 
     def page(

@@ -51,7 +51,7 @@ def console_routes(public_app: Any) -> list[Route]:
 
     def view(handler: View) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            session = ctx.session(request)
+            session = await ctx.session(request)
             if session is None:
                 return await sign_in.start(request)
             try:
@@ -65,12 +65,14 @@ def console_routes(public_app: Any) -> list[Route]:
                     refused.status,
                     link=("Back to the console", "/console"),
                 )
+            finally:
+                await ctx.sessions.save(session)
 
         return endpoint
 
     def action(handler: Action, back: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            session = ctx.session(request)
+            session = await ctx.session(request)
             if session is None:
                 return ctx.pages.message(
                     "Your console session has ended",
@@ -93,6 +95,8 @@ def console_routes(public_app: Any) -> list[Route]:
             except ApiRefused as refused:
                 session.say(refused.detail, "error")
                 return see_other(back(request))
+            finally:
+                await ctx.sessions.save(session)
 
         return endpoint
 

@@ -1,26 +1,30 @@
-"""Console sessions: the admin's access token kept in this process, a random cookie naming it.
+"""Console sessions: the admin's access token kept server-side, a random cookie naming it.
 
 The browser holds only a 256-bit handle in ``authsvc_console`` (``__Host-`` and
 ``Secure`` on https; HttpOnly; SameSite=Strict, so no other site's page can
 use it); the session, found by the handle's SHA-256, holds the access token,
 the ID token (for the sign-out), who signed in, the CSRF token of its forms
 and the messages waiting for the next page. It lasts as long as the token.
-Sessions live in the memory of the process that signed in (a ``--workers N``
-server keeps one set per worker).
+Sessions live in the database (the pending-requests table, kind ``console``),
+so every worker of ``serve --workers N`` and every instance finds them.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 from authsvc.browser.cookies import digest, new_handle
+from authsvc.store.records import PendingRequest
+from authsvc.store.sql.browser import SqlBrowserStore
 
-__all__ = ["MAX_SESSIONS", "ConsoleSession", "ConsoleSessions", "cookie_name"]
+__all__ = ["ConsoleSession", "ConsoleSessions", "cookie_name"]
 
-MAX_SESSIONS = 1000  # the oldest session goes first beyond this
+_KIND = "console"
+_OWNER = "authsvc-console"
 
 
 def cookie_name(base: str, secure: bool) -> str:
@@ -36,44 +40,67 @@ class ConsoleSession:
     expires_at: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     messages: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) for the next page
+    # Not stored: the cookie's handle, and whether the messages changed since it was read.
+    handle: str = field(default="", compare=False)
+    dirty: bool = field(default=False, compare=False)
 
     def csrf_valid(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(self.csrf.encode(), token.encode())
 
     def say(self, text: str, kind: str = "ok") -> None:
         self.messages.append((kind, text))
+        self.dirty = True
 
     def take_messages(self) -> list[tuple[str, str]]:
         taken, self.messages = self.messages, []
+        self.dirty = self.dirty or bool(taken)
         return taken
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        del data["handle"], data["dirty"]
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, handle: str) -> ConsoleSession:
+        data = json.loads(text)
+        data["messages"] = [(kind, message) for kind, message in data["messages"]]
+        return cls(**data, handle=handle)
 
 
 class ConsoleSessions:
-    def __init__(self) -> None:
-        self._sessions: OrderedDict[str, ConsoleSession] = OrderedDict()
+    """The sessions, in the database through the browser store (its sweeper deletes expired ones)."""
 
-    def add(self, session: ConsoleSession, now: float) -> str:
+    def __init__(self, store: Callable[[], SqlBrowserStore]) -> None:
+        self._store = store  # the running service's store (built by the public app's lifespan)
+
+    async def add(self, session: ConsoleSession, now: float) -> str:
         """Keep ``session``; the handle for the cookie."""
-        self._sweep(now)
-        while len(self._sessions) >= MAX_SESSIONS:
-            self._sessions.popitem(last=False)
         handle = new_handle()
-        self._sessions[digest(handle)] = session
+        session.handle = handle
+        await self._store().add_pending(
+            PendingRequest(
+                id=digest(handle),
+                client_id=_OWNER,
+                parameters=session.to_json(),
+                expires_at=session.expires_at,
+                kind=_KIND,
+            )
+        )
         return handle
 
-    def get(self, handle: str | None, now: float) -> ConsoleSession | None:
+    async def get(self, handle: str | None, now: float) -> ConsoleSession | None:
         if not handle:
             return None
-        key = digest(handle)
-        session = self._sessions.get(key)
-        if session is not None and session.expires_at <= now:
-            del self._sessions[key]
-            return None
-        return session
+        found = await self._store().pending(digest(handle), _KIND, now)
+        return ConsoleSession.from_json(found.parameters, handle) if found is not None else None
 
-    def end(self, handle: str | None) -> ConsoleSession | None:
-        return self._sessions.pop(digest(handle), None) if handle else None
+    async def save(self, session: ConsoleSession) -> None:
+        """Write back what changed (the messages for the next page)."""
+        if session.dirty and session.handle:
+            await self._store().replace_pending(digest(session.handle), session.to_json())
+            session.dirty = False
 
-    def _sweep(self, now: float) -> None:
-        for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[key]
+    async def end(self, handle: str | None, now: float) -> None:
+        if handle:
+            await self._store().take_pending(digest(handle), _KIND, now)

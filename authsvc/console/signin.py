@@ -129,7 +129,7 @@ class ConsoleSignIn:
             await self._revoke(str(token["access_token"]))
             return self._not_admin()
         session = await self._session(request, token)
-        handle = self.ctx.sessions.add(session, self.ctx.now())
+        handle = await self.ctx.sessions.add(session, self.ctx.now())
         response = self._onwards(request)
         response.set_cookie(
             self.ctx.session_cookie(request),
@@ -211,7 +211,7 @@ class ConsoleSignIn:
 
     async def logout(self, request: Request, session: ConsoleSession) -> Response:
         """End the console session, its token and the browser's sign-in at the issuer."""
-        self.ctx.sessions.end(request.cookies.get(self.ctx.session_cookie(request)))
+        await self.ctx.sessions.end(request.cookies.get(self.ctx.session_cookie(request)), self.ctx.now())
         await self._revoke(session.access_token)
         signed_out = self.ctx.origin(request) + "/console/signed-out"
         if session.id_token:
