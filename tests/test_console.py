@@ -337,3 +337,17 @@ async def test_a_session_made_by_one_worker_serves_every_other(
     # The message the form left is shown by the first process.
     after = await browser.http.get(ADMIN + "/console")
     assert after.status_code == 200 and ("Rotated" in after.text or "needed no change" in after.text)
+
+
+async def test_the_database_holds_no_admin_token(browser: Browser) -> None:
+    """The session row is sealed with a key only the browser's handle gives."""
+    import sqlite3
+
+    await browser.sign_in()
+    path = browser.harness.settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, parameters FROM pending_requests WHERE kind = 'console'").fetchall()
+    assert rows
+    for row_id, parameters in rows:
+        assert "eyJ" not in parameters and "access_token" not in parameters
+        assert all(row_id not in cookie.value for cookie in browser.http.cookies.jar)

@@ -6,16 +6,22 @@ use it); the session, found by the handle's SHA-256, holds the access token,
 the ID token (for the sign-out), who signed in, the CSRF token of its forms
 and the messages waiting for the next page. It lasts as long as the token.
 Sessions live in the database (the pending-requests table, kind ``console``),
-so every worker of ``serve --workers N`` and every instance finds them.
+so every worker of ``serve --workers N`` and every instance finds them; the row
+is sealed (AES-GCM) with a key derived from the handle, which only the browser
+holds, so a copy of the database reveals no admin's token.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authsvc.browser.cookies import digest, new_handle
 from authsvc.store.records import PendingRequest
@@ -25,6 +31,22 @@ __all__ = ["ConsoleSession", "ConsoleSessions", "cookie_name"]
 
 _KIND = "console"
 _OWNER = "authsvc-console"
+
+
+def _seal(handle: str, text: str) -> str:
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_key(handle)).encrypt(nonce, text.encode(), b"authsvc-console")
+    return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def _open(handle: str, sealed: str) -> str:
+    raw = base64.urlsafe_b64decode(sealed.encode())
+    return AESGCM(_key(handle)).decrypt(raw[:12], raw[12:], b"authsvc-console").decode()
+
+
+def _key(handle: str) -> bytes:
+    # Another derivation than the row's id (a plain SHA-256 of the handle): the id does not give the key.
+    return hashlib.sha256(b"authsvc console session key\x00" + handle.encode()).digest()
 
 
 def cookie_name(base: str, secure: bool) -> str:
@@ -82,7 +104,7 @@ class ConsoleSessions:
             PendingRequest(
                 id=digest(handle),
                 client_id=_OWNER,
-                parameters=session.to_json(),
+                parameters=_seal(handle, session.to_json()),
                 expires_at=session.expires_at,
                 kind=_KIND,
             )
@@ -93,12 +115,16 @@ class ConsoleSessions:
         if not handle:
             return None
         found = await self._store().pending(digest(handle), _KIND, now)
-        return ConsoleSession.from_json(found.parameters, handle) if found is not None else None
+        return (
+            ConsoleSession.from_json(_open(handle, found.parameters), handle) if found is not None else None
+        )
 
     async def save(self, session: ConsoleSession) -> None:
         """Write back what changed (the messages for the next page)."""
         if session.dirty and session.handle:
-            await self._store().replace_pending(digest(session.handle), session.to_json())
+            await self._store().replace_pending(
+                digest(session.handle), _seal(session.handle, session.to_json())
+            )
             session.dirty = False
 
     async def end(self, handle: str | None, now: float) -> None:
