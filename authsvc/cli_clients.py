@@ -24,6 +24,7 @@ from authsvc.client_rules import (
     new_client,
 )
 from authsvc.client_secrets import generate_secret, hash_generated
+from authsvc.clients import built_in_client_ids
 from authsvc.clock import SystemClock
 from authsvc.events import ClientAdded, ClientRemoved, ClientSecretRotated, ClientUpdated, Events
 from authsvc.passwords import PasswordHasher
@@ -162,6 +163,8 @@ def clients_add(
         raise ClientCommandError("a client id is 1 to 200 printable characters without spaces")
     if client_id == settings.default_client_id:
         raise ClientCommandError("that id is the built-in default client (AUTHSVC_DEFAULT_CLIENT_ID)")
+    if client_id in built_in_client_ids(settings):
+        raise ClientCommandError("that id is a built-in client (the console's)")
     if public and secret_stdin:
         raise ClientCommandError("a public client has no secret and no keys")
     if secret_stdin and (jwks or jwks_uri):

@@ -194,3 +194,15 @@ async def test_a_token_of_a_revoked_key_stops_working_within_a_second(admin: Any
     fresh = (await harness.login("root", "root password!")).json()["access_token"]
     answer = await client.get("/admin/users", headers={"Authorization": f"Bearer {fresh}"})
     assert answer.status_code == 200, answer.text
+
+
+async def test_built_in_client_ids_cannot_be_registered(admin: Any, tmp_path: Any) -> None:
+    from tests.support import run_cli, server_env
+
+    harness, client = admin
+    for built_in in ("cli", "authsvc-console"):
+        problem(await client.post("/admin/clients", json={"client_id": built_in}), 409)
+    env = server_env(tmp_path)
+    env["AUTHSVC_DATABASE_URL"] = harness.settings.database_url
+    refused = await asyncio.to_thread(run_cli, "clients", "add", "authsvc-console", "--public", env=env)
+    assert refused.returncode == 1 and "built-in" in refused.stderr, refused.stderr

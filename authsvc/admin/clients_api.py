@@ -17,6 +17,7 @@ from authsvc.admin.context import AdminContext, ok
 from authsvc.admin.problems import Problem
 from authsvc.client_rules import ClientOptions, InvalidClientSetting, client_changes, new_client
 from authsvc.client_secrets import generate_secret, hash_generated
+from authsvc.clients import built_in_client_ids
 from authsvc.store.records import Client, ClientChanges
 from authsvc.store.sql.clients import DuplicateClient
 
@@ -114,7 +115,10 @@ async def add_client(ctx: AdminContext, request: Request) -> Response:
     if not client_id or len(client_id) > 200 or any(c.isspace() or not c.isprintable() for c in client_id):
         raise Problem(400, "client_id must be 1 to 200 printable characters without spaces.")
     services = ctx.services
-    if client_id == services.settings.default_client_id or await services.users.by_id(client_id) is not None:
+    if (
+        client_id in built_in_client_ids(services.settings)
+        or await services.users.by_id(client_id) is not None
+    ):
         raise Problem(409, "That id is taken.")
     public = optional(body, "public", bool) or False
     changes = _checked(body, public=public, current=None)
