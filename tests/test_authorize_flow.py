@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 from tests.authorize_support import (
-    REDIRECT,
     add_browser_client,
     authorize_params,
     callback,
@@ -41,16 +40,7 @@ async def test_sign_in_consent_redeem_and_sso(db_harness: AppHarness) -> None:
     got = callback(signed_in)
     assert got["state"] == "st-1"
     assert got["iss"] == ISSUER
-    token = await harness.client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": got["code"],
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-            "client_id": "spa",
-        },
-    )
+    token = await redeem(harness, "spa", got["code"], verifier)
     assert token.status_code == 200, token.text
     body = token.json()
     assert set(body) >= {"access_token", "refresh_token", "id_token"}
@@ -59,16 +49,7 @@ async def test_sign_in_consent_redeem_and_sso(db_harness: AppHarness) -> None:
     assert id_claims["nonce"] == "n-1"
     assert id_claims["sid"] == claims_of(body["access_token"])["sid"]
     assert (await harness.me(body["access_token"])).status_code == 200
-    again = await harness.client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": got["code"],
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-            "client_id": "spa",
-        },
-    )
+    again = await redeem(harness, "spa", got["code"], verifier)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
     assert (await harness.refresh(body["refresh_token"], client_id="spa")).status_code == 400
@@ -79,16 +60,7 @@ async def test_sign_in_consent_redeem_and_sso(db_harness: AppHarness) -> None:
     assert 'value="allow"' in consent.text
     allowed = await harness.client.post("/authorize", data={**form_of(consent).hidden, "consent": "allow"})
     got2 = callback(allowed)
-    token2 = await harness.client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": got2["code"],
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier2,
-            "client_id": "third",
-        },
-    )
+    token2 = await redeem(harness, "third", got2["code"], verifier2)
     assert token2.status_code == 200, token2.text
     # Remembered: straight back with a code.
     _v3, challenge3 = pkce()

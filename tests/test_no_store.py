@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from tests.authorize_support import REDIRECT, add_browser_client, authorize_params, callback, form_of, pkce
+from tests.authorize_support import add_browser_client, authorize_params, browser_tokens, form_of, pkce
 from tests.support import AppHarness
 from tests.test_fault_injection import Outage
 
@@ -226,17 +226,8 @@ async def _authorize_post_wrong_password(h: AppHarness) -> httpx.Response:
 
 
 async def _browser_tokens(h: AppHarness) -> dict[str, str]:
-    verifier, challenge = pkce()
     await _browser(h)
-    page = await h.client.get("/authorize", params=authorize_params("web", challenge))
-    done = await h.client.post(
-        "/authorize", data={**form_of(page).hidden, "username": "alice", "password": "correct horse"}
-    )
-    code = callback(done)["code"]
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
-    response = await h.client.post("/token", data={**form, "code_verifier": verifier, "client_id": "web"})
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return await browser_tokens(h, "web")
 
 
 def _bearer(token: str) -> dict[str, str]:
