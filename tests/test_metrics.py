@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc.keys.rotation import rotate
 from authsvc.keys.setup import lifetimes
+from authsvc.logs import new_request_id
 from tests.support import AppHarness
 from tests.test_fault_injection import Outage
 
@@ -237,6 +239,26 @@ async def test_request_id_is_echoed_or_made(harness: tuple[AppHarness, str]) -> 
         response = await h.client.get("/healthz", headers={"X-Request-ID": hostile})
         assert response.headers["x-request-id"].encode() != hostile, f"expected {hostile!r} replaced"
         assert len(response.headers["x-request-id"]) == 16
+
+
+async def test_made_request_ids_are_distinct(harness: tuple[AppHarness, str]) -> None:
+    h, _ = harness
+    made = [(await h.client.get("/healthz")).headers["x-request-id"] for _ in range(20)]
+    assert len(set(made)) == len(made), "expected every made request id distinct"
+
+
+def test_a_forked_worker_makes_request_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker: its ids must not repeat the parent's
+        os.write(write, new_request_id(None).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert len(child) == 16
+    assert child[:8] != new_request_id(None)[:8], "expected a forked process to draw its own prefix"
 
 
 async def test_events_of_another_app_in_the_process_are_not_counted(
