@@ -65,13 +65,24 @@ async def stores(store_url: str | None) -> AsyncIterator[Stores]:
         await engine.dispose()
 
 
-def _token(jti: str, body: str = "", expires: float = NOW + 100) -> IssuedRefreshToken:
+def _token(
+    jti: str, body: str = "", expires: float = NOW + 100, *, legacy: bool = False
+) -> IssuedRefreshToken:
+    """A row as issued now (with the digest of its bytes, here ``d-JTI``) or, ``legacy``, as
+    written before revision 0007 (no digest)."""
     return IssuedRefreshToken(
-        jti=jti, kid="k" * 43, issued_at=NOW, expires_at=expires, body=body or f"body-{jti}"
+        jti=jti,
+        kid="k" * 43,
+        issued_at=NOW,
+        expires_at=expires,
+        body=body or f"body-{jti}",
+        digest=None if legacy else f"d-{jti}",
     )
 
 
-async def _session(stores: Stores, sid: str = "s1", first: str = "t0") -> SessionRecord:
+async def _session(
+    stores: Stores, sid: str = "s1", first: str = "t0", *, legacy: bool = False
+) -> SessionRecord:
     user = await stores.users.by_username("alice") or await stores.users.add(
         "alice", "h", NOW, username_key="alice"
     )
@@ -79,7 +90,7 @@ async def _session(stores: Stores, sid: str = "s1", first: str = "t0") -> Sessio
     created = await open_session(
         stores.sessions,
         session,
-        lambda _s: _token(first),
+        lambda _s: _token(first, legacy=legacy),
         credentials_version=user.credentials_version,
         registered_client=False,
     )
@@ -88,8 +99,17 @@ async def _session(stores: Stores, sid: str = "s1", first: str = "t0") -> Sessio
 
 
 async def _rotate(
-    stores: Stores, jti: str, client_id: str, now: float, grace: int, successor: IssuedRefreshToken
+    stores: Stores,
+    jti: str,
+    client_id: str,
+    now: float,
+    grace: int,
+    successor: IssuedRefreshToken,
+    *,
+    digest: str | None = None,
+    signed: bool = True,
 ) -> Rotation:
+    """Present the token ``jti`` (its bytes: ``digest``, by default the ones issued)."""
     return await rotate(
         stores.sessions,
         jti=jti,
@@ -98,6 +118,8 @@ async def _rotate(
         grace=grace,
         successor_jti=successor.jti,
         successor=lambda _s: successor,
+        digest=digest or f"d-{jti}",
+        signed=lambda: signed,
     )
 
 
@@ -128,6 +150,38 @@ async def test_rotation_is_a_compare_and_set(stores: Stores) -> None:
     assert set(outcomes) <= {Outcome.ROTATED, Outcome.REUSED, Outcome.INVALID}
     session = await stores.sessions.get("s1")
     assert session is not None and session.revoked_reason == "reuse"
+
+
+async def test_bytes_other_than_the_ones_issued_spend_and_revoke_nothing(stores: Stores) -> None:
+    """The row authenticates the token: a forgery naming a live jti is refused and leaves it live;
+    one naming a spent jti is not a replay (nothing is revoked)."""
+    await _session(stores)
+    forged = await _rotate(stores, "t0", "cli", NOW + 1, 0, _token("f1"), digest="d-forged")
+    assert forged.outcome is Outcome.INVALID and forged.reason == "not the token issued"
+    row = await stores.sessions.token("t0")
+    assert row is not None and row.spent_at is None, "expected the live token left unspent"
+    assert (await _rotate(stores, "t0", "cli", NOW + 2, 0, _token("t1"))).outcome is Outcome.ROTATED
+    again = await _rotate(stores, "t0", "cli", NOW + 3, 0, _token("f2"), digest="d-forged")
+    assert again.outcome is Outcome.INVALID, "expected a forgery of a spent token refused, not reuse"
+    session = await stores.sessions.get("s1")
+    assert session is not None and session.revoked_at is None, "expected the family left alive"
+    assert (await _rotate(stores, "t1", "cli", NOW + 4, 0, _token("t2"))).outcome is Outcome.ROTATED
+
+
+async def test_a_row_from_before_digests_is_spent_only_by_a_signed_token(stores: Stores) -> None:
+    await _session(stores, legacy=True)
+    forged = await _rotate(stores, "t0", "cli", NOW + 1, 0, _token("f1"), digest="d-any", signed=False)
+    assert forged.outcome is Outcome.INVALID
+    row = await stores.sessions.token("t0")
+    assert row is not None and row.spent_at is None, "expected the forged spend rolled back"
+    rotated = await _rotate(stores, "t0", "cli", NOW + 2, 0, _token("t1"), digest="d-any")
+    assert rotated.outcome is Outcome.ROTATED, "expected a signed token of an old row to rotate"
+    replay = await _rotate(stores, "t0", "cli", NOW + 3, 0, _token("f2"), digest="d-other", signed=False)
+    assert replay.outcome is Outcome.INVALID, "expected an unsigned replay of an old row refused"
+    session = await stores.sessions.get("s1")
+    assert session is not None and session.revoked_at is None
+    reuse = await _rotate(stores, "t0", "cli", NOW + 4, 0, _token("f3"), digest="d-other")
+    assert reuse.outcome is Outcome.REUSED, "expected a signed replay of an old row to be reuse"
 
 
 async def test_grace_replays_the_first_body_and_only_for_the_latest_generation(stores: Stores) -> None:

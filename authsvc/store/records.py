@@ -59,6 +59,9 @@ class IssuedRefreshToken:
     # False: the response carries no refresh token (a client without the refresh_token
     # grant signed in through the browser); the session exists for ``sid`` alone.
     stored: bool = True
+    # SHA-256 (hex) of the refresh token's exact bytes: the row authenticates the token
+    # a refresh presents, so the refresh need not check our own signature again.
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class RefreshTokenRow:
     successor_jti: str | None
     grace_body: str | None
     grace_until: float | None
+    digest: str | None = None  # None: a row written before revision 0007 (the signature decides)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,12 @@ looks the signing key up on the event loop, runs the decision, and reports it.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant
@@ -32,7 +34,7 @@ from authsvc.scopes import granted_scopes, scope_str
 from authsvc.store.protocols import SessionTransaction, SessionWriter
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
 from authsvc.tokens.id_token import IdTokenRequest
-from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti
+from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti, token_digest
 from authsvc.tokens.validation import TokenRejected, check_token
 
 __all__ = [
@@ -78,6 +80,10 @@ class _Ended(Exception):
         self.session_id = session_id
 
 
+class _Forged(Exception):
+    """A row without a digest was spent by a token whose signature is not ours: roll back."""
+
+
 class _Stale(Exception):
     """The user or client changed after the login read them: roll the session back."""
 
@@ -119,11 +125,21 @@ def rotate_family(
     grace: int,
     successor_jti: str,
     successor: Callable[[SessionRecord], IssuedRefreshToken],
+    digest: str,
+    signed: Callable[[], bool],
 ) -> Rotation:
-    """Spend ``jti`` and record its successor, or decide what a replay of it means."""
-    session_id = tx.spend(jti, client_id, now, successor_jti)
-    if session_id is None:
-        return _replayed(tx, jti, client_id, now)
+    """Spend ``jti`` and record its successor, or decide what a replay of it means.
+
+    The presented token is authentic when its ``digest`` is the one its row
+    keeps; a row from before digests were kept asks ``signed`` (our signature
+    check) instead. An inauthentic token never spends nor revokes anything.
+    """
+    spent = tx.spend(jti, client_id, now, successor_jti, digest)
+    if spent is None:
+        return _replayed(tx, jti, client_id, now, digest, signed)
+    session_id, stored_digest = spent
+    if stored_digest is None and not signed():
+        raise _Forged
     found = tx.session_and_user_disabled(session_id)
     if found is None:
         raise _Ended(session_id)  # its user is gone
@@ -142,11 +158,17 @@ def rotate_family(
     return Rotation(Outcome.ROTATED, body=token.body, session_id=session.id)
 
 
-def _replayed(tx: SessionTransaction, jti: str, client_id: str, now: float) -> Rotation:
-    """A token the compare-and-set did not spend: unknown, expired, or a replay."""
+def _replayed(
+    tx: SessionTransaction, jti: str, client_id: str, now: float, digest: str, signed: Callable[[], bool]
+) -> Rotation:
+    """A token the compare-and-set did not spend: unknown, forged, expired, or a replay."""
     token = tx.token(jti)
     if token is None:
         return Rotation(Outcome.INVALID, reason="unknown refresh token")
+    if token.digest is not None and not hmac.compare_digest(token.digest, digest):
+        return Rotation(Outcome.INVALID, reason="not the token issued")  # never reuse: nothing revoked
+    if token.digest is None and not signed():
+        return Rotation(Outcome.INVALID, reason="bad signature")
     if token.client_id != client_id:
         return Rotation(Outcome.INVALID, session_id=token.session_id, reason="other client")
     if token.spent_at is None:
@@ -181,8 +203,11 @@ async def rotate(
     grace: int,
     successor_jti: str,
     successor: Callable[[SessionRecord], IssuedRefreshToken],
+    digest: str,
+    signed: Callable[[], bool],
 ) -> Rotation:
-    """``rotate_family`` in one transaction of ``store``; a session that ended rolls the spend back."""
+    """``rotate_family`` in one transaction of ``store``; a session that ended, or a forged
+    token, rolls the spend back."""
     try:
         return await store.write(
             lambda tx: rotate_family(
@@ -193,10 +218,14 @@ async def rotate(
                 grace=grace,
                 successor_jti=successor_jti,
                 successor=successor,
+                digest=digest,
+                signed=signed,
             )
         )
     except _Ended as ended:
         return Rotation(Outcome.INVALID, session_id=ended.session_id, reason="session ended")
+    except _Forged:
+        return Rotation(Outcome.INVALID, reason="bad signature")
 
 
 async def open_session(
@@ -321,17 +350,21 @@ class Families:
         request proved that key (``jkt``); the successor keeps the binding.
         """
         now = self.clock.now()
+        # Everything but our signature: the row keeps the digest of the bytes we issued, and
+        # the spend below matches it (so these claims only refuse until then). The kid still
+        # decides: a token of a revoked or retired key is refused here.
         try:
-            claims, _kid = check_token(
-                token,
-                typs=_REFRESH_TYPS,
-                key_for=self.keys.refresh_token_key,
-                issuer=self.issuer.issuer,
-                now=now,
-                skew=0,
-            )
+            claims, _kid = self._check(token, now, signature=False)
         except TokenRejected as exc:
             raise InvalidGrant(detail=exc.reason) from None
+
+        def signed() -> bool:  # a row from before digests: the signature decides, as it did
+            try:
+                self._check(token, now, signature=True)
+            except TokenRejected:
+                return False
+            return True
+
         if claims.get("client_id") != client.id or not isinstance(claims.get("sid"), str):
             raise InvalidGrant(detail="refresh token of another client")
         cnf = claims.get("cnf")
@@ -359,6 +392,8 @@ class Families:
                 jkt=jkt,
                 refresh_jkt=jkt if client.public else None,
             ),
+            digest=token_digest(token),
+            signed=signed,
         )
         user_id = claims.get("sub") if isinstance(claims.get("sub"), str) else None
         sid = result.session_id
@@ -370,3 +405,14 @@ class Families:
         if result.outcome is Outcome.REUSED:
             self.events.publish(RefreshReuseDetected(user_id=user_id, client_id=client.id, sid=sid))
         raise InvalidGrant(detail=result.reason)
+
+    def _check(self, token: str, now: float, *, signature: bool) -> tuple[dict[str, Any], str]:
+        return check_token(
+            token,
+            typs=_REFRESH_TYPS,
+            key_for=self.keys.refresh_token_key,
+            issuer=self.issuer.issuer,
+            now=now,
+            skew=0,
+            signature=signature,
+        )

@@ -13,6 +13,7 @@ on a store's worker thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from authsvc.scopes import scope_str
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord
 from authsvc.tokens.id_token import ID_TOKEN_TYP, IdTokenRequest, id_token_claims
 
-__all__ = ["ACCESS_TYP", "REFRESH_TYP", "TokenIssuer", "new_jti", "sign", "token_body"]
+__all__ = ["ACCESS_TYP", "REFRESH_TYP", "TokenIssuer", "new_jti", "sign", "token_body", "token_digest"]
 
 ACCESS_TYP = "at+jwt"  # RFC 9068
 REFRESH_TYP = "rt+jwt"  # ours: never accepted where an access token is expected
@@ -34,6 +35,11 @@ REFRESH_TYP = "rt+jwt"  # ours: never accepted where an access token is expected
 
 def new_jti() -> str:
     return secrets.token_urlsafe(18)
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 (hex) of a token's exact bytes, as a refresh token's row keeps it."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def sign(key: LoadedKey, typ: str, claims: dict[str, Any]) -> str:
@@ -183,4 +189,11 @@ class TokenIssuer:
             refresh_claims["cnf"] = {"jkt": refresh_jkt}
         refresh_token = sign(key, REFRESH_TYP, refresh_claims)
         body = token_body(access, expires_in, scopes, refresh_token, signed_id_token, dpop=jkt is not None)
-        return IssuedRefreshToken(jti=jti, kid=key.kid, issued_at=now, expires_at=float(exp), body=body)
+        return IssuedRefreshToken(
+            jti=jti,
+            kid=key.kid,
+            issued_at=now,
+            expires_at=float(exp),
+            body=body,
+            digest=token_digest(refresh_token),
+        )

@@ -46,14 +46,19 @@ class MemorySessionTransaction:
             successor_jti=None,
             grace_body=None,
             grace_until=None,
+            digest=token.digest,
         )
 
-    def spend(self, jti: str, client_id: str, now: float, successor_jti: str) -> str | None:
+    def spend(
+        self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
+    ) -> tuple[str, str | None] | None:
         row = self.t.tokens.get(jti)
         if row is None or row.spent_at is not None or row.client_id != client_id or row.expires_at <= now:
             return None
+        if row.digest is not None and row.digest != digest:
+            return None
         self.t.tokens[jti] = replace(row, spent_at=now, successor_jti=successor_jti)
-        return row.session_id
+        return row.session_id, row.digest
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
         session = self.t.sessions.get(session_id)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     delete,
     exists,
     insert,
+    or_,
     select,
     update,
 )
@@ -89,9 +90,12 @@ _SPEND = (
         refresh_tokens.c.spent_at.is_(None),
         refresh_tokens.c.client_id == bindparam("p_client_id"),
         refresh_tokens.c.expires_at > bindparam("p_now"),
+        # The exact bytes issued; a row from before revision 0007 has no digest (the caller
+        # then checks the signature, inside this transaction).
+        or_(refresh_tokens.c.digest == bindparam("p_digest"), refresh_tokens.c.digest.is_(None)),
     )
     .values(spent_at=bindparam("p_spent_at"), successor_jti=bindparam("p_successor_jti"))
-    .returning(refresh_tokens.c.session_id)
+    .returning(refresh_tokens.c.session_id, refresh_tokens.c.digest)
 )
 _SESSION_AND_USER = (
     select(sessions, users.c.disabled)
@@ -157,12 +161,16 @@ class SqlSessionTransaction:
                 "kid": token.kid,
                 "issued_at": token.issued_at,
                 "expires_at": token.expires_at,
+                "digest": token.digest,
             },
         )
 
-    def spend(self, jti: str, client_id: str, now: float, successor_jti: str) -> str | None:
-        """The compare-and-set: the session id if ``jti`` was live and unspent and is now spent."""
-        session_id = self.conn.execute(
+    def spend(
+        self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
+    ) -> tuple[str, str | None] | None:
+        """The compare-and-set: (session id, the row's digest) if ``jti`` was live, unspent and
+        issued as exactly these bytes (or has no digest) and is now spent."""
+        row = self.conn.execute(
             _SPEND,
             {
                 "p_jti": jti,
@@ -170,9 +178,10 @@ class SqlSessionTransaction:
                 "p_now": now,
                 "p_spent_at": now,
                 "p_successor_jti": successor_jti,
+                "p_digest": digest,
             },
-        ).scalar_one_or_none()
-        return None if session_id is None else str(session_id)
+        ).first()
+        return None if row is None else (str(row[0]), row[1])
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
         """The session and whether its user is disabled; None when the user is gone."""

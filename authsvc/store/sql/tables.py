@@ -118,6 +118,8 @@ refresh_tokens = Table(
     Column("successor_jti", String(64)),
     Column("grace_body", Text),  # the first response, kept only until grace_until
     Column("grace_until", Float),
+    # Revision 0007: SHA-256 of the token's bytes, which authenticates a presented token.
+    Column("digest", String(64)),
     Index("ix_refresh_tokens_session_id", "session_id"),
     Index("ix_refresh_tokens_expires_at", "expires_at"),
     # Revision 0003: the sweeper finds stored grace bodies past their window at once.
