@@ -83,6 +83,8 @@ def summarise_py_spy(raw: Path) -> str:
     where: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # py-spy ends a stack cut short by the process exiting oddly
+            continue
         n = int(count)
         frames = stack.split(";")
         if frames[-1] in _IDLE_LEAVES:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from joserfc import jws
 
 from authsvc.jose import registry_for
 from authsvc.keys.ring import KeyRing, LoadedKey
+from authsvc.randomness import token_urlsafe
 from authsvc.scopes import scope_str
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord
 from authsvc.tokens.id_token import ID_TOKEN_TYP, IdTokenRequest, id_token_claims
@@ -34,7 +34,8 @@ REFRESH_TYP = "rt+jwt"  # ours: never accepted where an access token is expected
 
 
 def new_jti() -> str:
-    return secrets.token_urlsafe(18)
+    """A token id: 144 random bits (read ahead from the OS, ``authsvc.randomness``)."""
+    return token_urlsafe(18)
 
 
 def token_digest(token: str) -> str:
