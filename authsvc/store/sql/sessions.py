@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord
+from authsvc.store.sql.prepared import Prepared
 from authsvc.store.sql.tables import (
     browser_sessions,
     clients,
@@ -83,7 +84,7 @@ def _token(row: object) -> RefreshTokenRow:
 
 
 # The hot path's statements, built once (bind parameters are prefixed ``p_``).
-_SPEND = (
+_SPEND = Prepared(
     update(refresh_tokens)
     .where(
         refresh_tokens.c.jti == bindparam("p_jti"),
@@ -97,11 +98,12 @@ _SPEND = (
     .values(spent_at=bindparam("p_spent_at"), successor_jti=bindparam("p_successor_jti"))
     .returning(refresh_tokens.c.session_id, refresh_tokens.c.digest)
 )
-_SESSION_AND_USER = (
+_SESSION_AND_USER = Prepared(
     select(sessions, users.c.disabled)
     .join(users, users.c.id == sessions.c.user_id)
     .where(sessions.c.id == bindparam("p_session_id"))
 )
+_SESSION_COLUMNS = tuple(c.name for c in sessions.columns)  # the row's order, then ``disabled``
 _USER_CREDENTIALS = (
     select(users.c.credentials_version, users.c.disabled)
     .where(users.c.id == bindparam("p_user_id"))
@@ -112,7 +114,10 @@ _LIVE_CLIENT = (
     .where(clients.c.client_id == bindparam("p_client_id"), clients.c.removed_at.is_(None))
     .with_for_update(read=True)
 )
-_INSERT_TOKEN = insert(refresh_tokens)
+_TOKEN_COLUMNS = ("jti", "session_id", "client_id", "kid", "issued_at", "expires_at", "digest")
+_INSERT_TOKEN = Prepared(
+    insert(refresh_tokens).values({name: bindparam(f"p_{name}") for name in _TOKEN_COLUMNS})
+)
 _INSERT_SESSION = insert(sessions)
 _KEEP_GRACE_BODY = (
     update(refresh_tokens)
@@ -152,16 +157,16 @@ class SqlSessionTransaction:
         return self.conn.execute(_LIVE_CLIENT, {"p_client_id": client_id}).first() is not None
 
     def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None:
-        self.conn.execute(
-            _INSERT_TOKEN,
+        _INSERT_TOKEN.run(
+            self.conn,
             {
-                "jti": token.jti,
-                "session_id": session.id,
-                "client_id": session.client_id,
-                "kid": token.kid,
-                "issued_at": token.issued_at,
-                "expires_at": token.expires_at,
-                "digest": token.digest,
+                "p_jti": token.jti,
+                "p_session_id": session.id,
+                "p_client_id": session.client_id,
+                "p_kid": token.kid,
+                "p_issued_at": token.issued_at,
+                "p_expires_at": token.expires_at,
+                "p_digest": token.digest,
             },
         )
 
@@ -170,8 +175,8 @@ class SqlSessionTransaction:
     ) -> tuple[str, str | None] | None:
         """The compare-and-set: (session id, the row's digest) if ``jti`` was live, unspent and
         issued as exactly these bytes (or has no digest) and is now spent."""
-        row = self.conn.execute(
-            _SPEND,
+        rows = _SPEND.run(
+            self.conn,
             {
                 "p_jti": jti,
                 "p_client_id": client_id,
@@ -180,13 +185,16 @@ class SqlSessionTransaction:
                 "p_successor_jti": successor_jti,
                 "p_digest": digest,
             },
-        ).first()
-        return None if row is None else (str(row[0]), row[1])
+        )
+        return (str(rows[0][0]), rows[0][1]) if rows else None
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
         """The session and whether its user is disabled; None when the user is gone."""
-        row = self.conn.execute(_SESSION_AND_USER, {"p_session_id": session_id}).first()
-        return None if row is None else (_session(row), bool(row.disabled))
+        rows = _SESSION_AND_USER.run(self.conn, {"p_session_id": session_id})
+        if not rows:
+            return None
+        values = dict(zip(_SESSION_COLUMNS, rows[0], strict=False))
+        return SessionRecord(**values), bool(rows[0][len(_SESSION_COLUMNS)])
 
     def token(self, jti: str) -> RefreshTokenRow | None:
         row = self.conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()

@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authsvc.store.sql.engine import create_sync_engine, write_lock
+from authsvc.store.sql.prepared import driver_execute
 
 __all__ = ["ThreadedDatabase"]
 
@@ -165,18 +166,18 @@ class ThreadedDatabase:
             if self._sqlite:
                 # sqlite3 opens a transaction only before the first data change, and SQLite
                 # commits when the outermost savepoint is released: open it first.
-                conn.exec_driver_sql("BEGIN")
+                driver_execute(conn, "BEGIN")
             for index, fn in enumerate(fns):
                 name = f"authsvc_w{index}"
-                conn.exec_driver_sql(f"SAVEPOINT {name}")
+                driver_execute(conn, f"SAVEPOINT {name}")
                 try:
                     outcome = fn(conn)
                 except Exception as exc:
-                    conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-                    conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+                    driver_execute(conn, f"ROLLBACK TO SAVEPOINT {name}")
+                    driver_execute(conn, f"RELEASE SAVEPOINT {name}")
                     outcomes.append(_Failed(exc, retry=isinstance(exc, DBAPIError)))
                     continue
-                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+                driver_execute(conn, f"RELEASE SAVEPOINT {name}")
                 outcomes.append(outcome)
         return outcomes
 
