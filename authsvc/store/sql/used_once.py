@@ -14,10 +14,12 @@ that no client id can take (``dpop:<thumbprint>``).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
+from authsvc.store.sql.prepared import Prepared
 from authsvc.store.sql.tables import client_assertions
 from authsvc.store.sql.threaded import ThreadedDatabase
 
@@ -41,13 +43,22 @@ class SqlUsedOnce:
         def tx(conn: Connection) -> bool:
             if prune:
                 conn.execute(delete(client_assertions).where(client_assertions.c.expires_at <= now))
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            statement = (
-                dialect.insert(client_assertions)
-                .values(client_id=owner, jti=key, expires_at=expires_at)
-                .on_conflict_do_nothing()
-                .returning(client_assertions.c.jti)  # a row only when it was inserted
-            )
-            return conn.execute(statement).first() is not None
+            insert = _INSERT_POSTGRES if conn.dialect.name == "postgresql" else _INSERT_SQLITE
+            return bool(insert.run(conn, {"p_owner": owner, "p_key": key, "p_expires_at": expires_at}))
 
         return await self.db.write(tx)
+
+
+def _insert_once(dialect: Any) -> Prepared:
+    """An insert that does nothing on a conflict and returns the row only when it inserted one."""
+    return Prepared(
+        dialect.insert(client_assertions)
+        .values(client_id=bindparam("p_owner"), jti=bindparam("p_key"), expires_at=bindparam("p_expires_at"))
+        .on_conflict_do_nothing()
+        .returning(client_assertions.c.jti)
+    )
+
+
+# Built and compiled once (a DPoP request's one write), run on the driver's cursor.
+_INSERT_POSTGRES = _insert_once(postgresql)
+_INSERT_SQLITE = _insert_once(sqlite)
