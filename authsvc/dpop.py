@@ -14,9 +14,11 @@ caller's, through a replay cache keyed by ``replay_key``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -146,21 +148,18 @@ def _verified(proof: str) -> tuple[dict[str, Any], Any]:
         raise DpopError("malformed")
     if proof.count(".") != 2:
         raise DpopError("malformed")
+    segment = proof.split(".", 1)[0]
+    checked = _header_checked.get(segment)
     try:
-        strict_protected_header(proof)
+        if checked is None:
+            strict_protected_header(proof)
         obj = jws.extract_compact(proof.encode("ascii"), registry=_ANY)
     except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
         raise DpopError("malformed") from None
-    header = obj.headers()
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() != DPOP_TYP:
-        raise DpopError("typ is not dpop+jwt")
-    if _REFUSED.intersection(header):
-        raise DpopError("forbidden header member")
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in DPOP_ALGS:
-        raise DpopError("alg not allowed")
-    key = _public_key(header.get("jwk"), alg)
+    if checked is None:
+        checked = _check_header(obj.headers())
+        _remember_header(segment, checked)
+    alg, key = checked
     try:
         valid = jws.validate_compact(obj, key[0], registry=registry_for(alg))
     except (JoseError, ValueError, TypeError):
@@ -174,6 +173,33 @@ def _verified(proof: str) -> tuple[dict[str, Any], Any]:
     if not isinstance(claims, dict):
         raise DpopError("malformed payload")
     return claims, key
+
+
+def _check_header(header: Mapping[str, Any]) -> tuple[str, tuple[Any, str]]:
+    """(alg, (key, thumbprint)) of a proof's protected header, or DpopError."""
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() != DPOP_TYP:
+        raise DpopError("typ is not dpop+jwt")
+    if _REFUSED.intersection(header):
+        raise DpopError("forbidden header member")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in DPOP_ALGS:
+        raise DpopError("alg not allowed")
+    return alg, _public_key(header.get("jwk"), alg)
+
+
+# Headers that passed ``_check_header``, by their encoded segment: a client sends the same
+# header (typ, alg, its key) with every proof, and what it decides depends on those bytes
+# alone. Bounded; oldest out first. Only headers that passed are kept.
+_HEADERS_KEPT: Final = 1024
+_header_checked: OrderedDict[str, tuple[str, tuple[Any, str]]] = OrderedDict()
+
+
+def _remember_header(segment: str, checked: tuple[str, tuple[Any, str]]) -> None:
+    _header_checked[segment] = checked
+    if len(_header_checked) > _HEADERS_KEPT:
+        with contextlib.suppress(KeyError):  # another thread may have dropped it first
+            _header_checked.popitem(last=False)
 
 
 def _public_key(jwk: object, alg: str) -> tuple[Any, str]:
@@ -219,6 +245,7 @@ def same_url(htu: str, url: str) -> bool:
     return _normal(htu) == _normal(url) is not None
 
 
+@functools.lru_cache(maxsize=256)
 def _normal(url: str) -> tuple[str, str, int | None, str] | None:
     try:
         parts = urlsplit(url)
