@@ -31,6 +31,16 @@
 // class with room for BENCH_STORE_SIZE entries instead (its `adapter` option, as
 // a factory): the adapter's code is the default one, only its capacity differs.
 //
+// Storage (BENCH_ADAPTER):
+//   memory (default)  the in-memory adapter described above;
+//   redis             redis_adapter.js, node-oidc-provider's documented adapter interface over ioredis
+//                     (the shape of the example adapter in its repository: a production setup), on
+//                     BENCH_REDIS_URL (default redis://127.0.0.1:6379/13), every key under
+//                     BENCH_REDIS_PREFIX (default "authsvc-bench-peer:"). The keys under that prefix,
+//                     and only those (SCAN + DEL), are deleted before the first token is minted and
+//                     again on SIGTERM/SIGINT, once the requests still in flight are answered (5 s at
+//                     most). Everything else (clients, rotation, JWT access tokens) is the same.
+//
 // DPoP (RFC 9449, `features.dPoP`, on by default in v9, enabled here explicitly; no nonces): proofs
 // signed with ES256, EdDSA/Ed25519 (its defaults) or RS256 (added to
 // `enabledJWA.dPoPSigningAlgValues`: the bench signs a row's proofs with the row's alg). Its proofs'
@@ -79,6 +89,10 @@ const SPA = 'bench-spa';
 const REDIRECT_URI = 'http://127.0.0.1/cb';
 const CODE_SCOPE = 'openid offline_access read write';
 
+// Requests the provider is still answering: the load generator stops with requests in flight, whose
+// tokens are written after it has gone; the Redis peer's exit waits for them before it clears its keys.
+let inFlight = 0;
+let listener;
 let adapter;
 let redis;
 if (adapterKind === 'redis') {
@@ -88,6 +102,12 @@ if (adapterKind === 'redis') {
   adapter = makeRedisAdapter(redis, redisPrefix);
   const shutdown = async () => {
     try {
+      listener?.close();
+      const deadline = Date.now() + 5000;
+      while (inFlight > 0 && Date.now() < deadline) {
+        // eslint-disable-next-line no-await-in-loop
+        await new Promise((resolve) => { setTimeout(resolve, 20); });
+      }
       await clearPrefix(redis, redisPrefix);
     } finally {
       process.exit(0);
@@ -272,6 +292,16 @@ if (tokensOut) {
 if (controlPort) {
   serveControl();
 }
-provider.listen(port, '127.0.0.1', () => {
+if (adapterKind === 'redis') {
+  provider.use(async (_ctx, next) => {
+    inFlight += 1;
+    try {
+      await next();
+    } finally {
+      inFlight -= 1;
+    }
+  });
+}
+listener = provider.listen(port, '127.0.0.1', () => {
   console.log(`ready ${issuer}`);
 });
