@@ -1,20 +1,40 @@
 """scripts/bench.py --smoke runs every code path of the benchmark and writes its results.
 
 No timing is asserted: only that the run finishes, the JSON holds every row the
-full run reports (peer rows aside: the smoke run never starts the peer), and
-the load runs got answers rather than errors.
+full run reports, and the load runs got answers rather than errors. The peer
+(node-oidc-provider) runs when node and ``npm ci`` in scripts/bench_peer are
+there (CI installs it): in memory, and on its Redis adapter when Redis answers
+(on AUTHSVC_TEST_REDIS_URL's server when set, in the bench's own database 13;
+its rows say why they are skipped otherwise). authsvc's refresh row on
+PostgreSQL runs on a fresh database when AUTHSVC_TEST_POSTGRES_URL is set.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import fresh_postgres_database
+
 ROOT = Path(__file__).resolve().parent.parent
+PEER_INSTALLED = (
+    shutil.which("node") is not None
+    and (ROOT / "scripts" / "bench_peer" / "node_modules" / "oidc-provider").is_dir()
+)
+PEER = (
+    "peer.jwks",
+    "peer.client_credentials",
+    "peer.refresh",
+    "peer.refresh_rotating",
+    "peer.authorization_code",
+)
+PEER_REDIS = ("peer_redis.client_credentials", "peer_redis.refresh", "peer_redis.refresh_rotating")
 
 PER_ALG = (
     "inproc.raw_sign",
@@ -52,26 +72,58 @@ SHARED = (
 EXPECTED = {*SHARED, *(f"{alg}.{name}" for alg in ("RS256", "EdDSA") for name in PER_ALG)}
 
 
+def _redis_url() -> str | None:
+    """The bench's Redis for its peer: AUTHSVC_TEST_REDIS_URL's server, database 13 (the tests use 0)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = os.environ.get("AUTHSVC_TEST_REDIS_URL")
+    return urlunsplit(urlsplit(url)._replace(path="/13")) if url else None
+
+
 @pytest.mark.slow
 def test_bench_smoke_writes_every_row(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--out", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--out", str(out)]
+    redis_url = _redis_url()
+    if redis_url:
+        cmd += ["--redis-url", redis_url]
+    drop = None
+    if os.environ.get("AUTHSVC_TEST_POSTGRES_URL"):
+        pg_url, drop = fresh_postgres_database(upgrade_schema=False)  # bench.py upgrades it
+        cmd += ["--postgres-url", pg_url]
+    try:
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
+    finally:
+        if drop is not None:
+            drop()
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     data = json.loads((out / "bench.json").read_text())
     rows = {row["id"]: row for row in data["rows"]}
-    assert not EXPECTED - set(rows), sorted(EXPECTED - set(rows))
-    assert not any(row_id.split(".")[1:2] == ["peer"] for row_id in rows), "smoke never runs the peer"
-    assert "skipped" in data["meta"]["peer"]
+    expected = set(EXPECTED)
+    algs = ("RS256", "EdDSA")
+    if drop is not None:
+        expected |= {f"{alg}.pg.refresh" for alg in algs}
+    else:
+        assert not any(".pg." in row_id for row_id in rows)
+        assert data["meta"]["postgres"].startswith("not measured")
+    if PEER_INSTALLED:
+        assert data["meta"]["peer"] == "measured"
+        expected |= {f"{alg}.{name}" for alg in algs for name in PEER}
+        if data["meta"]["peer_redis"].startswith("measured"):
+            expected |= {f"{alg}.{name}" for alg in algs for name in PEER_REDIS}
+        else:
+            assert not redis_url, f"Redis is set ({redis_url}) but the peer on it was not measured"
+            for alg in algs:
+                for name in PEER_REDIS:
+                    row = rows[f"{alg}.{name}"]
+                    assert row["rps"] is None and row["note"].startswith("skipped"), row
+    else:
+        assert "skipped" in data["meta"]["peer"]
+        assert not any(row_id.split(".")[1:2] == ["peer"] for row_id in rows)
+    assert not expected - set(rows), sorted(expected - set(rows))
 
-    for row_id in EXPECTED - {"ceiling.post_form"}:
+    for row_id in expected - {"ceiling.post_form"}:
         row = rows[row_id]
         assert row["requests"] > 0, row_id
         assert row["rps"] and row["rps"] > 0, row_id
@@ -102,3 +154,18 @@ def test_bench_smoke_writes_every_row(tmp_path: Path) -> None:
     assert "## Targets" in markdown
     assert "| RS256.users_me.dpop |" in markdown
     assert "## DPoP (RFC 9449)" in markdown
+    for alg in algs:  # issue 18: authsvc's refresh on each database against the peer in memory and on Redis
+        for db in ("SQLite", "PostgreSQL"):
+            named = {t["name"]: t for t in data["targets"] if t["name"].startswith(f"{alg} refresh ({db})")}
+            assert len(named) == 3, named
+            measured = db == "SQLite" or drop is not None
+            for name, target in named.items():
+                peer_ok = "x peer" not in name or (
+                    PEER_INSTALLED
+                    and ("on Redis" not in name or data["meta"]["peer_redis"].startswith("measured"))
+                )
+                if measured and peer_ok:
+                    assert target["status"] in {"PASS", "MISS"}, target
+                else:
+                    assert target["status"] == "n/a" and "not measured" in target["detail"], target
+    assert "## Refresh: authsvc on SQLite and PostgreSQL" in markdown

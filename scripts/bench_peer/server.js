@@ -4,7 +4,7 @@
 //   BENCH_PORT=8100 BENCH_ALG=EdDSA BENCH_CLIENT_SECRET=... BENCH_POOL=64 \
 //     BENCH_TOKENS_OUT=/tmp/peer-tokens.txt BENCH_CONTROL_PORT=8101 node server.js
 //
-// The in-memory adapter (see below), JWT access tokens through a resource indicator,
+// The in-memory adapter or a Redis one (see below), JWT access tokens through a resource indicator,
 // client_credentials and refresh_token grants, one confidential client per
 // refresh mode (client_secret_basic):
 //   bench           refresh tokens are NOT rotated (the ANCHORS.md figure)
@@ -31,10 +31,20 @@
 // class with room for BENCH_STORE_SIZE entries instead (its `adapter` option, as
 // a factory): the adapter's code is the default one, only its capacity differs.
 //
+// Storage (BENCH_ADAPTER):
+//   memory (default)  the in-memory adapter described above;
+//   redis             redis_adapter.js, node-oidc-provider's documented adapter interface over ioredis
+//                     (the shape of the example adapter in its repository: a production setup), on
+//                     BENCH_REDIS_URL (default redis://127.0.0.1:6379/13), every key under
+//                     BENCH_REDIS_PREFIX (default "authsvc-bench-peer:"). The keys under that prefix,
+//                     and only those (SCAN + DEL), are deleted before the first token is minted and
+//                     again on SIGTERM/SIGINT, once the requests still in flight are answered (5 s at
+//                     most). Everything else (clients, rotation, JWT access tokens) is the same.
+//
 // DPoP (RFC 9449, `features.dPoP`, on by default in v9, enabled here explicitly; no nonces): proofs
 // signed with ES256, EdDSA/Ed25519 (its defaults) or RS256 (added to
 // `enabledJWA.dPoPSigningAlgValues`: the bench signs a row's proofs with the row's alg). Its proofs'
-// jti are remembered by its ReplayDetection model, in the same in-memory adapter. It has no
+// jti are remembered by its ReplayDetection model, in the same adapter. It has no
 // /users/me: the bench's protected-resource row is its userinfo endpoint (/me), with an opaque
 // access token (userinfo refuses a token with an audience) minted in this process by the control
 // listener, bound to a DPoP key or not:
@@ -47,6 +57,8 @@ import Provider from 'oidc-provider';
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
 
+import { clearPrefix, connect, makeRedisAdapter } from './redis_adapter.js';
+
 const port = Number(process.env.BENCH_PORT || 8100);
 const alg = process.env.BENCH_ALG || 'RS256';
 const secret = process.env.BENCH_CLIENT_SECRET;
@@ -54,11 +66,20 @@ const pool = Number(process.env.BENCH_POOL || 64);
 const tokensOut = process.env.BENCH_TOKENS_OUT;
 const controlPort = Number(process.env.BENCH_CONTROL_PORT || 0);
 const storeSize = Number(process.env.BENCH_STORE_SIZE || 1_000_000);
+const adapterKind = process.env.BENCH_ADAPTER || 'memory';
+const redisUrl = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379/13';
+const redisPrefix = process.env.BENCH_REDIS_PREFIX || 'authsvc-bench-peer:';
 if (!secret || secret.length < 32) {
   throw new Error('BENCH_CLIENT_SECRET (>= 32 characters) is required');
 }
 if (!['RS256', 'EdDSA'].includes(alg)) {
   throw new Error(`BENCH_ALG must be RS256 or EdDSA, not ${alg}`);
+}
+if (!['memory', 'redis'].includes(adapterKind)) {
+  throw new Error(`BENCH_ADAPTER must be memory or redis, not ${adapterKind}`);
+}
+if (adapterKind === 'redis' && !redisPrefix) {
+  throw new Error('BENCH_REDIS_PREFIX must not be empty: the peer deletes every key under it');
 }
 
 const issuer = `http://127.0.0.1:${port}`;
@@ -68,7 +89,37 @@ const SPA = 'bench-spa';
 const REDIRECT_URI = 'http://127.0.0.1/cb';
 const CODE_SCOPE = 'openid offline_access read write';
 
-const store = new LRU({ maxSize: storeSize });
+// Requests the provider is still answering: the load generator stops with requests in flight, whose
+// tokens are written after it has gone; the Redis peer's exit waits for them before it clears its keys.
+let inFlight = 0;
+let listener;
+let adapter;
+let redis;
+if (adapterKind === 'redis') {
+  redis = await connect(redisUrl);
+  const removed = await clearPrefix(redis, redisPrefix);
+  console.log(`redis ${redisUrl}: ${removed} keys under ${redisPrefix} deleted`);
+  adapter = makeRedisAdapter(redis, redisPrefix);
+  const shutdown = async () => {
+    try {
+      listener?.close();
+      const deadline = Date.now() + 5000;
+      while (inFlight > 0 && Date.now() < deadline) {
+        // eslint-disable-next-line no-await-in-loop
+        await new Promise((resolve) => { setTimeout(resolve, 20); });
+      }
+      await clearPrefix(redis, redisPrefix);
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+} else {
+  const store = new LRU({ maxSize: storeSize });
+  // 15: the default clockTolerance, which the default adapter is made with (initialize_adapter.js).
+  adapter = (model) => new MemoryAdapter(model, store, 15);
+}
 
 const { privateKey } = alg === 'RS256'
   ? generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -100,8 +151,7 @@ const provider = new Provider(issuer, {
   clients: [client('bench'), client('bench-rot'), client('bench-rot-dpop'), spa],
   jwks: { keys: [jwk] },
   scopes: ['openid', 'offline_access', 'read', 'write'],
-  // 15: the default clockTolerance, which the default adapter is made with (initialize_adapter.js).
-  adapter: (model) => new MemoryAdapter(model, store, 15),
+  adapter,
   findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id }) }),
   rotateRefreshToken: (ctx) => ctx.oidc.client.clientId.startsWith('bench-rot'),
   ttl: {
@@ -242,6 +292,16 @@ if (tokensOut) {
 if (controlPort) {
   serveControl();
 }
-provider.listen(port, '127.0.0.1', () => {
+if (adapterKind === 'redis') {
+  provider.use(async (_ctx, next) => {
+    inFlight += 1;
+    try {
+      await next();
+    } finally {
+      inFlight -= 1;
+    }
+  });
+}
+listener = provider.listen(port, '127.0.0.1', () => {
   console.log(`ready ${issuer}`);
 });

@@ -3,6 +3,7 @@
     python scripts/bench.py                  # the full run (< 5 minutes on 2 cores)
     python scripts/bench.py --smoke          # every code path, tiny counts (tests use it)
     python scripts/bench.py --database-url postgresql://user@host/scratch_db
+    python scripts/bench.py --postgres-url postgresql://user@host/scratch_db   # + ALG.pg.refresh
 
 What is measured, per signing algorithm (RS256 and EdDSA, one server each):
 
@@ -28,12 +29,23 @@ What is measured, per signing algorithm (RS256 and EdDSA, one server each):
   ``verify`` beside raw ``cryptography`` sign/verify with the same key, and
   ``authsvc.dpop.check_proof``;
 * the peer, node-oidc-provider (``scripts/bench_peer``, optional: run
-  ``cd scripts/bench_peer && npm install`` once), on the same core with the
+  ``cd scripts/bench_peer && npm ci`` once), on the same core with the
   same generator: JWKS, client_credentials, refresh_token, authorization_code
-  (its codes minted in its own process, through its models);
+  (its codes minted in its own process, through its models); then the same
+  peer on its Redis adapter (ioredis, ``--redis-url``, default database 13,
+  keys under a prefix of the run's that the peer deletes at its start and
+  exit): client_credentials and refresh, rotating or not (``ALG.peer_redis.*``;
+  reported as skipped, with the reason, when Redis does not answer);
+* with ``--postgres-url`` (a scratch PostgreSQL database), one more authsvc
+  server per alg on it for the rotating refresh row (``ALG.pg.refresh``), so
+  that issue 18's targets (refresh ≥ 1.0x the peer on Redis, ≥ 0.8x the peer
+  in memory, p99 ≤ 2x p50; on SQLite and on PostgreSQL) are judged in one run;
 * event-loop health (JWKS p99 while 4 password logins run), growth (refresh
   latency with few and with many live refresh-token rows), memory (server RSS
   after few and after many refreshes).
+
+``--smoke`` runs every path with tiny counts, the peer included when it is
+installed (in memory, and on Redis when Redis answers).
 
 Every HTTP figure is reported with its ratio to its ceiling: the bare GET for
 GET routes, the bare raw-body form POST for POST routes, raw crypto for the
@@ -60,7 +72,8 @@ run near 4.5 minutes, 30 to 150 s), so the second figure says how many
 refreshes fit. Password hashing is argon2id m=19456 KiB, t=2, p=1 (the OWASP
 minimum, authsvc's default). With ``--database-url`` (a scratch PostgreSQL
 database) every server shares it; bench users and clients stay, filler rows are
-deleted at the end.
+deleted at the end. ``--postgres-url`` only adds the ``ALG.pg.refresh`` servers
+(their users, clients and refresh tokens stay there too).
 
 Results: a markdown table and a JSON file in ``--out`` (default
 ``bench-results/<UTC time>/``, git-ignored): ``bench.md`` and ``bench.json``.

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import benchkit
-from benchkit.config import ALGS, ROOT, Options, profile_for
+from benchkit.config import ALGS, PEER_REDIS_URL, ROOT, Options, profile_for
 from benchkit.console import log
 from benchkit.context import Bench
 from benchkit.output import markdown, write_outputs
@@ -25,6 +25,18 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--smoke", action="store_true", help="Tiny durations and counts; every code path.")
     parser.add_argument("--out", type=Path, help="Directory for bench.md and bench.json.")
     parser.add_argument("--database-url", help="PostgreSQL scratch database (default: SQLite in a temp dir).")
+    parser.add_argument(
+        "--postgres-url",
+        help="PostgreSQL scratch database of one more authsvc server per alg: its refresh row "
+        "(ALG.pg.refresh) beside the main one (default: not measured).",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=PEER_REDIS_URL,
+        help="Redis of the peer's Redis adapter (rows ALG.peer_redis.*; its keys under a prefix of the "
+        f"run's, deleted at the peer's start and exit; default {PEER_REDIS_URL}).",
+    )
+    parser.add_argument("--no-redis", action="store_true", help="Do not measure the peer on Redis.")
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--duration", type=float, help="Seconds per load run (default 3; smoke 0.3).")
     parser.add_argument("--connections", type=int, help="Concurrent connections (default 32; smoke 4).")
@@ -46,10 +58,16 @@ def parse_args(argv: list[str]) -> Options:
         parser.error(f"--algs takes a subset of {','.join(ALGS)}")
     if args.database_url and not args.database_url.startswith(("postgresql", "postgres")):
         parser.error("--database-url takes a postgresql:// URL (SQLite is the default)")
+    if args.postgres_url and not args.postgres_url.startswith(("postgresql", "postgres")):
+        parser.error("--postgres-url takes a postgresql:// URL")
+    if not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        parser.error("--redis-url takes a redis:// URL")
     return Options(
         smoke=args.smoke,
         out=args.out,
         database_url=args.database_url,
+        postgres_url=args.postgres_url,
+        redis_url=None if args.no_redis else args.redis_url,
         generator=args.generator,
         duration=args.duration,
         connections=args.connections,
@@ -80,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
-    if options.database_url:
+    for url in {options.database_url, options.postgres_url} - {None}:
         scratch = Path(tempfile.gettempdir())
-        run_cli(authsvc_env(scratch, "RS256", options.database_url), scratch, "db", "upgrade")
+        run_cli(authsvc_env(scratch, "RS256", url), scratch, "db", "upgrade")
     bench = Bench(options, profile_for(options))
     try:
         report = run(bench)

@@ -18,6 +18,8 @@ __all__ = [
     "FULL",
     "PASSWORD",
     "PEER_DIR",
+    "PEER_REDIS_PREFIX",
+    "PEER_REDIS_URL",
     "ROOT",
     "RUN_BUDGET_S",
     "SCOPES",
@@ -32,6 +34,10 @@ PEER_DIR = ROOT / "scripts" / "bench_peer"
 #: The entry point; the ceiling processes are started through it (``bench.py _static|_bare``).
 BENCH_SCRIPT = ROOT / "scripts" / "bench.py"
 ANCHORS_FILE = "/work/shared/ANCHORS.md (2026-11-30)"
+#: The peer's Redis adapter (BENCH_ADAPTER=redis): a database of its own by default (the tests use 0),
+#: and every key under a prefix of the run's, which the peer deletes at its start and at its exit.
+PEER_REDIS_URL = "redis://127.0.0.1:6379/13"
+PEER_REDIS_PREFIX = "authsvc-bench-peer:"
 
 # Password hashing as shipped: the OWASP minimum for argon2id (the settings' defaults).
 ARGON2 = {"memory_kib": 19456, "time_cost": 2, "parallelism": 1}
@@ -96,6 +102,10 @@ class Options:
     smoke: bool = False
     out: Path | None = None
     database_url: str | None = None
+    # A PostgreSQL scratch database for the extra authsvc server of the ALG.pg.* rows (None: not measured).
+    postgres_url: str | None = None
+    # The peer's Redis (node-oidc-provider with its Redis adapter; None: --no-redis).
+    redis_url: str | None = PEER_REDIS_URL
     generator: str = "auto"  # auto | wrk | httpx
     duration: float | None = None
     connections: int | None = None

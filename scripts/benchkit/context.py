@@ -40,6 +40,8 @@ class Bench:
         self.pool_size = profile.connections + 16  # refresh-token families chained per load run
         self.filler_prefix = f"s_fill_{self.run_id}_"
         self.peer_ok = False
+        # The peer's Redis (node-oidc-provider with its Redis adapter) when this run measures it.
+        self.peer_redis_url: str | None = None
         self.started = time.time()
 
     def measure(
@@ -79,21 +81,40 @@ class Bench:
         return self.report.add(row)
 
     # --- authsvc, set up the same way for every phase (and for scripts/bench_profile.py) ---------
-    def authsvc_env(self, alg: str, workdir: Path, argon2: dict[str, int] | None = None) -> dict[str, str]:
-        return authsvc_env(workdir, alg, self.options.database_url, argon2=argon2)
+    def authsvc_env(
+        self,
+        alg: str,
+        workdir: Path,
+        argon2: dict[str, int] | None = None,
+        database_url: str | None = None,
+    ) -> dict[str, str]:
+        """``database_url``: another database than the run's (``--database-url``, else SQLite)."""
+        return authsvc_env(workdir, alg, database_url or self.options.database_url, argon2=argon2)
 
     def start_authsvc(
-        self, name: str, alg: str, workdir: Path | None = None, argon2: dict[str, int] | None = None
+        self,
+        name: str,
+        alg: str,
+        workdir: Path | None = None,
+        argon2: dict[str, int] | None = None,
+        database_url: str | None = None,
     ) -> Proc:
         """``argon2``: hashing parameters other than the shipped ones (``config.ARGON2``)."""
         workdir = workdir or (self.tmp / name)
         workdir.mkdir(parents=True, exist_ok=True)
-        return start_authsvc(self.procs, self.cores, name, self.authsvc_env(alg, workdir, argon2), workdir)
+        env = self.authsvc_env(alg, workdir, argon2, database_url)
+        return start_authsvc(self.procs, self.cores, name, env, workdir)
 
     def seed(
-        self, proc: Proc, alg: str, workdir: Path, argon2: dict[str, int] | None = None
+        self,
+        proc: Proc,
+        alg: str,
+        workdir: Path,
+        argon2: dict[str, int] | None = None,
+        database_url: str | None = None,
     ) -> AuthsvcServer:
-        return seeding.seed(proc, alg, workdir, self.authsvc_env(alg, workdir, argon2), self.run_id)
+        env = self.authsvc_env(alg, workdir, argon2, database_url)
+        return seeding.seed(proc, alg, workdir, env, self.run_id)
 
     def logins(self, server: AuthsvcServer, count: int) -> list[dict[str, Any]]:
         return seeding.logins(server, count)

@@ -10,7 +10,7 @@ from typing import Any
 
 from benchkit.config import ALGS, ANCHORS_FILE
 from benchkit.report import Report, fmt_ms, fmt_ratio, join_notes, rate
-from benchkit.targets import DPOP_ROWS, dpop_cost
+from benchkit.targets import DPOP_ROWS, dpop_cost, refresh_rows
 
 __all__ = ["GROUPS", "group_of", "markdown", "write_outputs"]
 
@@ -35,7 +35,7 @@ def group_of(row_id: str) -> str:
         return GROUPS[2]
     if parts[0] in ("eventloop", "growth", "memory"):
         return GROUPS[6]
-    if "peer" in parts:
+    if "peer" in parts or "peer_redis" in parts:
         return GROUPS[5]
     if parts[-1] in ("password", "signin"):
         return GROUPS[4]
@@ -69,6 +69,7 @@ def markdown(report: Report) -> str:
                 f"{row.ceiling or '-'} | {' | '.join(ratios)} | {rss} | {notes} |"
             )
     lines += _peer_table(report)
+    lines += _refresh_table(report)
     lines += _dpop_table(report)
     lines += [
         "",
@@ -100,7 +101,8 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"- password hashing: {meta.get('argon2')}",
         f"- refresh method: {meta.get('refresh_method')}",
         f"- code method: {meta.get('code_method')}",
-        f"- peer (node-oidc-provider): {meta.get('peer')}",
+        f"- peer (node-oidc-provider): {meta.get('peer')}; on its Redis adapter: {meta.get('peer_redis')}",
+        f"- authsvc on PostgreSQL: {meta.get('postgres')}",
         f"- growth rows: {meta.get('growth_rows')}; memory refreshes: {meta.get('memory_refreshes')}",
         f"- servers: {meta.get('server_settings')}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}",
@@ -142,6 +144,64 @@ def _peer_table(report: Report) -> list[str]:
             if rot:
                 ratio = fmt_ratio(ours / rot) if ours else "-"
                 lines.append(f"| {alg} | refresh, peer rotating | {ours or 0:,.0f} | {rot:,.0f} | {ratio} |")
+        for peer_what, shown in _ON_REDIS.get(what, ()):
+            on_redis = rate(report, f"{alg}.peer_redis.{peer_what}")
+            if on_redis:
+                ratio = fmt_ratio(ours / on_redis) if ours else "-"
+                lines.append(f"| {alg} | {shown} | {ours or 0:,.0f} | {on_redis:,.0f} | {ratio} |")
+    return lines
+
+
+#: The peer-on-Redis lines of the authsvc ÷ peer table, after each authsvc row: (peer row, shown as).
+_ON_REDIS = {
+    "client_credentials": (("client_credentials", "client_credentials, peer on Redis"),),
+    "refresh": (
+        ("refresh", "refresh, peer on Redis"),
+        ("refresh_rotating", "refresh, peer on Redis rotating"),
+    ),
+}
+
+
+def _refresh_table(report: Report) -> list[str]:
+    """Issue 18: authsvc's rotating refresh on each database beside the peer's, in memory and on Redis,
+    with p50 and p99; the last columns are each authsvc row ÷ the line's row."""
+    algs = [alg for alg in ALGS if report.get(f"{alg}.refresh") is not None]
+    if not algs:
+        return []
+    ours_header = refresh_rows(report, algs[0])
+    lines = [
+        "",
+        "## Refresh: authsvc on SQLite and PostgreSQL beside node-oidc-provider in memory and on Redis",
+        "",
+        "Rotating refresh tokens, chained (every request spends the token the server minted moments "
+        f"before), {report.meta.get('connections')} connections, each server on one core; the database "
+        "and Redis servers are not pinned. Last columns: each authsvc row ÷ the line's row.",
+        "",
+        "| alg | row | server, storage | req/s | p50 ms | p99 ms | p99 ÷ p50 | notes |"
+        + "".join(f" authsvc {db} ÷ this |" for _, db, _ in ours_header),
+        "|---|---|---|---:|---:|---:|---:|---|" + "---:|" * len(ours_header),
+    ]
+    for alg in algs:
+        ours = refresh_rows(report, alg)
+        entries = [(row_id, f"authsvc, {db}") for row_id, db, _ in ours] + [
+            (f"{alg}.peer.refresh_rotating", "node-oidc-provider, in memory"),
+            (f"{alg}.peer_redis.refresh_rotating", "node-oidc-provider, Redis"),
+        ]
+        for row_id, what in entries:
+            row = report.get(row_id)
+            theirs = rate(report, row_id)
+            if row is None or theirs is None:
+                shown, spread = "- | - | -", "-"
+                note = row.note if row is not None and row.note else "not measured"
+            else:
+                shown = f"{theirs:,.0f} | {fmt_ms(row.p50_ms)} | {fmt_ms(row.p99_ms)}"
+                spread = fmt_ratio(row.p99_ms / row.p50_ms) if row.p50_ms and row.p99_ms else "-"
+                note = "gen-bound" if row.generator_bound else ""
+            cells = ""
+            for ours_id, _, _ in ours:
+                mine = rate(report, ours_id)
+                cells += f" {fmt_ratio(mine / theirs) if mine and theirs else '-'} |"
+            lines.append(f"| {alg} | {row_id} | {what} | {shown} | {spread} | {note} |{cells}")
     return lines
 
 

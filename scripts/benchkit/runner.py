@@ -28,9 +28,11 @@ def run(bench: Bench) -> Report:
     started = bench.started = time.time()
     bench.cores.pin_self_to_generator()
     bench.peer_ok, peer_status = peer.available(bench.options)
-    _describe(bench, started, peer_status)
+    bench.peer_redis_url, redis_status = peer.redis_available(bench.options, bench.peer_ok)
+    _describe(bench, started, peer_status, redis_status)
     log(f"generator: {bench.generator.describe()}")
     log(f"pinning: {bench.cores.describe()}; peer: {peer_status}; temp dir {bench.tmp}")
+    log(f"peer on Redis: {redis_status}; authsvc on PostgreSQL: {bench.report.meta['postgres']}")
     failed = True
     try:
         inproc.run(bench)
@@ -60,7 +62,7 @@ def finish(bench: Bench, started: float) -> None:
     bench.report.meta["elapsed_s"] = round(time.time() - started, 1)
 
 
-def _describe(bench: Bench, started: float, peer_status: str) -> None:
+def _describe(bench: Bench, started: float, peer_status: str, redis_status: str) -> None:
     """The run's conditions, printed above the tables."""
     options, profile = bench.options, bench.profile
     bench.report.meta.update(
@@ -96,6 +98,15 @@ def _describe(bench: Bench, started: float, peer_status: str) -> None:
             f"AUTHSVC_AUTH_CODE_TTL={AUTH_CODE_TTL} (codes minted before the timed run), "
             "other settings default; " + uvicorn_stack(),
             "peer": peer_status,
+            "peer_redis": redis_status,
+            # The engine of the main rows (ALG.refresh, ...): targets name it.
+            "main_db": "PostgreSQL" if options.database_url else "SQLite",
+            "postgres": (
+                f"measured (--postgres-url {peer.redact(options.postgres_url)}: one more authsvc server "
+                "per alg, rows ALG.pg.refresh; the database server itself is not pinned)"
+                if options.postgres_url
+                else "not measured (no --postgres-url)"
+            ),
             "versions": versions(),
         }
     )

@@ -245,12 +245,21 @@ def start_peer(
     pool: int,
     tokens_file: Path,
     control_port: int = 0,
+    redis_url: str | None = None,
+    redis_prefix: str | None = None,
 ) -> Proc:
     """node-oidc-provider (``scripts/bench_peer/server.js``); it writes ``pool`` refresh tokens per client.
 
     With ``control_port``, a second, peer-only listener there mints authorization codes on request
-    (``POST /bench/codes?count=N``); the measured port serves only the provider."""
+    (``POST /bench/codes?count=N``); the measured port serves only the provider. With ``redis_url``
+    its storage is its Redis adapter (``redis_adapter.js``), every key under ``redis_prefix``, which
+    it deletes at its start and its exit; else its in-memory adapter."""
     port = free_port()
+    storage: dict[str, str] = {"BENCH_ADAPTER": "memory"}
+    if redis_url is not None:
+        if not redis_prefix:
+            raise ValueError("the peer on Redis needs a key prefix of its own")
+        storage = {"BENCH_ADAPTER": "redis", "BENCH_REDIS_URL": redis_url, "BENCH_REDIS_PREFIX": redis_prefix}
     env = {
         **os.environ,
         "BENCH_PORT": str(port),
@@ -260,9 +269,10 @@ def start_peer(
         "BENCH_POOL": str(pool),
         "BENCH_TOKENS_OUT": str(tokens_file),
         "NODE_ENV": "production",
+        **storage,
     }
     proc = procs.spawn(
-        f"peer-{alg}",
+        f"peer-{alg}-{storage['BENCH_ADAPTER']}",
         [*cores.server_prefix(), "node", str(PEER_DIR / "server.js")],
         env=env,
         cwd=PEER_DIR,

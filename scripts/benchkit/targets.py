@@ -5,7 +5,16 @@ from __future__ import annotations
 from benchkit.config import ANCHOR_PEER, ANCHORS_FILE
 from benchkit.report import Report, Target, fmt_ms, generator_bound, rate
 
-__all__ = ["DPOP_ROWS", "DPOP_SHARE", "dpop_cost", "targets"]
+__all__ = [
+    "DPOP_ROWS",
+    "DPOP_SHARE",
+    "REFRESH_P99_OVER_P50",
+    "REFRESH_VS_MEMORY",
+    "REFRESH_VS_REDIS",
+    "dpop_cost",
+    "refresh_rows",
+    "targets",
+]
 
 #: (authsvc's bearer row, the peer's row its DPoP row is compared with), by what is measured.
 DPOP_ROWS = {
@@ -15,6 +24,11 @@ DPOP_ROWS = {
 }
 #: "No more than one signature verification plus a few per cent": a few per cent of the bearer request.
 DPOP_SHARE = 0.05
+#: Issue 18: authsvc's rotating refresh ÷ the peer's rotating refresh on its Redis adapter, on its
+#: in-memory adapter; refresh p99 ÷ p50 under the run's connections.
+REFRESH_VS_REDIS = 1.0
+REFRESH_VS_MEMORY = 0.8
+REFRESH_P99_OVER_P50 = 2.0
 
 
 def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[Target]:
@@ -23,6 +37,7 @@ def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[
         out += _peer_targets(report, alg, peer_measured)
         out += _ceiling_targets(report, alg)
         out += _dpop_targets(report, alg)
+        out += _refresh_targets(report, alg)
     out += _sign_in_targets(report)
     out += _health_targets(report)
     return out
@@ -74,6 +89,63 @@ def _peer_targets(report: Report, alg: str, peer_measured: bool) -> list[Target]
                     f"{anchor:,.0f}/s (another run, reference only)",
                 )
             )
+    return out
+
+
+def refresh_rows(report: Report, alg: str) -> list[tuple[str, str, str]]:
+    """authsvc's refresh rows of ``alg``: (row id, the database's name, why it is absent when it is)."""
+    main_db = report.meta.get("main_db", "SQLite")
+    rows = [(f"{alg}.refresh", main_db, "not measured")]
+    if main_db != "PostgreSQL" or report.get(f"{alg}.pg.refresh") is not None:
+        rows.append(
+            (f"{alg}.pg.refresh", "PostgreSQL", str(report.meta.get("postgres", "no --postgres-url")))
+        )
+    return rows
+
+
+def _refresh_targets(report: Report, alg: str) -> list[Target]:
+    """Issue 18: authsvc's rotating, chained refresh on each database against the peer's rotating, chained
+    refresh on Redis (≥ 1.0) and in memory (≥ 0.8); its p99 ≤ 2 x its p50."""
+    out: list[Target] = []
+    peers = (
+        ("peer_redis", "on Redis", REFRESH_VS_REDIS, str(report.meta.get("peer_redis", "not measured"))),
+        ("peer", "in memory", REFRESH_VS_MEMORY, str(report.meta.get("peer", "not measured"))),
+    )
+    for row_id, db, why in refresh_rows(report, alg):
+        ours = report.get(row_id)
+        for peer, storage, threshold, peer_why in peers:
+            peer_id = f"{alg}.{peer}.refresh_rotating"
+            detail = f"{row_id} ÷ {peer_id} (both rotating, chained)"
+            if rate(report, row_id) is None:
+                detail += f"; {row_id}: {why}"
+            elif rate(report, peer_id) is None:
+                detail += f"; the peer {storage}: {peer_why}"
+            if generator_bound(report, row_id, peer_id):
+                detail += " [generator-bound]"
+            out.append(
+                _at_least(
+                    f"{alg} refresh ({db}) ≥ {threshold:.1f} x peer {storage} (rotating)",
+                    rate(report, row_id),
+                    rate(report, peer_id),
+                    threshold,
+                    detail,
+                )
+            )
+        connections = report.meta.get("connections")
+        out.append(
+            _at_most(
+                f"{alg} refresh ({db}) p99 ≤ {REFRESH_P99_OVER_P50:.0f} x p50",
+                ours.p99_ms if ours else None,
+                ours.p50_ms if ours else None,
+                REFRESH_P99_OVER_P50,
+                (
+                    f"p50 {fmt_ms(ours.p50_ms)} ms, p99 {fmt_ms(ours.p99_ms)} ms, {connections} connections; "
+                    "shown: p99 ÷ p50"
+                )
+                if ours and ours.rps
+                else f"{row_id}: {why}",
+            )
+        )
     return out
 
 

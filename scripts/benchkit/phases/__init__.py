@@ -8,8 +8,9 @@
     authorization_code  browser sign-in: code redemption (PKCE, public client) on authsvc and the
                  peer, codes minted before the timed run; password hashes per sign-in
     event_loop   JWKS p99 alone and while password logins run
+    postgres     authsvc's refresh on PostgreSQL (--postgres-url), one more server per alg
     peer         node-oidc-provider: JWKS, client_credentials, refresh (rotating and not),
-                 authorization_code
+                 authorization_code; then on its Redis adapter: client_credentials, refresh
     growth       refresh with few and with many live refresh-token rows
     memory       server RSS after few and after many refreshes
 

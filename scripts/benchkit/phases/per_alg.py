@@ -3,7 +3,8 @@
 The same server serves the ceilings' inputs (its JWKS body, an access token),
 authsvc's rows (the browser sign-in's authorization_code row and sign-in cost
 among them) and, for the first algorithm, the event-loop check; it is
-stopped before the peer of that algorithm starts.
+stopped before the next server starts: authsvc on PostgreSQL (``--postgres-url``),
+then the peer in memory, then the peer on Redis, one at a time on the server core.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from benchkit.console import log
 from benchkit.context import Bench
-from benchkit.phases import authorization_code, authsvc_rows, ceilings, event_loop, peer
+from benchkit.phases import authorization_code, authsvc_rows, ceilings, event_loop, peer, postgres
 from benchkit.seeding import AuthsvcServer, jwks_etag
 
 __all__ = ["Primed", "primed_server", "run"]
@@ -46,7 +47,8 @@ def primed_server(bench: Bench, alg: str) -> Iterator[Primed]:
 
 def run(bench: Bench, alg: str, first: bool) -> None:
     """The ceilings (shared rows only with the first algorithm), authsvc's rows, the event loop (first
-    algorithm), the browser sign-in rows, then the peer."""
+    algorithm), the browser sign-in rows, authsvc's refresh on PostgreSQL, then the peer in memory and on
+    Redis."""
     log(f"{alg}: authsvc server, its ceilings{' and the event-loop check' if first else ''}")
     with primed_server(bench, alg) as primed:
         ceilings.run(bench, alg, primed.server, primed.jwks_body, primed.access, first)
@@ -54,5 +56,7 @@ def run(bench: Bench, alg: str, first: bool) -> None:
         if first:
             event_loop.run(bench, primed.server)
         authorization_code.run_authsvc(bench, alg, primed.server, count_hashes=first)
+    postgres.run(bench, alg)
     if bench.peer_ok:
         peer.run(bench, alg)
+        peer.run_redis(bench, alg)
