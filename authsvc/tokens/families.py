@@ -245,6 +245,7 @@ class Families:
         *,
         grace: int,
         session_ttl: int,
+        skew: int = 0,
     ) -> None:
         self.store = store
         self.issuer = issuer
@@ -253,6 +254,7 @@ class Families:
         self.events = events
         self.grace = grace
         self.session_ttl = session_ttl
+        self.skew = skew  # leeway on iat/nbf: another instance's clock may be ahead
 
     async def start(
         self,
@@ -328,10 +330,12 @@ class Families:
                 key_for=self.keys.refresh_token_key,
                 issuer=self.issuer.issuer,
                 now=now,
-                skew=0,
+                skew=self.skew,
             )
         except TokenRejected as exc:
             raise InvalidGrant(detail=exc.reason) from None
+        if float(claims["exp"]) <= now:  # the sliding lifetime ends exactly: no leeway on exp
+            raise InvalidGrant(detail="expired")
         if claims.get("client_id") != client.id or not isinstance(claims.get("sid"), str):
             raise InvalidGrant(detail="refresh token of another client")
         cnf = claims.get("cnf")
