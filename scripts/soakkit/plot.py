@@ -1,7 +1,8 @@
 """A small PNG of RSS and open descriptors over time, drawn without any plotting library.
 
-Two panels (RSS in MiB above, descriptors below), one coloured line per process series,
-grey ticks every minute or ten, red marks at the faults. A 3x5 pixel font writes the axis
+Two panels (RSS in MiB above, descriptors below), one line per process, coloured by
+instance and role (a restarted process is a new line in the same colour), minute ticks,
+red ticks at the faults. A 3x5 pixel font writes the axis
 numbers. Pure Python (zlib + struct): CI needs nothing beyond the project's own files.
 """
 
@@ -48,6 +49,35 @@ _FONT = {  # 3x5 glyphs, rows top to bottom, 3 bits each
     "n": (0, 0, 6, 5, 5),
     " ": (0, 0, 0, 0, 0),
     ".": (0, 0, 0, 0, 2),
+}
+_FONT.update(
+    {
+        "a": (0, 6, 1, 7, 7),
+        "b": (4, 4, 7, 5, 7),
+        "e": (0, 7, 7, 4, 7),
+        "h": (4, 4, 7, 5, 5),
+        "k": (4, 5, 6, 6, 5),
+        "l": (6, 2, 2, 2, 7),
+        "o": (0, 0, 7, 5, 7),
+        "p": (0, 7, 5, 7, 4),
+        "r": (0, 0, 7, 4, 4),
+        "u": (0, 0, 5, 5, 7),
+        "v": (0, 0, 5, 5, 2),
+        "w": (0, 0, 5, 7, 7),
+        "-": (0, 0, 7, 0, 0),
+        "/": (1, 1, 2, 4, 4),
+        "t": (2, 7, 2, 2, 3),
+        "c": (0, 7, 4, 4, 7),
+    }
+)
+#: One colour per instance and role, so that the legend means something across restarts.
+ROLE_COLORS: dict[str, Color] = {
+    "a-worker": (31, 119, 180),
+    "b-worker": (255, 127, 14),
+    "a-supervisor": (44, 160, 44),
+    "b-supervisor": (148, 103, 189),
+    "a-helper": (160, 160, 160),
+    "b-helper": (110, 110, 110),
 }
 
 
@@ -155,13 +185,21 @@ def plot_series(
             canvas.line(x, top, x, top + 4, (214, 39, 40))
         canvas.line(left, top, left, bottom, (0, 0, 0))
         canvas.line(left, bottom, right, bottom, (0, 0, 0))
-        for n, (_, points) in enumerate(sorted(series.items())):
-            color = PALETTE[n % len(PALETTE)]
+        for n, (name, points) in enumerate(sorted(series.items())):
+            role = "-".join(name.split("-")[:2])
+            color = ROLE_COLORS.get(role, PALETTE[n % len(PALETTE)])
             previous = None
             for p in points:
                 here = (xpos(p[0]), ypos(p[index]))
                 if previous is not None:
                     canvas.line(*previous, *here, color)
                 previous = here
-    canvas.text(right - 40, height - 6, "min")
+    canvas.text(right - 12, height - 6, "min")
+    x = left + 40
+    for role, color in ROLE_COLORS.items():
+        canvas.line(x, 5, x + 10, 5, color)
+        canvas.line(x, 6, x + 10, 6, color)
+        canvas.text(x + 13, 3, role)
+        x += 16 + 4 * len(role) + 12
+    canvas.text(x, 3, "red ticks: faults")
     path.write_bytes(canvas.png())

@@ -37,7 +37,17 @@ def figures(ledger: Ledger, verdict: Verdict, started: float, ended: float) -> d
             latency["all"].append((a.t1 - a.t0) * 1000)
     verified: dict[str, Counter[str]] = defaultdict(Counter)
     for v in ledger.verifications:
-        verified[v.verifier]["accepted" if v.ok else "refused"] += 1
+        token = ledger.issued.get(v.token_id)
+        if v.ok:
+            verified[v.verifier]["accepted"] += 1
+        elif token is not None and token.kid in ledger.revoked_kids:
+            verified[v.verifier]["refused: key revoked"] += 1
+        else:
+            verified[v.verifier]["refused: other"] += 1
+    purposes: Counter[str] = Counter()
+    for r in ledger.refreshes:
+        outcome = "no answer" if r.status is None else str(r.status)
+        purposes[f"{r.deliberate or 'step or retry'} -> {outcome}"] += 1
     signing_kids = {i.kid for i in ledger.issued.values()}
     resources = {}
     for name, series in ledger.series().items():
@@ -65,6 +75,7 @@ def figures(ledger: Ledger, verdict: Verdict, started: float, ended: float) -> d
         "failures_by_cause": dict(verdict.by_cause()),
         "chains_broken_by_named_faults": dict(verdict.named_breaks),
         "refresh_attempts": len(ledger.refreshes),
+        "refresh_attempts_by_purpose": dict(sorted(purposes.items())),
         "revocation_probes": len(ledger.probes),
         "recovery_seconds": {
             kind: {"n": len(v), "median": round(statistics.median(v), 2), "max": round(max(v), 2)}
@@ -95,9 +106,19 @@ def _markdown(fig: dict[str, Any], verdict: Verdict) -> str:
             f"| {kind} | {counts.get('2xx', 0)} | {counts.get('4xx', 0)} | {counts.get('5xx', 0)} "
             f"| {counts.get('no answer', 0)} |"
         )
-    lines += ["", "| verifier | accepted | refused |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "| verifier | accepted | refused, key revoked (expected) | refused, other |",
+        "|---|---:|---:|---:|",
+    ]
     for name, counts in fig["verifications"].items():
-        lines.append(f"| {name} | {counts.get('accepted', 0)} | {counts.get('refused', 0)} |")
+        lines.append(
+            f"| {name} | {counts.get('accepted', 0)} | {counts.get('refused: key revoked', 0)} "
+            f"| {counts.get('refused: other', 0)} |"
+        )
+    lines += ["", "| refresh attempts by purpose -> status | n |", "|---|---:|"]
+    for purpose, n in fig["refresh_attempts_by_purpose"].items():
+        lines.append(f"| {purpose} | {n} |")
     lines += ["", "| fault | injected | recovery median (s) | recovery max (s) |", "|---|---:|---:|---:|"]
     for kind, n in sorted(fig["faults"].items()):
         rec = fig["recovery_seconds"].get(kind, {})

@@ -19,7 +19,6 @@ from pathlib import Path
 __all__ = ["Postgres", "Redis", "free_port"]
 
 
-
 def _pg_bin() -> Path:
     """``SOAK_PG_BIN``, else the newest Debian PostgreSQL (``/usr/lib/postgresql/N/bin``)."""
     if os.environ.get("SOAK_PG_BIN"):
