@@ -162,6 +162,7 @@ class Services:
             events,
             grace=settings.refresh_reuse_grace,
             session_ttl=settings.refresh_token_max_ttl,
+            skew=settings.clock_skew,
         )
         passwords = PasswordCheck(users, hasher, login_limiter, clock, events)
         browser_store = SqlBrowserStore(session_store.db, on_revoke=forget)

@@ -91,8 +91,9 @@ def test_every_transition_happens_exactly_at_its_instant() -> None:
     assert table.state(a, forget) is KeyState.PRUNABLE
     assert not table.accepts_refresh_tokens("a", forget)
     # a pending key accepts nothing: it has signed nothing yet
-    assert not table.accepts_access_tokens("b", T + 1000 - EPS)
-    assert not table.accepts_refresh_tokens("b", T + 1000 - EPS)
+    # b is accepted from its first signing minus the skew (see the test below), not before
+    assert not table.accepts_access_tokens("b", T + 1000 - L.skew - EPS)
+    assert not table.accepts_refresh_tokens("b", T + 1000 - L.skew - EPS)
 
 
 @pytest.mark.parametrize("skew", [0, 1, 60])
@@ -103,6 +104,27 @@ def test_clock_skew_extends_publication_and_refresh_acceptance(skew: int) -> Non
     assert table.forget_at("a") == T + 1000 + 100 + skew
     assert table.state(table.keys[0], T + 1030 + skew - EPS) is KeyState.RETIRING
     assert table.state(table.keys[0], T + 1030 + skew) is KeyState.EXPIRED
+
+
+@pytest.mark.parametrize("skew", [0, 2, 60])
+def test_a_server_whose_clock_is_behind_accepts_the_tokens_of_one_ahead(skew: int) -> None:
+    """Found by scripts/soak.py: with one instance's clock 2 s ahead (within
+    AUTHSVC_CLOCK_SKEW), that instance signs with the next key 2 s before the other
+    believes it signs; the other refused those tokens (401 at /users/me, invalid_grant
+    for refresh tokens) although every JWKS cache already held the key. A pending key is
+    accepted from its first signing minus the skew, as a retiring one stays the skew longer.
+    """
+    lifetimes = Lifetimes(30, 100, skew, 1000, 50, 20)
+    table = Timetable((key("a", T, created=T), key("b", T + 1000)), lifetimes)
+    assert table.accepts_access_tokens("b", T + 1000 - skew)
+    assert table.accepts_refresh_tokens("b", T + 1000 - skew)
+    if skew:
+        assert table.signing(T + 1000 - skew) == table.keys[0]  # it still signs with a itself
+        assert not table.accepts_access_tokens("b", T + 1000 - skew - EPS)
+        assert not table.accepts_refresh_tokens("b", T + 1000 - skew - EPS)
+    revoked = Timetable((key("a", T, created=T), key("b", T + 1000, revoked_at=T + 900)), lifetimes)
+    assert not revoked.accepts_access_tokens("b", T + 1000 - skew)
+    assert not revoked.accepts_refresh_tokens("b", T + 1000 - skew)
 
 
 def test_refresh_ttl_shorter_than_access_ttl_keeps_the_key_for_access_tokens() -> None:

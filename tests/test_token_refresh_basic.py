@@ -156,6 +156,25 @@ async def test_access_token_expiry_allows_the_clock_skew(harness: AppHarness) ->
     assert (await harness.me(body["access_token"])).status_code == 401
 
 
+@pytest.mark.parametrize("behind", [2, 5])
+async def test_a_refresh_token_issued_by_a_clock_ahead_within_the_skew_is_accepted(
+    harness_factory: Callable[..., Any], behind: int
+) -> None:
+    """Found by scripts/soak.py: an instance whose clock ran 2 s ahead (within
+    AUTHSVC_CLOCK_SKEW) issued refresh tokens whose ``iat`` the other instance read as
+    "issued in the future" (refresh tokens were checked with no leeway): the next refresh
+    was invalid_grant and the chain broken. ``iat`` gets the skew; ``exp`` stays exact.
+    """
+    harness: AppHarness = await harness_factory(clock_skew=5)
+    harness.clock.advance(60)  # the first key signs from its creation: keep clear of it
+    body = await _login(harness)
+    harness.clock.advance(-behind)  # the next request meets a server whose clock is behind
+    response = await harness.refresh(body["refresh_token"])
+    assert response.status_code == 200, response.text
+    harness.clock.advance(-(5 + 1))  # beyond the skew: refused
+    assert_error(await harness.refresh(response.json()["refresh_token"]), 400, "invalid_grant")
+
+
 async def test_refresh_token_expires_after_its_idle_lifetime(harness_factory: Callable[..., Any]) -> None:
     harness: AppHarness = await harness_factory(refresh_token_ttl=100)
     body = await _login(harness)

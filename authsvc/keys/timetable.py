@@ -152,14 +152,26 @@ class Timetable:
 
     def accepts_access_tokens(self, kid: str, now: float) -> bool:
         record = self.slots.get(kid)
-        return record is not None and self.state(record.record, now) in (KeyState.SIGNING, KeyState.RETIRING)
+        return record is not None and (
+            self.state(record.record, now) in (KeyState.SIGNING, KeyState.RETIRING)
+            or self._signs_within_skew(kid, now)
+        )
 
     def accepts_refresh_tokens(self, kid: str, now: float) -> bool:
         record = self.slots.get(kid)
-        return record is not None and self.state(record.record, now) in (
-            KeyState.SIGNING,
-            KeyState.RETIRING,
-            KeyState.EXPIRED,
+        return record is not None and (
+            self.state(record.record, now) in (KeyState.SIGNING, KeyState.RETIRING, KeyState.EXPIRED)
+            or self._signs_within_skew(kid, now)
+        )
+
+    def _signs_within_skew(self, kid: str, now: float) -> bool:
+        """A pending key whose slot starts within the clock skew: another server, its clock
+        ahead by at most ``skew``, already signs with it (the mirror of ``unpublish_at``)."""
+        slot = self.slots.get(kid)
+        return (
+            slot is not None
+            and self.state(slot.record, now) is KeyState.PENDING
+            and slot.sign_from <= now + self.lifetimes.skew
         )
 
     def successor(self, kid: str) -> KeyRecord | None:

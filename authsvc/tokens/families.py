@@ -274,6 +274,7 @@ class Families:
         *,
         grace: int,
         session_ttl: int,
+        skew: int = 0,
     ) -> None:
         self.store = store
         self.issuer = issuer
@@ -282,6 +283,7 @@ class Families:
         self.events = events
         self.grace = grace
         self.session_ttl = session_ttl
+        self.skew = skew  # leeway on iat/nbf: another instance's clock may be ahead
 
     async def start(
         self,
@@ -365,6 +367,8 @@ class Families:
                 return False
             return True
 
+        if float(claims["exp"]) <= now:  # the sliding lifetime ends exactly: no leeway on exp
+            raise InvalidGrant(detail="expired")
         if claims.get("client_id") != client.id or not isinstance(claims.get("sid"), str):
             raise InvalidGrant(detail="refresh token of another client")
         cnf = claims.get("cnf")
@@ -413,6 +417,6 @@ class Families:
             key_for=self.keys.refresh_token_key,
             issuer=self.issuer.issuer,
             now=now,
-            skew=0,
+            skew=self.skew,
             signature=signature,
         )
