@@ -21,7 +21,7 @@ from authsvc.store.sql.clients import DuplicateClient, SqlClientStore
 from authsvc.store.sql.engine import create_engine
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import DuplicateUser, SqlUserStore
-from authsvc.tokens.families import Outcome, Rotation, open_session, rotate
+from authsvc.tokens.family_decisions import Outcome, Rotation, open_session, rotate
 from tests.support import fresh_postgres_database
 
 NOW = 1_800_000_000.0

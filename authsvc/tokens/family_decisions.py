@@ -1,0 +1,224 @@
+"""The decisions about a refresh-token family, inside one store transaction: RFC 9700 §4.14.
+
+``open_family`` and ``rotate_family`` are written against the statements of a
+``SessionTransaction`` and run inside one store transaction they are handed
+(on the store's worker thread):
+
+* a login writes its session, then re-reads the user and client under a lock:
+  a password change, disable or client removal that won the race leaves no
+  session behind (CONTRACT.md, Trust rules);
+* a refresh spends the presented token with a compare-and-set that also
+  matches the digest of the bytes issued; the winner records its successor
+  (and, with a grace window, the response it returns);
+* a spent token that comes back is a replay: inside the grace, while its
+  successor is unspent, it gets the stored response again; otherwise it is
+  reuse, and the whole family is revoked. Bytes that are not the ones issued
+  are neither.
+
+``authsvc.tokens.families.Families`` is the service around them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from authsvc.store.protocols import SessionTransaction, SessionWriter
+from authsvc.store.records import IssuedRefreshToken, SessionRecord
+
+__all__ = ["Outcome", "Rotation", "open_family", "open_session", "rotate", "rotate_family"]
+
+
+class Outcome(StrEnum):
+    ROTATED = "rotated"  # the token was spent now; body is the new response
+    REPLAYED = "replayed"  # a retry inside the grace window; body is the first response
+    REUSED = "reused"  # a spent token came back: the family is now revoked
+    INVALID = "invalid"  # unknown, expired, revoked, another client's, or its session ended
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    outcome: Outcome
+    body: str | None = None
+    session_id: str | None = None
+    reason: str = ""
+
+
+class _Ended(Exception):
+    """The session ended under the spend: raised to roll the spend back."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+
+class _Forged(Exception):
+    """A row without a digest was spent by a token whose signature is not ours: roll back."""
+
+
+class _Stale(Exception):
+    """The user or client changed after the login read them: roll the session back."""
+
+
+# --- the decisions, inside a transaction --------------------------------------------
+def open_family(
+    tx: SessionTransaction,
+    session: SessionRecord,
+    first: Callable[[SessionRecord], IssuedRefreshToken],
+    *,
+    credentials_version: int,
+    registered_client: bool,
+) -> IssuedRefreshToken:
+    """Write a new session and its first token, unless the login's reads went stale.
+
+    The session row comes first, then the re-reads under a share lock: a
+    credential change or removal either committed before (the versions differ:
+    this raises and nothing is written) or waits for this transaction and then
+    revokes the session it wrote.
+    """
+    tx.insert_session(session)
+    user = tx.user_credentials(session.user_id)
+    if user is None or user[1] or user[0] != credentials_version:
+        raise _Stale
+    if registered_client and not tx.client_live(session.client_id):
+        raise _Stale
+    token = first(session)
+    if token.stored:
+        tx.insert_token(token, session)
+    return token
+
+
+def rotate_family(
+    tx: SessionTransaction,
+    *,
+    jti: str,
+    client_id: str,
+    now: float,
+    grace: int,
+    successor_jti: str,
+    successor: Callable[[SessionRecord], IssuedRefreshToken],
+    digest: str,
+    signed: Callable[[], bool],
+) -> Rotation:
+    """Spend ``jti`` and record its successor, or decide what a replay of it means.
+
+    The presented token is authentic when its ``digest`` is the one its row
+    keeps; a row from before digests were kept asks ``signed`` (our signature
+    check) instead. An inauthentic token never spends nor revokes anything.
+    """
+    spent = tx.spend(jti, client_id, now, successor_jti, digest)
+    if spent is None:
+        return _replayed(tx, jti, client_id, now, digest, signed)
+    session_id, stored_digest = spent
+    if stored_digest is None and not signed():
+        raise _Forged
+    found = tx.session_and_user_disabled(session_id)
+    if found is None:
+        raise _Ended(session_id)  # its user is gone
+    if _ended(found, now):
+        raise _Ended(session_id)
+    session = found[0]
+    token = successor(session)
+    if token.jti != successor_jti:
+        raise ValueError("the successor must carry the jti the spend recorded")
+    tx.insert_token(token, session)
+    if grace > 0:
+        # Older generations can never be replayed now (their successors are spent):
+        # their stored bodies go at once rather than at the next sweep.
+        tx.drop_grace_bodies(session.id, keep=jti)
+        tx.keep_grace_body(jti, token.body, now + grace)
+    return Rotation(Outcome.ROTATED, body=token.body, session_id=session.id)
+
+
+def _replayed(
+    tx: SessionTransaction, jti: str, client_id: str, now: float, digest: str, signed: Callable[[], bool]
+) -> Rotation:
+    """A token the compare-and-set did not spend: unknown, forged, expired, or a replay."""
+    token = tx.token(jti)
+    if token is None:
+        return Rotation(Outcome.INVALID, reason="unknown refresh token")
+    if token.digest is not None and not hmac.compare_digest(token.digest, digest):
+        return Rotation(Outcome.INVALID, reason="not the token issued")  # never reuse: nothing revoked
+    if token.digest is None and not signed():
+        return Rotation(Outcome.INVALID, reason="bad signature")
+    if token.client_id != client_id:
+        return Rotation(Outcome.INVALID, session_id=token.session_id, reason="other client")
+    if token.spent_at is None:
+        return Rotation(Outcome.INVALID, session_id=token.session_id, reason="expired")
+    found = tx.session_and_user_disabled(token.session_id)
+    if found is None or _ended(found, now):
+        return Rotation(Outcome.INVALID, session_id=token.session_id, reason="session ended")
+    if (
+        token.grace_body is not None
+        and token.grace_until is not None
+        and now < token.grace_until
+        and token.successor_jti is not None
+        and tx.is_unspent(token.successor_jti)
+    ):
+        return Rotation(Outcome.REPLAYED, body=token.grace_body, session_id=token.session_id)
+    tx.revoke_session(token.session_id, now, "reuse")
+    tx.drop_grace_bodies(token.session_id)
+    return Rotation(Outcome.REUSED, session_id=token.session_id, reason="reuse")
+
+
+def _ended(found: tuple[SessionRecord, bool], now: float) -> bool:
+    session, user_disabled = found
+    return session.revoked_at is not None or session.expires_at <= now or user_disabled
+
+
+async def rotate(
+    store: SessionWriter,
+    *,
+    jti: str,
+    client_id: str,
+    now: float,
+    grace: int,
+    successor_jti: str,
+    successor: Callable[[SessionRecord], IssuedRefreshToken],
+    digest: str,
+    signed: Callable[[], bool],
+) -> Rotation:
+    """``rotate_family`` in one transaction of ``store``; a session that ended, or a forged
+    token, rolls the spend back."""
+    try:
+        return await store.write(
+            lambda tx: rotate_family(
+                tx,
+                jti=jti,
+                client_id=client_id,
+                now=now,
+                grace=grace,
+                successor_jti=successor_jti,
+                successor=successor,
+                digest=digest,
+                signed=signed,
+            )
+        )
+    except _Ended as ended:
+        return Rotation(Outcome.INVALID, session_id=ended.session_id, reason="session ended")
+    except _Forged:
+        return Rotation(Outcome.INVALID, reason="bad signature")
+
+
+async def open_session(
+    store: SessionWriter,
+    session: SessionRecord,
+    first: Callable[[SessionRecord], IssuedRefreshToken],
+    *,
+    credentials_version: int,
+    registered_client: bool,
+) -> IssuedRefreshToken | None:
+    """``open_family`` in one transaction of ``store``; None when the login's reads went stale."""
+    try:
+        return await store.write(
+            lambda tx: open_family(
+                tx,
+                session,
+                first,
+                credentials_version=credentials_version,
+                registered_client=registered_client,
+            )
+        )
+    except _Stale:
+        return None
