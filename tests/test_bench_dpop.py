@@ -154,3 +154,61 @@ def test_dpop_target_is_one_verify_plus_a_few_per_cent_of_the_bearer_request() -
     assert found["EdDSA refresh"].status == "MISS"
     assert found["EdDSA refresh"].measured == pytest.approx(10.0)  # in verifies
     assert found["EdDSA users_me"].status == "n/a"
+
+
+# --- a chained row that ran out of proofs -------------------------------------------------------
+class _FakeBench:
+    """Just what ``phases.dpop._measure`` reads; each run "sends" ``sent`` requests."""
+
+    def __init__(self, sent: list[int]) -> None:
+        from types import SimpleNamespace
+
+        self.profile = SimpleNamespace(duration=1.0, connections=2)
+        self.generator = SimpleNamespace(name="httpx")
+        self.report = Report()
+        self.loads: list[Load] = []
+        self._sent = sent
+
+    def measure(self, row_id: str, label: str, kind: str, load: Load, **_kw: Any) -> Row:
+        self.loads.append(load)
+        row = Row(row_id, label, kind, rps=1.0, requests=self._sent[len(self.loads) - 1])
+        self.report.rows.append(row)
+        return row
+
+
+def _chained_measure(bench: _FakeBench, chains: Any) -> Row:
+    from benchkit.dpop_proofs import ProofPool
+    from benchkit.phases import dpop as phase
+
+    return phase._measure(
+        bench,  # type: ignore[arg-type]
+        "EdDSA.refresh.dpop",
+        "label",
+        "POST",
+        None,  # type: ignore[arg-type]
+        lambda n: ProofPool([f"p{i}" for i in range(n)], 0.0, 0.0),
+        lambda proofs: Load("http://x/token", method="POST", chain_tokens=chains.next(), proofs=proofs),
+        10.0,
+        60,
+        "",
+        chains,
+    )
+
+
+def test_a_chained_row_tries_again_only_on_families_it_has_not_spent() -> None:
+    from benchkit.phases.dpop import _ChainPools
+
+    bench = _FakeBench(sent=[10**6, 5])  # the first run used up its proofs
+    fresh = [["fresh-1", "fresh-2"]]
+    row = _chained_measure(bench, _ChainPools(["first-1", "first-2"], lambda: fresh.pop()))
+    assert row.requests == 5 and len(bench.loads) == 2
+    assert bench.loads[0].chain_tokens == ["first-1", "first-2"]
+    assert bench.loads[1].chain_tokens == ["fresh-1", "fresh-2"], "expected unspent families the second time"
+
+
+def test_a_chained_row_without_fresh_families_keeps_its_first_run() -> None:
+    from benchkit.phases.dpop import _ChainPools
+
+    bench = _FakeBench(sent=[10**6])
+    row = _chained_measure(bench, _ChainPools(["only-1"], None))
+    assert len(bench.loads) == 1 and row.requests == 10**6

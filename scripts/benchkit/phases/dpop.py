@@ -89,8 +89,10 @@ def _measure(
     rate_bound: float | None,
     skew: float,
     note: str,
+    chains: _ChainPools | None = None,
 ) -> Row:
-    """The timed run on proofs signed just before it; again with twice as many if it ran out."""
+    """The timed run on proofs signed just before it; again with twice as many if it ran out
+    (a chained row only when it has fresh families for another attempt)."""
     count = proofs_needed(bench, rate_bound)
     for attempt in range(3):
         pool = sign(count)
@@ -111,12 +113,34 @@ def _measure(
                 f"{len(pool):,} proofs signed before the run ({pool.seconds:.1f}s), one per request", note
             ),
         )
-        if row.requests <= len(pool) or attempt == 2:
+        if row.requests <= len(pool) or attempt == 2 or (chains is not None and not chains.can_refill):
             return row
         log(f"  {row_id}: the run used up its {len(pool):,} proofs; again with {2 * count:,}")
         bench.report.rows.remove(row)
         count *= 2
     raise AssertionError("unreachable")
+
+
+class _ChainPools:
+    """Refresh tokens to chain, unspent for every attempt of a row: a run spends the ones it
+    was given, so a second attempt (its proofs ran out) needs families of its own, or every
+    request of it would present a spent token (reuse: 400)."""
+
+    def __init__(self, first: list[str], more: Callable[[], list[str]] | None) -> None:
+        self._first: list[str] | None = first
+        self._more = more
+
+    @property
+    def can_refill(self) -> bool:
+        return self._more is not None
+
+    def next(self) -> list[str]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        if self._more is None:
+            raise RuntimeError("a chained row ran out of proofs and has no fresh families to try again")
+        return self._more()
 
 
 def _rate(bench: Bench, row_id: str) -> float | None:
@@ -200,6 +224,7 @@ def authsvc_refresh(bench: Bench, alg: str, server: AuthsvcServer, key: ProofKey
                 client.post(url, content=body, headers={**form, "DPoP": proof}), key, "authsvc refresh"
             )
     pool = [family["refresh_token"] for family in families[2:]]
+    chains = _ChainPools(pool, lambda: [f["refresh_token"] for f in bench.logins(server, len(pool))])
     _measure(
         bench,
         f"{alg}.refresh.dpop",
@@ -207,11 +232,12 @@ def authsvc_refresh(bench: Bench, alg: str, server: AuthsvcServer, key: ProofKey
         "POST",
         server.proc,
         lambda n: sign_proofs(key, "POST", url, n),
-        lambda proofs: Load(url, method="POST", headers=form, chain_tokens=pool, proofs=proofs),
+        lambda proofs: Load(url, method="POST", headers=form, chain_tokens=chains.next(), proofs=proofs),
         _rate(bench, f"{alg}.refresh"),
         DPOP_SKEW,
         f"{len(pool)} families of its own chained (a confidential client: the refresh tokens are not "
         "key-bound, each new access token is)",
+        chains,
     )
 
 
@@ -252,6 +278,7 @@ def peer_refresh(bench: Bench, alg: str, proc: Proc, secret: str, key: ProofKey,
     url = proc.url + "/token"
     auth = {**_FORM, "Authorization": basic_auth("bench-rot-dpop", secret)}
     warm, pool = tokens[:2], tokens[2:]
+    chains = _ChainPools(pool, None)  # the peer's families are minted at its start only
     with httpx.Client(timeout=30) as client:
         for token, proof in zip(warm, sign_proofs(key, "POST", url, len(warm)).proofs, strict=True):
             body = f"grant_type=refresh_token&refresh_token={token}"
@@ -265,10 +292,11 @@ def peer_refresh(bench: Bench, alg: str, proc: Proc, secret: str, key: ProofKey,
         "POST",
         proc,
         lambda n: sign_proofs(key, "POST", url, n),
-        lambda proofs: Load(url, method="POST", headers=auth, chain_tokens=pool, proofs=proofs),
+        lambda proofs: Load(url, method="POST", headers=auth, chain_tokens=chains.next(), proofs=proofs),
         _rate(bench, f"{alg}.peer.refresh_rotating"),
         DPOP_PEER_SKEW,
         f"{len(pool)} families of its own chained",
+        chains,
     )
 
 
