@@ -204,6 +204,10 @@ class MetricsMiddleware:
         # Paths whose endpoint counts its own answers (the JWKS: prebuilt bytes, the most
         # requested path; a request id and a histogram would cost more than the answer).
         self.self_counted = self_counted
+        # The labelled children, looked up once per label set: ``labels()`` validates and
+        # locks on every call (a few per cent of a refresh). Bounded: routes x methods x statuses.
+        self._latency: dict[tuple[str, str], Histogram] = {}
+        self._responses: dict[tuple[str, str, str], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.self_counted:
@@ -234,5 +238,13 @@ class MetricsMiddleware:
             request_id.reset(token)
             route = path if path in self.routes else "other"
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - start)
-            self.metrics.responses.labels(route, method, status).inc()
+            elapsed = time.perf_counter() - start
+            latency = self._latency.get((route, method))
+            if latency is None:
+                latency = self._latency[(route, method)] = self.metrics.latency.labels(route, method)
+            latency.observe(elapsed)
+            responses = self._responses.get((route, method, status))
+            if responses is None:
+                responses = self.metrics.responses.labels(route, method, status)
+                self._responses[(route, method, status)] = responses
+            responses.inc()
