@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from typing import Any, Final
 
@@ -34,8 +35,9 @@ __all__ = ["DEFAULT_MAX_SIZE", "VerifiedToken", "VerifiedTokens", "copy_claims"]
 DEFAULT_MAX_SIZE: Final = 1024
 
 
-def _number(value: object, default: float) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+def _time(claims: dict[str, Any], name: str, default: float) -> float:
+    value = claims.get(name)
+    return default if value is None else float(value)
 
 
 def _json_copy(value: Any) -> Any:
@@ -57,15 +59,16 @@ class VerifiedToken:
     __slots__ = ("bound", "claims", "exp", "kid", "nested", "not_before")
 
     def __init__(self, claims: dict[str, Any], kid: str) -> None:
+        """``claims`` must have passed ``check_claims`` (time claims are numbers, ``exp`` is there)."""
         #: The verified claims; never handed out (hits return a copy).
         self.claims = claims
         self.kid = kid
-        # check_claims accepted these as numbers; a missing one never limits.
-        self.exp = _number(claims.get("exp"), -math.inf)
-        self.not_before = max(_number(claims.get("nbf"), -math.inf), _number(claims.get("iat"), -math.inf))
+        self.exp = _time(claims, "exp", -math.inf)
+        self.not_before = max(_time(claims, "nbf", -math.inf), _time(claims, "iat", -math.inf))
         #: ``cnf`` present: every use needs its DPoP proof checked.
         self.bound = "cnf" in claims
-        self.nested = any(isinstance(value, dict | list) for value in claims.values())
+        kinds = set(map(type, claims.values()))
+        self.nested = dict in kinds or list in kinds
 
 
 class VerifiedTokens:
@@ -75,7 +78,8 @@ class VerifiedTokens:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
             raise ValueError("token_cache_size must be an integer >= 0")
         self.max_size = max_size
-        self._entries: dict[str, VerifiedToken] = {}
+        # Insertion order is eviction order; OrderedDict evicts its oldest in O(1).
+        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
         self._lock = threading.Lock()
         #: Moves on every drop: an insertion prepared before a drop is discarded.
         self.epoch = 0
@@ -97,7 +101,7 @@ class VerifiedTokens:
             entries = self._entries
             entries.pop(token, None)
             while len(entries) >= self.max_size:
-                del entries[next(iter(entries))]
+                entries.popitem(last=False)
             entries[token] = entry
 
     def discard(self, token: str) -> None:
@@ -111,10 +115,10 @@ class VerifiedTokens:
             return
         with self._lock:
             self.epoch += 1
-            self._entries = {t: e for t, e in self._entries.items() if e.kid not in kids}
+            self._entries = OrderedDict((t, e) for t, e in self._entries.items() if e.kid not in kids)
 
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
             self.epoch += 1
-            self._entries = {}
+            self._entries = OrderedDict()
