@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from joserfc import jws
 from joserfc.errors import ExceededSizeError, JoseError
+from joserfc.util import urlsafe_b64decode
 
 from authsvc.jose import (
     ACCESS_TOKEN_TYPES,
@@ -44,6 +45,9 @@ __all__ = [
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
 # Size limits and header-name checks only; the algorithm is pinned per key later.
 _PARSE_REGISTRY: Final = PinnedRegistry(ASYMMETRIC_ALGS)
+# Header segments that passed the header policy -> (alg, kid); cleared when full.
+_ACCEPTED_HEADERS: Final[dict[str, tuple[str, str]]] = {}
+_MAX_ACCEPTED_HEADERS: Final = 256
 
 
 def _invalid(reason: str) -> InvalidToken:
@@ -60,7 +64,12 @@ class ParsedToken:
 
 
 def parse_token(token: object) -> ParsedToken:
-    """Split and decode a compact JWS and apply the header policy."""
+    """Split and decode a compact JWS and apply the header policy.
+
+    The header policy depends on the header segment alone, and a key's tokens
+    share one header: a segment that passed it once is remembered (a few hundred
+    at most) and not decoded twice or re-checked. joserfc still parses every token.
+    """
     if not isinstance(token, str):
         raise _invalid("malformed")
     if len(token) > MAX_TOKEN_LENGTH:
@@ -68,17 +77,28 @@ def parse_token(token: object) -> ParsedToken:
     segments = token.split(".")
     if len(segments) != 3 or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise _invalid("malformed")
+    accepted = _ACCEPTED_HEADERS.get(segments[0])
     try:
-        strict_protected_header(token)
+        if accepted is None:
+            strict_protected_header(token)
         compact = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
-        header = compact.headers()
     except ExceededSizeError as exc:
         raise _invalid("too_large") from exc
     except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise _invalid("malformed") from exc
+    if accepted is None:
+        accepted = _header_policy(compact.headers())
+        if len(_ACCEPTED_HEADERS) >= _MAX_ACCEPTED_HEADERS:
+            _ACCEPTED_HEADERS.clear()
+        _ACCEPTED_HEADERS[segments[0]] = accepted
+    alg, kid = accepted
+    return ParsedToken(alg=alg, kid=kid, compact=compact)
+
+
+def _header_policy(header: object) -> tuple[str, str]:
+    """The ``alg`` and ``kid`` of a decoded header that passes the policy, else InvalidToken."""
     if not isinstance(header, dict) or REFUSED_HEADERS.intersection(header):
         raise _invalid("malformed")
-
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
         raise _invalid("unsupported_algorithm")
@@ -92,18 +112,26 @@ def parse_token(token: object) -> ParsedToken:
         _PARSE_REGISTRY.check_header(header)  # joserfc's own member types and names
     except JoseError as exc:
         raise _invalid("malformed") from exc
-    return ParsedToken(alg=alg, kid=kid, compact=compact)
+    return alg, kid
 
 
 def check_signature(token: ParsedToken, key: VerificationKey) -> None:
-    """Verify with the key's algorithm; the token's ``alg`` must be one the key allows."""
+    """Verify with the key's algorithm; the token's ``alg`` must be one the key allows.
+
+    joserfc's own steps of ``validate_compact`` minus its second header check
+    (``parse_token`` made it): the pinned algorithm checks the key, then verifies
+    the signing input against the decoded signature.
+    """
     if token.alg not in key.algs:
         raise _invalid("unsupported_algorithm")
+    segments = token.compact.segments
     try:
-        valid = jws.validate_compact(token.compact, key.key, registry=registry_for(token.alg))
-    except JoseError:
-        valid = False
-    if not valid:
+        algorithm = registry_for(token.alg).get_alg(token.alg)
+        algorithm.check_key(key.key)
+        signature = urlsafe_b64decode(segments["signature"])
+    except (JoseError, ValueError):
+        raise _invalid("bad_signature") from None
+    if not algorithm.verify(segments["header"] + b"." + segments["payload"], signature, key.key):
         raise _invalid("bad_signature")
 
 
