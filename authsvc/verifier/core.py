@@ -171,7 +171,7 @@ class VerifierCore:
         if entry is None:
             return None
         now = self._clock()
-        if not self.cache.serves_without_fetch(now):
+        if now >= self.cache.fresh_until and not self.cache.serves_without_fetch(now):
             return None
         if entry.exp <= now - self.leeway:
             self.verified.discard(token)
@@ -184,7 +184,7 @@ class VerifierCore:
             proof = check_binding(token, claims, dpop, now=now, leeway=self.dpop_leeway, nonces=self.nonces)
         if scopes:
             check_scopes(claims, scopes)
-        return copy_claims(claims, entry.nested), proof
+        return (copy_claims(claims, True) if entry.nested else claims.copy()), proof
 
     def record_failure(self, why: str) -> None:
         """Feed a failed fetch (network error, oversized body) to the cache."""

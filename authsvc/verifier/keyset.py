@@ -201,6 +201,9 @@ class KeyCache:
         self._failures = 0
         #: Completed fetch attempts; moves on every success and every failure.
         self.generation = 0
+        #: Until when the keys are fresh (-inf while none are loaded): a float to compare
+        #: with, for the per-request path of tokens verified before.
+        self.fresh_until = -math.inf
 
     @property
     def keys(self) -> Mapping[str, VerificationKey]:
@@ -277,6 +280,7 @@ class KeyCache:
             max_cache=self._max_cache,
         )
         self._expires_at = now + lifetime
+        self.fresh_until = self._expires_at if self._loaded else -math.inf
         self._last_attempt_at = now
         self._retry_at = -math.inf
         self._failures = 0

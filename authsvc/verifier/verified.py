@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
 __all__ = ["DEFAULT_MAX_SIZE", "VerifiedToken", "VerifiedTokens", "copy_claims"]
@@ -78,18 +78,17 @@ class VerifiedTokens:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
             raise ValueError("token_cache_size must be an integer >= 0")
         self.max_size = max_size
-        # Insertion order is eviction order; OrderedDict evicts its oldest in O(1).
+        # Insertion order is eviction order; OrderedDict evicts its oldest in O(1). The
+        # dict is only ever changed in place, so ``get`` can be its own bound method.
         self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
         self._lock = threading.Lock()
         #: Moves on every drop: an insertion prepared before a drop is discarded.
         self.epoch = 0
+        #: The entry for exactly this token, if any (a single dict read: atomic, no lock).
+        self.get: Callable[[str], VerifiedToken | None] = self._entries.get
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def get(self, token: str) -> VerifiedToken | None:
-        """The entry for exactly this token, if any."""
-        return self._entries.get(token)
 
     def put(self, token: str, entry: VerifiedToken, epoch: int) -> None:
         """Remember a verified token, unless a drop happened since ``epoch`` was read."""
@@ -115,10 +114,11 @@ class VerifiedTokens:
             return
         with self._lock:
             self.epoch += 1
-            self._entries = OrderedDict((t, e) for t, e in self._entries.items() if e.kid not in kids)
+            for token in [t for t, entry in self._entries.items() if entry.kid in kids]:
+                del self._entries[token]
 
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
             self.epoch += 1
-            self._entries = OrderedDict()
+            self._entries.clear()
