@@ -137,6 +137,11 @@ class Verifier:
         """The server nonces DPoP proofs must carry, if this verifier demands them."""
         return self._core.nonces
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many verified tokens are remembered now (at most ``token_cache_size``)."""
+        return len(self._core.verified)
+
     async def verify(
         self, token: str, *, scopes: str | Collection[str] = (), dpop: DpopRequest | None = None
     ) -> dict[str, Any]:
@@ -155,7 +160,10 @@ class Verifier:
                     if not self._core.needs_fetch(parsed):
                         break
                     await self._fetch(generation)
-                seen = self._core.finish(token, parsed, required, dpop)
+                # A refresh that kept the token's key keeps the token (no re-verification storm).
+                seen = self._core.cached(token, required, dpop) or self._core.finish(
+                    token, parsed, required, dpop
+                )
             claims, proof = seen
             if proof is not None:
                 await self._remember(proof)
@@ -294,6 +302,11 @@ class SyncVerifier:
         """The server nonces DPoP proofs must carry, if this verifier demands them."""
         return self._core.nonces
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many verified tokens are remembered now (at most ``token_cache_size``)."""
+        return len(self._core.verified)
+
     def verify(
         self, token: str, *, scopes: str | Collection[str] = (), dpop: DpopRequest | None = None
     ) -> dict[str, Any]:
@@ -311,7 +324,10 @@ class SyncVerifier:
                     if not self._core.needs_fetch(parsed):
                         break
                     self._fetch(generation)
-                seen = self._core.finish(token, parsed, required, dpop)
+                # A refresh that kept the token's key keeps the token (no re-verification storm).
+                seen = self._core.cached(token, required, dpop) or self._core.finish(
+                    token, parsed, required, dpop
+                )
             claims, proof = seen
             if proof is not None:
                 self._remember(proof)
