@@ -42,7 +42,8 @@ __all__ = [
     "parse_token",
 ]
 
-_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
+# Three non-empty base64url segments, matched in one pass.
+_COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Size limits and header-name checks only; the algorithm is pinned per key later.
 _PARSE_REGISTRY: Final = PinnedRegistry(ASYMMETRIC_ALGS)
 # Header segments that passed the header policy -> (alg, kid); cleared when full.
@@ -74,9 +75,9 @@ def parse_token(token: object) -> ParsedToken:
         raise _invalid("malformed")
     if len(token) > MAX_TOKEN_LENGTH:
         raise _invalid("too_large")
-    segments = token.split(".")
-    if len(segments) != 3 or not all(_SEGMENT.fullmatch(s) for s in segments):
+    if _COMPACT.fullmatch(token) is None:
         raise _invalid("malformed")
+    segments = token.split(".")
     accepted = _ACCEPTED_HEADERS.get(segments[0])
     try:
         if accepted is None:
