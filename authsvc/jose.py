@@ -170,7 +170,9 @@ def strict_json(data: bytes | str) -> Any:
     ``json.loads`` reads it (bytes in any UTF it detects, a str BOM refused).
     """
     if isinstance(data, bytes | bytearray):
-        text = data.decode(json.detect_encoding(data), "surrogatepass")
+        # An object's "{" then a non-NUL byte is UTF-8 to json.detect_encoding: skip asking it.
+        utf8 = data[:1] == b"{" and data[1:2] != b"\x00"
+        text = data.decode("utf-8" if utf8 else json.detect_encoding(data), "surrogatepass")
     elif isinstance(data, str):
         if data.startswith("\ufeff"):
             raise ValueError("JSON text starts with a BOM")
