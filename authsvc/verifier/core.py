@@ -170,7 +170,7 @@ class VerifierCore:
         entry = self.verified.get(token)
         if entry is None:
             return None
-        now = self._clock()
+        now = float(self._clock())
         if now >= self.cache.fresh_until and not self.cache.serves_without_fetch(now):
             return None
         if entry.exp <= now - self.leeway:
