@@ -147,11 +147,9 @@ def rsa_modulus_bits(n: str) -> int:
 
 
 def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise ValueError("duplicate member")
-        obj[name] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member")
     return obj
 
 
@@ -159,14 +157,29 @@ def _no_constants(name: str) -> Any:
     raise ValueError("NaN and Infinity are not JSON")
 
 
+# One decoder for every call: json.loads with hooks builds a new one each time.
+_STRICT_DECODER: Final = json.JSONDecoder(object_pairs_hook=_strict_object, parse_constant=_no_constants)
+
+
 def strict_json(data: bytes | str) -> Any:
     """JSON as RFC 8259 means it for JOSE: no duplicate members, no NaN or Infinity.
 
     joserfc (like ``json.loads``) keeps the last of duplicate members, so a
     header ``{"alg":"none",...,"alg":"RS256"}`` would mean different things to
-    different parsers; we refuse it before anything reads it.
+    different parsers; we refuse it before anything reads it. Text is read as
+    ``json.loads`` reads it (bytes in any UTF it detects, a str BOM refused).
     """
-    return json.loads(data, object_pairs_hook=_strict_object, parse_constant=_no_constants)
+    if isinstance(data, bytes | bytearray):
+        # An object's "{" then a non-NUL byte is UTF-8 to json.detect_encoding: skip asking it.
+        utf8 = data[:1] == b"{" and data[1:2] != b"\x00"
+        text = data.decode("utf-8" if utf8 else json.detect_encoding(data), "surrogatepass")
+    elif isinstance(data, str):
+        if data.startswith("\ufeff"):
+            raise ValueError("JSON text starts with a BOM")
+        text = data
+    else:
+        raise TypeError("strict_json takes bytes or str")
+    return _STRICT_DECODER.decode(text)
 
 
 def strict_protected_header(token: str) -> None:

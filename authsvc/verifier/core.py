@@ -25,6 +25,7 @@ from authsvc.verifier.keyset import KeyCache
 from authsvc.verifier.nonces import NonceSource
 from authsvc.verifier.replay import InMemoryReplayCache, ReplayCache
 from authsvc.verifier.token import ParsedToken, check_claims, check_scopes, check_signature, parse_token
+from authsvc.verifier.verified import DEFAULT_MAX_SIZE, VerifiedToken, VerifiedTokens, copy_claims
 
 __all__ = ["FETCH_TIMEOUT", "Clock", "VerifierCore", "scope_list"]
 
@@ -85,6 +86,7 @@ class VerifierCore:
         dpop_replay: ReplayCache | None = None,
         dpop_nonces: NonceSource | None = None,
         dpop_leeway: float = 60,
+        token_cache_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ValueError("issuer must be a non-empty string")
@@ -115,6 +117,8 @@ class VerifierCore:
         )
         self.nonces = dpop_nonces
         self.dpop_leeway = _non_negative("dpop_leeway", dpop_leeway)
+        #: Tokens verified before (see :mod:`authsvc.verifier.verified`).
+        self.verified = VerifiedTokens(token_cache_size)
 
     def now(self) -> float:
         """The injected clock's time."""
@@ -138,8 +142,49 @@ class VerifierCore:
         return self.cache.request_headers()
 
     def record_response(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        """Feed an HTTP answer from the JWKS endpoint to the cache."""
+        """Feed an HTTP answer from the JWKS endpoint to the cache.
+
+        A key set that lost a ``kid`` (or holds another key under it) drops the
+        tokens verified with it from the verified-token cache at once.
+        """
+        before = self.cache.keys
         self.cache.record_response(status, headers, body, self.now())
+        after = self.cache.keys
+        if after is not before:
+            self.verified.drop_kids({kid for kid, key in before.items() if after.get(kid) != key})
+
+    def cached(
+        self, token: str, scopes: Collection[str], dpop: DpopRequest | None
+    ) -> tuple[dict[str, Any], DpopProof | None] | None:
+        """A token verified before: the claims (a copy) and the proof, after the per-call checks.
+
+        None sends the caller the long way: not cached, the key set due for a
+        fetch or unusable, or the token outside its time window (the long way
+        then gives the reason). What a hit still checks, as :meth:`finish` does:
+        the time claims at the injected clock with the leeway, the DPoP binding
+        and proof, then the scopes. What it skips: the signature, the JOSE
+        parsing, the issuer and audience (fixed per verifier).
+        """
+        if type(token) is not str:  # exactly str: a subclass could redefine equality
+            return None
+        entry = self.verified.get(token)
+        if entry is None:
+            return None
+        now = float(self._clock())
+        if now >= self.cache.fresh_until and not self.cache.serves_without_fetch(now):
+            return None
+        if entry.exp <= now - self.leeway:
+            self.verified.discard(token)
+            return None
+        if entry.not_before > now + self.leeway:
+            return None
+        claims = entry.claims
+        proof = None
+        if entry.bound or dpop is not None:
+            proof = check_binding(token, claims, dpop, now=now, leeway=self.dpop_leeway, nonces=self.nonces)
+        if scopes:
+            check_scopes(claims, scopes)
+        return (copy_claims(claims, True) if entry.nested else claims.copy()), proof
 
     def record_failure(self, why: str) -> None:
         """Feed a failed fetch (network error, oversized body) to the cache."""
@@ -152,9 +197,15 @@ class VerifierCore:
 
         The binding is checked before the scopes (a bound token sent as Bearer is
         401, whatever its scopes); the replay cache comes last, so a refused
-        request never spends a proof.
+        request never spends a proof. A token that passes its own checks is
+        remembered (the binding and the scopes are per call).
         """
+        epoch = self.verified.epoch
         claims = self.authenticate(parsed)
+        if self.verified.max_size and type(token) is str:
+            entry = VerifiedToken(claims, parsed.kid)
+            self.verified.put(token, entry, epoch)
+            claims = copy_claims(claims, entry.nested)
         proof = check_binding(
             token, claims, dpop, now=self.now(), leeway=self.dpop_leeway, nonces=self.nonces
         )

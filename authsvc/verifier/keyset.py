@@ -201,6 +201,14 @@ class KeyCache:
         self._failures = 0
         #: Completed fetch attempts; moves on every success and every failure.
         self.generation = 0
+        #: Until when the keys are fresh (-inf while none are loaded): a float to compare
+        #: with, for the per-request path of tokens verified before.
+        self.fresh_until = -math.inf
+
+    @property
+    def keys(self) -> Mapping[str, VerificationKey]:
+        """The cached keys by ``kid``, fresh or stale (replaced, never mutated, by a fetch)."""
+        return self._keys
 
     def get(self, kid: str) -> VerificationKey | None:
         """The cached key with this ``kid``, fresh or stale."""
@@ -213,6 +221,16 @@ class KeyCache:
     def is_usable(self, now: float) -> bool:
         """Keys are loaded and at most ``stale_if_error`` past their lifetime."""
         return self._loaded and now < self._expires_at + self._stale_if_error
+
+    def serves_without_fetch(self, now: float) -> bool:
+        """Keys are usable and no fetch is due: fresh, or stale while backing off after a failure.
+
+        What a token verified earlier may rely on; otherwise the caller goes the
+        long way (fetch if due, then check), which is how a removed ``kid`` is learned.
+        """
+        if now < self._expires_at:
+            return self._loaded
+        return self._loaded and now < self._retry_at and now < self._expires_at + self._stale_if_error
 
     def should_refresh(self, now: float) -> bool:
         """Cold or expired, and not backing off after a failure."""
@@ -262,6 +280,7 @@ class KeyCache:
             max_cache=self._max_cache,
         )
         self._expires_at = now + lifetime
+        self.fresh_until = self._expires_at if self._loaded else -math.inf
         self._last_attempt_at = now
         self._retry_at = -math.inf
         self._failures = 0

@@ -41,9 +41,13 @@ __all__ = [
     "parse_token",
 ]
 
-_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
+# Three non-empty base64url segments, matched in one pass.
+_COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Size limits and header-name checks only; the algorithm is pinned per key later.
 _PARSE_REGISTRY: Final = PinnedRegistry(ASYMMETRIC_ALGS)
+# Header segments that passed the header policy -> (alg, kid); cleared when full.
+_ACCEPTED_HEADERS: Final[dict[str, tuple[str, str]]] = {}
+_MAX_ACCEPTED_HEADERS: Final = 256
 
 
 def _invalid(reason: str) -> InvalidToken:
@@ -60,25 +64,41 @@ class ParsedToken:
 
 
 def parse_token(token: object) -> ParsedToken:
-    """Split and decode a compact JWS and apply the header policy."""
+    """Split and decode a compact JWS and apply the header policy.
+
+    The header policy depends on the header segment alone, and a key's tokens
+    share one header: a segment that passed it once is remembered (a few hundred
+    at most) and not decoded twice or re-checked. joserfc still parses every token.
+    """
     if not isinstance(token, str):
         raise _invalid("malformed")
     if len(token) > MAX_TOKEN_LENGTH:
         raise _invalid("too_large")
-    segments = token.split(".")
-    if len(segments) != 3 or not all(_SEGMENT.fullmatch(s) for s in segments):
+    if _COMPACT.fullmatch(token) is None:
         raise _invalid("malformed")
+    segments = token.split(".")
+    accepted = _ACCEPTED_HEADERS.get(segments[0])
     try:
-        strict_protected_header(token)
+        if accepted is None:
+            strict_protected_header(token)
         compact = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
-        header = compact.headers()
     except ExceededSizeError as exc:
         raise _invalid("too_large") from exc
     except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise _invalid("malformed") from exc
+    if accepted is None:
+        accepted = _header_policy(compact.headers())
+        if len(_ACCEPTED_HEADERS) >= _MAX_ACCEPTED_HEADERS:
+            _ACCEPTED_HEADERS.clear()
+        _ACCEPTED_HEADERS[segments[0]] = accepted
+    alg, kid = accepted
+    return ParsedToken(alg=alg, kid=kid, compact=compact)
+
+
+def _header_policy(header: object) -> tuple[str, str]:
+    """The ``alg`` and ``kid`` of a decoded header that passes the policy, else InvalidToken."""
     if not isinstance(header, dict) or REFUSED_HEADERS.intersection(header):
         raise _invalid("malformed")
-
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGS:
         raise _invalid("unsupported_algorithm")
@@ -92,16 +112,21 @@ def parse_token(token: object) -> ParsedToken:
         _PARSE_REGISTRY.check_header(header)  # joserfc's own member types and names
     except JoseError as exc:
         raise _invalid("malformed") from exc
-    return ParsedToken(alg=alg, kid=kid, compact=compact)
+    return alg, kid
 
 
 def check_signature(token: ParsedToken, key: VerificationKey) -> None:
-    """Verify with the key's algorithm; the token's ``alg`` must be one the key allows."""
+    """Verify with the key's algorithm; the token's ``alg`` must be one the key allows.
+
+    joserfc's ``validate_compact`` does it, with the registry pinned to the
+    token's algorithm: the signing input, the signature's decoding and the
+    check are the JOSE library's, never ours.
+    """
     if token.alg not in key.algs:
         raise _invalid("unsupported_algorithm")
     try:
         valid = jws.validate_compact(token.compact, key.key, registry=registry_for(token.alg))
-    except JoseError:
+    except (JoseError, ValueError):
         valid = False
     if not valid:
         raise _invalid("bad_signature")

@@ -30,6 +30,7 @@ from authsvc.verifier.errors import InvalidToken
 from authsvc.verifier.keyset import MAX_JWKS_BYTES
 from authsvc.verifier.nonces import NonceSource
 from authsvc.verifier.replay import ReplayCache
+from authsvc.verifier.verified import DEFAULT_MAX_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -71,6 +72,11 @@ class Verifier:
     default; :class:`~authsvc.verifier.RedisReplayCache` to share it between
     instances), ``dpop_nonces`` makes proofs carry a server nonce, and
     ``dpop_leeway`` is how far a proof's ``iat`` may be from now, in seconds.
+
+    ``token_cache_size``: how many verified tokens to remember (0: none), so a
+    token seen again skips its signature check and its parsing; the time
+    claims, the key set's freshness, DPoP and scopes are still checked on
+    every call (:mod:`authsvc.verifier.verified`).
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class Verifier:
         dpop_replay: ReplayCache | None = None,
         dpop_nonces: NonceSource | None = None,
         dpop_leeway: float = 60,
+        token_cache_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         self._core = VerifierCore(
             issuer,
@@ -103,6 +110,7 @@ class Verifier:
             dpop_replay=dpop_replay,
             dpop_nonces=dpop_nonces,
             dpop_leeway=dpop_leeway,
+            token_cache_size=token_cache_size,
         )
         self._http = http
         self._owns_http = http is None
@@ -129,6 +137,11 @@ class Verifier:
         """The server nonces DPoP proofs must carry, if this verifier demands them."""
         return self._core.nonces
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many verified tokens are remembered now (at most ``token_cache_size``)."""
+        return len(self._core.verified)
+
     async def verify(
         self, token: str, *, scopes: str | Collection[str] = (), dpop: DpopRequest | None = None
     ) -> dict[str, Any]:
@@ -137,15 +150,21 @@ class Verifier:
         ``dpop``: the request's proof, method and URL when it came with the DPoP
         scheme; a DPoP-bound token (``cnf.jkt``) is refused without one.
         """
-        required = scope_list(scopes)
+        required = scope_list(scopes) if scopes else ()
         try:
-            parsed = self._core.parse(token)
-            for _ in range(_MAX_FETCHES_PER_TOKEN):
-                generation = self._core.cache.generation
-                if not self._core.needs_fetch(parsed):
-                    break
-                await self._fetch(generation)
-            claims, proof = self._core.finish(token, parsed, required, dpop)
+            seen = self._core.cached(token, required, dpop)
+            if seen is None:
+                parsed = self._core.parse(token)
+                for _ in range(_MAX_FETCHES_PER_TOKEN):
+                    generation = self._core.cache.generation
+                    if not self._core.needs_fetch(parsed):
+                        break
+                    await self._fetch(generation)
+                # A refresh that kept the token's key keeps the token (no re-verification storm).
+                seen = self._core.cached(token, required, dpop) or self._core.finish(
+                    token, parsed, required, dpop
+                )
+            claims, proof = seen
             if proof is not None:
                 await self._remember(proof)
         except InvalidToken as exc:
@@ -242,6 +261,7 @@ class SyncVerifier:
         dpop_replay: ReplayCache | None = None,
         dpop_nonces: NonceSource | None = None,
         dpop_leeway: float = 60,
+        token_cache_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         self._core = VerifierCore(
             issuer,
@@ -256,6 +276,7 @@ class SyncVerifier:
             dpop_replay=dpop_replay,
             dpop_nonces=dpop_nonces,
             dpop_leeway=dpop_leeway,
+            token_cache_size=token_cache_size,
         )
         self._http = http
         self._owns_http = http is None
@@ -281,6 +302,11 @@ class SyncVerifier:
         """The server nonces DPoP proofs must carry, if this verifier demands them."""
         return self._core.nonces
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many verified tokens are remembered now (at most ``token_cache_size``)."""
+        return len(self._core.verified)
+
     def verify(
         self, token: str, *, scopes: str | Collection[str] = (), dpop: DpopRequest | None = None
     ) -> dict[str, Any]:
@@ -288,15 +314,21 @@ class SyncVerifier:
 
         ``dpop``: as for :meth:`Verifier.verify`.
         """
-        required = scope_list(scopes)
+        required = scope_list(scopes) if scopes else ()
         try:
-            parsed = self._core.parse(token)
-            for _ in range(_MAX_FETCHES_PER_TOKEN):
-                generation = self._core.cache.generation
-                if not self._core.needs_fetch(parsed):
-                    break
-                self._fetch(generation)
-            claims, proof = self._core.finish(token, parsed, required, dpop)
+            seen = self._core.cached(token, required, dpop)
+            if seen is None:
+                parsed = self._core.parse(token)
+                for _ in range(_MAX_FETCHES_PER_TOKEN):
+                    generation = self._core.cache.generation
+                    if not self._core.needs_fetch(parsed):
+                        break
+                    self._fetch(generation)
+                # A refresh that kept the token's key keeps the token (no re-verification storm).
+                seen = self._core.cached(token, required, dpop) or self._core.finish(
+                    token, parsed, required, dpop
+                )
+            claims, proof = seen
             if proof is not None:
                 self._remember(proof)
         except InvalidToken as exc:

@@ -38,6 +38,7 @@ def targets(report: Report, algs: tuple[str, ...], peer_measured: bool) -> list[
         out += _ceiling_targets(report, alg)
         out += _dpop_targets(report, alg)
         out += _refresh_targets(report, alg)
+        out += _verifier_targets(report, alg)
     out += _sign_in_targets(report)
     out += _health_targets(report)
     return out
@@ -187,6 +188,31 @@ def _ceiling_targets(report: Report, alg: str) -> list[Target]:
         ),
     ]
     return out
+
+
+#: Issue 18: a token seen before, against one raw verify; a token never seen, against PyJWT.
+VERIFIER_REPEAT_X_RAW = 20.0
+VERIFIER_FIRST_SEEN_X_PYJWT = 1.5
+
+
+def _verifier_targets(report: Report, alg: str) -> list[Target]:
+    """The verifier's cache of verified tokens and its first-seen path (issue 18)."""
+    return [
+        _at_least(
+            f"{alg} verifier repeat token ≥ {VERIFIER_REPEAT_X_RAW:g} x raw verify",
+            rate(report, f"{alg}.inproc.verify_repeat"),
+            rate(report, f"{alg}.inproc.raw_verify"),
+            VERIFIER_REPEAT_X_RAW,
+            f"{alg}.inproc.verify_repeat ÷ {alg}.inproc.raw_verify (cache hit ÷ cryptography)",
+        ),
+        _at_least(
+            f"{alg} verifier first-seen token ≥ {VERIFIER_FIRST_SEEN_X_PYJWT:g} x PyJWT decode",
+            rate(report, f"{alg}.inproc.verify"),
+            rate(report, f"{alg}.inproc.pyjwt_decode"),
+            VERIFIER_FIRST_SEEN_X_PYJWT,
+            f"{alg}.inproc.verify ÷ {alg}.inproc.pyjwt_decode (the same distinct tokens)",
+        ),
+    ]
 
 
 def dpop_cost(report: Report, alg: str, what: str) -> dict[str, float] | None:

@@ -1,6 +1,9 @@
 """In-process rows: authsvc's sign and the verifier's verify beside raw ``cryptography``; one argon2 hash;
 ``authsvc.dpop.check_proof`` on a proof of the same algorithm (no replay store: the proof's own check).
 
+The verifier twice (issue 18): on tokens it has never seen, beside PyJWT's ``decode`` of the same
+tokens, and on a token seen before (its cache of verified tokens).
+
 Measured on the server core, so that they compare with the HTTP rows.
 """
 
@@ -8,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
+import math
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from benchkit.config import ARGON2, PASSWORD, SCOPES
 from benchkit.console import log
 from benchkit.context import Bench
 from benchkit.report import Row
 from benchkit.stats import percentile
+
+if TYPE_CHECKING:
+    from authsvc.keys.generate import GeneratedKey
 
 __all__ = ["measure_argon2", "measure_crypto", "run"]
 
@@ -90,12 +99,9 @@ def _raw_crypto(private: object, data: bytes, signature: bytes) -> tuple[Callabl
 
 
 def measure_crypto(alg: str, seconds: float) -> list[Row]:
-    import httpx
-
     from authsvc.keys.generate import generate_key, jose_key
     from authsvc.keys.ring import LoadedKey
     from authsvc.tokens.issuer import ACCESS_TYP, new_jti, sign
-    from authsvc.verifier import Verifier
 
     issuer = "http://127.0.0.1:9"
     generated = generate_key(alg)
@@ -137,39 +143,113 @@ def measure_crypto(alg: str, seconds: float) -> list[Row]:
             None,
         ),
     ]
+    pool = [sign(loaded, ACCESS_TYP, {**claims, "jti": new_jti()}) for _ in range(_pool_size(seconds))]
+    rows += _verifier_rows(alg, issuer, generated, token, pool, seconds)
+    rows.append(_dpop_check_row(alg, seconds))
+    return rows
+
+
+def _pool_size(seconds: float) -> int:
+    """Distinct tokens for the first-seen rows: enough that cycling them never hits the cache."""
+    return 2000 if seconds >= 0.5 else 40
+
+
+def _verifier_rows(
+    alg: str, issuer: str, generated: GeneratedKey, token: str, pool: list[str], seconds: float
+) -> list[Row]:
+    """The verifier on tokens it has not seen (cycling ``pool`` through a cache half its size, so
+    every call misses and inserts), PyJWT's ``decode`` on the same tokens with the key object,
+    and the verifier on one token seen before (a cache hit)."""
+    import httpx
+    import jwt
+
+    from authsvc.verifier import Verifier
+
     jwks = {"keys": [generated.public_jwk]}
+    public = generated.private_key.public_key()
 
     def handler(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=jwks, headers={"Cache-Control": "public, max-age=300"})
 
-    async def verify_loop() -> _Timing:
+    async def verify_loops() -> tuple[_Timing, _Timing]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            verifier = Verifier(issuer, "authsvc", http=http)
+            first_seen = Verifier(issuer, "authsvc", http=http, token_cache_size=len(pool) // 2)
+            repeat = Verifier(issuer, "authsvc", http=http)
             for _ in range(20):
-                await verifier.verify(token)
-            latencies: list[float] = []
-            clock = time.perf_counter
-            start = clock()
-            deadline = start + seconds
-            for _ in range(10_000_000):
-                t0 = clock()
-                await verifier.verify(token)
-                t1 = clock()
-                latencies.append(t1 - t0)
-                if t1 >= deadline:
-                    break
-            return len(latencies), clock() - start, sorted(latencies)
+                await repeat.verify(token)
+            await first_seen.verify(pool[0])
+            return await _timed_async(first_seen.verify, pool, seconds), await _timed_hits(
+                repeat.verify, token, seconds
+            )
 
-    rows.append(
+    def pyjwt_decode(compact: str) -> object:
+        return jwt.decode(compact, public, algorithms=[alg], audience="authsvc", issuer=issuer)
+
+    first_seen, repeat = asyncio.run(verify_loops())
+    return [
         _crypto_row(
             f"{alg}.inproc.verify",
-            f"authsvc.verifier Verifier.verify, cached JWKS ({alg})",
-            asyncio.run(verify_loop()),
+            f"authsvc.verifier Verifier.verify, first-seen tokens ({len(pool)} distinct), "
+            f"cached JWKS ({alg})",
+            first_seen,
             f"{alg}.inproc.raw_verify",
-        )
-    )
-    rows.append(_dpop_check_row(alg, seconds))
-    return rows
+        ),
+        _crypto_row(
+            f"{alg}.inproc.pyjwt_decode",
+            f"PyJWT jwt.decode with the key object, the same {len(pool)} tokens ({alg})",
+            _timed_pool(pyjwt_decode, pool, seconds),
+            f"{alg}.inproc.raw_verify",
+        ),
+        _crypto_row(
+            f"{alg}.inproc.verify_repeat",
+            f"authsvc.verifier Verifier.verify, a token seen before: cache hit ({alg}); "
+            "each call gets a fresh copy of the string (its hash not cached), made outside the timing",
+            repeat,
+            f"{alg}.inproc.raw_verify",
+        ),
+    ]
+
+
+def _timed_pool(fn: Callable[[str], object], pool: list[str], seconds: float) -> _Timing:
+    """``_timed`` over the tokens of ``pool`` in turn."""
+    turn = itertools.cycle(pool)
+    return _timed(lambda: fn(next(turn)), seconds)
+
+
+async def _timed_async(fn: Callable[[str], Awaitable[object]], pool: list[str], seconds: float) -> _Timing:
+    """``_timed`` for a coroutine function, over the tokens of ``pool`` in turn."""
+    latencies: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    deadline = start + seconds
+    for compact in itertools.cycle(pool):
+        t0 = clock()
+        await fn(compact)
+        t1 = clock()
+        latencies.append(t1 - t0)
+        if t1 >= deadline:
+            break
+    return len(latencies), clock() - start, sorted(latencies)
+
+
+async def _timed_hits(fn: Callable[[str], Awaitable[object]], token: str, seconds: float) -> _Timing:
+    """Calls with one token, each on a new copy of the string as a request would bring it.
+
+    The copy is made outside the timing, so the rate is calls ÷ the time spent in them.
+    """
+    latencies: list[float] = []
+    clock = time.perf_counter
+    head, tail = token[:-1], token[-1]
+    deadline = clock() + seconds
+    for _ in range(50_000_000):
+        fresh = head + tail
+        t0 = clock()
+        await fn(fresh)
+        t1 = clock()
+        latencies.append(t1 - t0)
+        if t1 >= deadline:
+            break
+    return len(latencies), math.fsum(latencies), sorted(latencies)
 
 
 def _dpop_check_row(alg: str, seconds: float) -> Row:
