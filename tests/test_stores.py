@@ -21,7 +21,7 @@ from authsvc.store.sql.clients import DuplicateClient, SqlClientStore
 from authsvc.store.sql.engine import create_engine
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import DuplicateUser, SqlUserStore
-from authsvc.tokens.family_decisions import Outcome, Rotation, open_session, rotate
+from authsvc.tokens.family_decisions import Outcome, Refresh, Rotation, open_session, rotate
 from tests.support import fresh_postgres_database
 
 NOW = 1_800_000_000.0
@@ -112,14 +112,16 @@ async def _rotate(
     """Present the token ``jti`` (its bytes: ``digest``, by default the ones issued)."""
     return await rotate(
         stores.sessions,
-        jti=jti,
-        client_id=client_id,
-        now=now,
-        grace=grace,
-        successor_jti=successor.jti,
-        successor=lambda _s: successor,
-        digest=digest or f"d-{jti}",
-        signed=lambda: signed,
+        Refresh(
+            jti=jti,
+            client_id=client_id,
+            now=now,
+            grace=grace,
+            successor_jti=successor.jti,
+            successor=lambda _s: successor,
+            digest=digest or f"d-{jti}",
+            signed=lambda: signed,
+        ),
     )
 
 

@@ -20,7 +20,7 @@ from authsvc.keys.ring import KeyRing
 from authsvc.scopes import granted_scopes, scope_str
 from authsvc.store.protocols import SessionWriter
 from authsvc.store.records import Client, SessionRecord, User
-from authsvc.tokens.family_decisions import Outcome, open_session, rotate
+from authsvc.tokens.family_decisions import Outcome, Refresh, open_session, rotate
 from authsvc.tokens.id_token import IdTokenRequest
 from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti, token_digest
 from authsvc.tokens.validation import TokenRejected, check_token
@@ -165,8 +165,7 @@ class Families:
         scopes = granted_scopes(frozenset(str(claims.get("scope", "")).split()), requested)
         key = self.issuer.signing_key()
         successor_jti = new_jti()
-        result = await rotate(
-            self.store,
+        refresh = Refresh(
             jti=claims["jti"],
             client_id=client.id,
             now=now,
@@ -185,6 +184,7 @@ class Families:
             digest=token_digest(token),
             signed=signed,
         )
+        result = await rotate(self.store, refresh)
         user_id = claims.get("sub") if isinstance(claims.get("sub"), str) else None
         sid = result.session_id
         if result.outcome is Outcome.ROTATED or result.outcome is Outcome.REPLAYED:

@@ -28,7 +28,7 @@ from enum import StrEnum
 from authsvc.store.protocols import SessionTransaction, SessionWriter
 from authsvc.store.records import IssuedRefreshToken, SessionRecord
 
-__all__ = ["Outcome", "Rotation", "open_family", "open_session", "rotate", "rotate_family"]
+__all__ = ["Outcome", "Refresh", "Rotation", "open_family", "open_session", "rotate", "rotate_family"]
 
 
 class Outcome(StrEnum):
@@ -89,29 +89,38 @@ def open_family(
     return token
 
 
-def rotate_family(
-    tx: SessionTransaction,
-    *,
-    jti: str,
-    client_id: str,
-    now: float,
-    grace: int,
-    successor_jti: str,
-    successor: Callable[[SessionRecord], IssuedRefreshToken],
-    digest: str,
-    signed: Callable[[], bool],
-) -> Rotation:
-    """Spend ``jti`` and record its successor, or decide what a replay of it means.
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """A presented refresh token and what to record if it is spent now.
 
-    The presented token is authentic when its ``digest`` is the one its row
+    ``digest``: SHA-256 of the presented bytes; ``signed``: our signature check
+    of them, asked only for a row from before digests were kept; ``successor``:
+    the new tokens (signed inside the transaction), carrying ``successor_jti``.
+    """
+
+    jti: str
+    client_id: str
+    now: float
+    grace: int
+    successor_jti: str
+    successor: Callable[[SessionRecord], IssuedRefreshToken]
+    digest: str
+    signed: Callable[[], bool]
+
+
+def rotate_family(tx: SessionTransaction, refresh: Refresh) -> Rotation:
+    """Spend the presented token and record its successor, or decide what a replay of it means.
+
+    The presented token is authentic when its digest is the one its row
     keeps; a row from before digests were kept asks ``signed`` (our signature
     check) instead. An inauthentic token never spends nor revokes anything.
     """
-    spent = tx.spend(jti, client_id, now, successor_jti, digest)
+    jti, now, grace, successor_jti = refresh.jti, refresh.now, refresh.grace, refresh.successor_jti
+    spent = tx.spend(jti, refresh.client_id, now, successor_jti, refresh.digest)
     if spent is None:
-        return _replayed(tx, jti, client_id, now, digest, signed)
+        return _replayed(tx, refresh)
     session_id, stored_digest = spent
-    if stored_digest is None and not signed():
+    if stored_digest is None and not refresh.signed():
         raise _Forged
     found = tx.session_and_user_disabled(session_id)
     if found is None:
@@ -119,7 +128,7 @@ def rotate_family(
     if _ended(found, now):
         raise _Ended(session_id)
     session = found[0]
-    token = successor(session)
+    token = refresh.successor(session)
     if token.jti != successor_jti:
         raise ValueError("the successor must carry the jti the spend recorded")
     tx.insert_token(token, session)
@@ -131,16 +140,15 @@ def rotate_family(
     return Rotation(Outcome.ROTATED, body=token.body, session_id=session.id)
 
 
-def _replayed(
-    tx: SessionTransaction, jti: str, client_id: str, now: float, digest: str, signed: Callable[[], bool]
-) -> Rotation:
+def _replayed(tx: SessionTransaction, refresh: Refresh) -> Rotation:
     """A token the compare-and-set did not spend: unknown, forged, expired, or a replay."""
-    token = tx.token(jti)
+    client_id, now, digest = refresh.client_id, refresh.now, refresh.digest
+    token = tx.token(refresh.jti)
     if token is None:
         return Rotation(Outcome.INVALID, reason="unknown refresh token")
     if token.digest is not None and not hmac.compare_digest(token.digest, digest):
         return Rotation(Outcome.INVALID, reason="not the token issued")  # never reuse: nothing revoked
-    if token.digest is None and not signed():
+    if token.digest is None and not refresh.signed():
         return Rotation(Outcome.INVALID, reason="bad signature")
     if token.client_id != client_id:
         return Rotation(Outcome.INVALID, session_id=token.session_id, reason="other client")
@@ -167,34 +175,11 @@ def _ended(found: tuple[SessionRecord, bool], now: float) -> bool:
     return session.revoked_at is not None or session.expires_at <= now or user_disabled
 
 
-async def rotate(
-    store: SessionWriter,
-    *,
-    jti: str,
-    client_id: str,
-    now: float,
-    grace: int,
-    successor_jti: str,
-    successor: Callable[[SessionRecord], IssuedRefreshToken],
-    digest: str,
-    signed: Callable[[], bool],
-) -> Rotation:
+async def rotate(store: SessionWriter, refresh: Refresh) -> Rotation:
     """``rotate_family`` in one transaction of ``store``; a session that ended, or a forged
     token, rolls the spend back."""
     try:
-        return await store.write(
-            lambda tx: rotate_family(
-                tx,
-                jti=jti,
-                client_id=client_id,
-                now=now,
-                grace=grace,
-                successor_jti=successor_jti,
-                successor=successor,
-                digest=digest,
-                signed=signed,
-            )
-        )
+        return await store.write(lambda tx: rotate_family(tx, refresh))
     except _Ended as ended:
         return Rotation(Outcome.INVALID, session_id=ended.session_id, reason="session ended")
     except _Forged:
