@@ -364,7 +364,9 @@ def when(ts: float) -> str:
 def test_keys_list_shows_states_times_and_a_timeline(tmp_path: Path) -> None:
     env = keys_env(tmp_path)
     _a, b, c = busy_store(env)
-    pending = seed_more(env, sign_from=+2, created=-3)
+    # Two minutes ahead: a slow CLI start on a loaded machine (the key decryption) must not
+    # reach it (at +2 s the pending key had started signing by the time `keys list` read it).
+    pending = seed_more(env, sign_from=+120, created=-3)
     result = run_cli("keys", "list", env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
