@@ -128,3 +128,57 @@ async def test_a_row_from_before_digests_still_needs_our_signature(harness: AppH
     for forged in _forgeries(token).values():
         assert_error(await harness.refresh(forged), 400, "invalid_grant")
     assert not await _family_revoked(harness, sid), "expected a forged replay of an old row not reuse"
+
+
+# --- a spent token of a key revoked since (found by the one-hour soak) ---------------------------
+async def test_a_spent_token_of_a_revoked_key_replayed_is_still_reuse(harness_factory: Any) -> None:
+    """A refresh token is spent, the key that signed it is revoked, then it comes back. Before,
+    the revoked kid refused it before the database was asked, so the reuse went unnoticed and
+    the family's latest token (signed by the new key) kept working."""
+    from authsvc.keys.rotation import revoke_key, rotate
+    from authsvc.keys.setup import lifetimes
+    from tests.support import wait_for_key_poll
+
+    harness: AppHarness = await harness_factory(signing_alg="EdDSA", key_standby=False)
+    tokens = await _login(harness)
+    spent = tokens["refresh_token"]
+    old = harness.services.keys.signing_key().kid
+    store = harness.services.key_watcher.store
+    life = lifetimes(harness.settings)
+    (created,) = [
+        c for c in rotate(store, life, harness.clock, "EdDSA", None, force=True) if c.action == "created"
+    ]
+    new = next(k for k in store.read().keys if k.kid == created.kid)
+    harness.clock.advance(new.sign_from - harness.clock.now() + 1)  # the new key signs; the old retires
+    await wait_for_key_poll(harness.services)
+    latest = (await harness.refresh(spent)).json()["refresh_token"]
+    assert claims_of(latest)["sid"] == claims_of(spent)["sid"]
+    assert harness.services.keys.signing_key().kid != old, "expected the new key to sign the successor"
+    revoke_key(store, old, harness.clock, "EdDSA", None)
+    await wait_for_key_poll(harness.services)
+
+    assert_error(await harness.refresh(spent), 400, "invalid_grant")
+    assert await _family_revoked(harness, claims_of(spent)["sid"]), "expected the replay taken for reuse"
+    assert_error(await harness.refresh(latest), 400, "invalid_grant")
+
+
+async def test_an_unspent_token_of_a_revoked_key_is_refused_and_revokes_nothing(
+    harness_factory: Any,
+) -> None:
+    from authsvc.keys.rotation import revoke_key, rotate
+    from authsvc.keys.setup import lifetimes
+    from tests.support import wait_for_key_poll
+
+    harness: AppHarness = await harness_factory(signing_alg="EdDSA", key_standby=False)
+    tokens = await _login(harness)
+    token = tokens["refresh_token"]
+    old = harness.services.keys.signing_key().kid
+    store = harness.services.key_watcher.store
+    rotate(store, lifetimes(harness.settings), harness.clock, "EdDSA", None, force=True)
+    revoke_key(store, old, harness.clock, "EdDSA", None)
+    await wait_for_key_poll(harness.services)
+    for presented in (token, with_claims(token, scope="admin")):
+        assert_error(await harness.refresh(presented), 400, "invalid_grant")
+    row = await _row(harness, claims_of(token)["jti"])
+    assert row.spent_at is None
+    assert not await _family_revoked(harness, claims_of(token)["sid"])

@@ -19,11 +19,18 @@ from authsvc.events import Events, RefreshReplayed, RefreshReuseDetected, Refres
 from authsvc.keys.ring import KeyRing
 from authsvc.scopes import granted_scopes, scope_str
 from authsvc.store.protocols import SessionWriter
-from authsvc.store.records import Client, SessionRecord, User
-from authsvc.tokens.family_decisions import Outcome, Refresh, open_session, rotate
+from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
+from authsvc.tokens.family_decisions import (
+    Outcome,
+    Refresh,
+    Rotation,
+    open_session,
+    replay_under_distrusted_key,
+    rotate,
+)
 from authsvc.tokens.id_token import IdTokenRequest
 from authsvc.tokens.issuer import REFRESH_TYP, TokenIssuer, new_jti, token_digest
-from authsvc.tokens.validation import TokenRejected, check_token
+from authsvc.tokens.validation import TokenRejected, check_token, peek_claims
 
 __all__ = ["BrowserSignIn", "Families", "TokenResponse"]
 
@@ -140,10 +147,12 @@ class Families:
         now = self.clock.now()
         # Everything but our signature: the row keeps the digest of the bytes we issued, and
         # the spend below matches it (so these claims only refuse until then). The kid still
-        # decides: a token of a revoked or retired key is refused here.
+        # decides: a token of a revoked or retired key is never spent.
         try:
             claims, _kid = self._check(token, now, signature=False)
         except TokenRejected as exc:
+            if exc.reason == "unknown or retired kid":
+                return await self._distrusted(token, client, now)
             raise InvalidGrant(detail=exc.reason) from None
 
         def signed() -> bool:  # a row from before digests: the signature decides, as it did
@@ -184,7 +193,35 @@ class Families:
             digest=token_digest(token),
             signed=signed,
         )
-        result = await rotate(self.store, refresh)
+        return self._answer(await rotate(self.store, refresh), claims, client)
+
+    async def _distrusted(self, token: str, client: Client, now: float) -> TokenResponse:
+        """A token of a key we no longer trust: refused, but a replay of one that was spent is
+        still reuse (its row's digest vouches for the bytes) and revokes the family."""
+        peeked = peek_claims(token)
+        claims = peeked[1] if peeked is not None else {}
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise InvalidGrant(detail="unknown or retired kid")
+
+        def never(_session: SessionRecord) -> IssuedRefreshToken:
+            raise AssertionError("a token of a distrusted key is never spent")
+
+        refresh = Refresh(
+            jti=jti,
+            client_id=client.id,
+            now=now,
+            grace=self.grace,
+            successor_jti="",
+            successor=never,
+            digest=token_digest(token),
+            signed=lambda: False,
+        )
+        result = await self.store.write(lambda tx: replay_under_distrusted_key(tx, refresh))
+        return self._answer(result, claims, client)
+
+    def _answer(self, result: Rotation, claims: dict[str, Any], client: Client) -> TokenResponse:
+        """The token response of a rotation, or InvalidGrant; the audit event either way."""
         user_id = claims.get("sub") if isinstance(claims.get("sub"), str) else None
         sid = result.session_id
         if result.outcome is Outcome.ROTATED or result.outcome is Outcome.REPLAYED:

@@ -28,7 +28,16 @@ from enum import StrEnum
 from authsvc.store.protocols import SessionTransaction, SessionWriter
 from authsvc.store.records import IssuedRefreshToken, SessionRecord
 
-__all__ = ["Outcome", "Refresh", "Rotation", "open_family", "open_session", "rotate", "rotate_family"]
+__all__ = [
+    "Outcome",
+    "Refresh",
+    "Rotation",
+    "open_family",
+    "open_session",
+    "replay_under_distrusted_key",
+    "rotate",
+    "rotate_family",
+]
 
 
 class Outcome(StrEnum):
@@ -138,6 +147,17 @@ def rotate_family(tx: SessionTransaction, refresh: Refresh) -> Rotation:
         tx.drop_grace_bodies(session.id, keep=jti)
         tx.keep_grace_body(jti, token.body, now + grace)
     return Rotation(Outcome.ROTATED, body=token.body, session_id=session.id)
+
+
+def replay_under_distrusted_key(tx: SessionTransaction, refresh: Refresh) -> Rotation:
+    """A token whose key we no longer trust (revoked, retired): never spent now, but if its row
+    says these exact bytes were spent, a replay is still a replay (grace, else reuse: the family
+    is revoked, as for any spent token that comes back). Only the stored digest vouches for
+    the bytes here: a row from before digests, or unspent, is simply refused."""
+    token = tx.token(refresh.jti)
+    if token is None or token.digest is None or token.spent_at is None:
+        return Rotation(Outcome.INVALID, reason="unknown or retired kid")
+    return _replayed(tx, refresh)
 
 
 def _replayed(tx: SessionTransaction, refresh: Refresh) -> Rotation:
