@@ -70,9 +70,18 @@ def test_statement_listeners_see_every_statement(engine: Engine) -> None:
     assert any("SELECT prepared_rows.name" in s for s in seen)
 
 
-def test_a_lost_connection_is_invalidated_and_the_pool_recovers(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a server that drops the connection: PostgreSQL")
+def test_a_lost_connection_is_invalidated_and_the_pool_recovers(postgres_url: str) -> None:
+    """A server that drops the connection mid-transaction: PostgreSQL."""
+    engine = create_sync_engine(postgres_url)
+    metadata.create_all(engine)
+    try:
+        _cut_mid_transaction(engine)
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _cut_mid_transaction(engine: Engine) -> None:
 
     def cut_then_select() -> None:
         with engine.begin() as conn:  # checked out: the pool's pre-ping is behind it
