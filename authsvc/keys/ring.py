@@ -49,6 +49,7 @@ class KeySet:
     private: dict[str, LoadedKey] = field(default_factory=dict)
     unloadable: tuple[str, ...] = ()  # private halves this process could not open
     missing: tuple[str, ...] = ()  # private halves the manifest names but the store lacks
+    loading: tuple[str, ...] = ()  # private halves being decrypted right now (the watcher)
     overdue: tuple[str, float] | None = None  # (kid, when) the last key's rotation period ends
     generation: int = 0  # bumped by every swap: anything derived from an older set is stale
 
@@ -124,6 +125,8 @@ class KeyRing:
         if loaded is None:
             if record.kid in keys.unloadable:
                 raise KeyStoreError(f"signing key {record.kid} cannot be loaded on this server")
+            if record.kid in keys.loading:
+                raise KeyStoreError(f"private key of signing key {record.kid} is still being decrypted")
             raise KeyStoreError(f"private key of signing key {record.kid} is missing")
         return loaded
 

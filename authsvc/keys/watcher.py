@@ -7,6 +7,13 @@ keys, each as soon as it is published, not when it starts signing. Decrypting
 a passphrase-protected key costs PBKDF2 at 600,000 iterations (a good part of
 a second), which is why this never runs on the event loop.
 
+A change is installed in two steps when it brings private halves to decrypt:
+first everything but them (a revocation, a new public key, a new timetable),
+then the same set with them. Decryption holds the GIL for its whole KDF (about
+0.1 s quiet, seconds on a loaded host), and a revocation must not wait for it:
+CONTRACT.md gives a server 1 s to see a store change (found by the soak, where
+a key revoked beside a new standby stayed trusted for seconds on one instance).
+
 Each private key loads on its own. A key this process cannot open (another
 passphrase on the host that wrote it, a corrupt PEM) is recorded, logged once
 at ERROR (its kid only) and reported by the ring's status; it poisons nothing
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Any
 
 from authsvc.errors import KeyStoreError
@@ -31,19 +39,20 @@ __all__ = ["POLL_INTERVAL", "KeyWatcher", "open_private"]
 
 log = logging.getLogger("authsvc.keys")
 
+# The version of a set still to complete (private halves to decrypt, or unreadable for
+# now): never the store's, so the next poll reads the store again.
+_PARTIAL = object()
+
 #: How often a server looks at the store; a change is served within this (CONTRACT: 1 s).
 POLL_INTERVAL = 0.5
 
 
-def open_private(store: KeyStoreReader, record: KeyRecord, passphrase: bytes | None) -> LoadedKey | None:
-    """Read and decrypt one private key (blocking; slow with a passphrase). None if it is gone.
+def open_private(record: KeyRecord, pem: bytes, passphrase: bytes | None) -> LoadedKey:
+    """Decrypt one private key (blocking and slow with a passphrase: the KDF holds the GIL).
 
     KeyStoreError when it cannot be opened; the text names the kid and the
     setting, never key material.
     """
-    pem = store.read_private(record.kid)
-    if pem is None:
-        return None
     try:
         key = load_private_key(pem, passphrase)
     except (ValueError, TypeError) as exc:
@@ -84,9 +93,16 @@ class KeyWatcher:
                 version = self.store.version()
                 keys = self.ring.keys_unchecked()
                 # A missing private file may be put back (cheap to look for again); a key
-                # that did not decrypt is tried again only when the store changes.
+                # that did not decrypt is tried again only when the store changes, one
+                # that could not be read (the store's database away) at every poll.
                 if version != keys.version or self._missing_came_back(keys):
-                    self.ring.install(self._read(self.store.read(), version))
+                    doc = self.store.read()
+                    first = self._read(doc, version, decrypt=False)
+                    if first.loading:
+                        self.ring.install(replace(first, version=_PARTIAL))
+                        self.ring.install(self._read(doc, version))
+                    else:
+                        self.ring.install(first)
                 else:
                     self.ring.store_readable()
             except KeyStoreError as exc:
@@ -97,7 +113,9 @@ class KeyWatcher:
     def _missing_came_back(self, keys: KeySet) -> bool:
         return any(self.store.read_private(kid) is not None for kid in keys.missing)
 
-    def _read(self, doc: KeySetDoc, version: object | None) -> KeySet:
+    def _read(self, doc: KeySetDoc, version: object | None, *, decrypt: bool = True) -> KeySet:
+        """The key set of ``doc``; without ``decrypt``, private halves not yet in memory are
+        left out and listed as ``loading``."""
         lifetimes = self.ring.lifetimes
         timetable = Timetable(doc.keys, lifetimes)
         now = self.ring.clock.now()
@@ -106,6 +124,8 @@ class KeyWatcher:
         private: dict[str, LoadedKey] = {}
         unloadable: list[str] = []
         missing: list[str] = []
+        loading: list[str] = []
+        unreadable = False
         for record in doc.keys:
             if record.revoked_at is not None and record.revoked_at <= now:
                 continue
@@ -115,30 +135,44 @@ class KeyWatcher:
             # Keep a key already in memory: another host whose clock runs a little
             # ahead may delete the file a moment before our clock says it stopped.
             loaded = previous.private.get(record.kid)
+            if loaded is None and record.private_deleted_at is None and not decrypt:
+                loading.append(record.kid)
+                continue
             if loaded is None and record.private_deleted_at is None:
                 try:
-                    loaded = open_private(self.store, record, self._passphrase)
+                    pem = self.store.read_private(record.kid)
+                    if pem is None:
+                        missing.append(record.kid)
+                        continue
                 except KeyStoreError as exc:
-                    unloadable.append(record.kid)
-                    if record.kid not in self._logged_unloadable:
-                        self._logged_unloadable.add(record.kid)
-                        log.error("%s; this server will not sign with it", exc)
+                    unreadable = True
+                    self._unloadable(record.kid, unloadable, exc)
+                    continue
+                try:
+                    loaded = open_private(record, pem, self._passphrase)
+                except KeyStoreError as exc:
+                    self._unloadable(record.kid, unloadable, exc)
             if loaded is not None:
                 private[record.kid] = loaded
-            elif record.kid not in unloadable and record.private_deleted_at is None:
-                missing.append(record.kid)
         last = timetable.last()
         return KeySet(
             doc=doc,
             timetable=timetable,
-            version=version,
+            version=_PARTIAL if unreadable else version,
             public=public,
             private=private,
             unloadable=tuple(unloadable),
             missing=tuple(missing),
+            loading=tuple(loading),
             overdue=(last.kid, last.sign_from + lifetimes.rotation_period) if last else None,
             generation=previous.generation + 1,
         )
+
+    def _unloadable(self, kid: str, unloadable: list[str], error: KeyStoreError) -> None:
+        unloadable.append(kid)
+        if kid not in self._logged_unloadable:
+            self._logged_unloadable.add(kid)
+            log.error("%s; this server will not sign with it", error)
 
 
 def _import_public(jwk: dict[str, Any]) -> JoseKey:
