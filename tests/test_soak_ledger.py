@@ -148,6 +148,24 @@ def test_a_revoked_token_stops_working_in_time(route: str, after: float, fails: 
     assert causes(book) == (["revocation-late"] if fails else [])
 
 
+@pytest.mark.parametrize(
+    ("route", "after", "fails"),
+    [
+        ("introspect", 0.9, False),
+        ("introspect", 1.1, True),
+        ("users_me", 0.5, False),
+        ("users_me", 1.2, True),
+    ],
+)
+def test_a_token_of_a_revoked_key_stops_working_within_the_key_store_deadline(
+    route: str, after: float, fails: bool
+) -> None:
+    book = ledger()
+    book.probe(Probe("t1", T, route, T + after, True, by="key"))
+    book.probe(Probe("t1", T, route, T + 5, False, by="key"))
+    assert causes(book) == (["revocation-late"] if fails else [])
+
+
 # --- answers and faults ---------------------------------------------------------------------
 def test_a_5xx_fails_outside_a_fault_window_and_not_inside() -> None:
     book = ledger()

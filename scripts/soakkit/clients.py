@@ -281,7 +281,7 @@ class Workload:
         await self.probe_revoked(token, tid, kid, revoked_at, use, user=user)
 
     async def probe_revoked(
-        self, token: str, tid: str, kid: str, revoked_at: float, use: str, *, user: bool
+        self, token: str, tid: str, kid: str, revoked_at: float, use: str, *, user: bool, by: str = "token"
     ) -> None:
         """Introspection at once; then the token's own route until 1.5 s after the revocation.
 
@@ -290,7 +290,7 @@ class Workload:
         """
         t0 = time.time()
         active = await self.introspect(token, None, active=False, kind="revoked_introspect")
-        self.ledger.probe(Probe(tid, revoked_at, "introspect", t0, active))
+        self.ledger.probe(Probe(tid, revoked_at, "introspect", t0, active, by))
         for delay in (0.0, 0.5, 1.05, 1.5):
             wait = revoked_at + delay - time.time()
             if wait > 0:
@@ -321,7 +321,7 @@ class Workload:
             accepted = (
                 None if response is None or response.status_code >= 500 else response.status_code == 200
             )
-            self.ledger.probe(Probe(tid, revoked_at, route, t0, accepted))
+            self.ledger.probe(Probe(tid, revoked_at, route, t0, accepted, by))
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> bool:

@@ -17,7 +17,8 @@ The rules (``Ledger.check``), each a cause in ``Verdict.failures``:
 - ``chain-broken``: a refresh refused without a fault to name (a transport error or 5xx
   of the same token overlapping a fault window, or its key revoked by the soak).
 - ``revocation-late``: a revoked token accepted at introspection or ``/token`` after the
-  revocation, or at ``/users/me`` more than ``revoke_deadline`` after it.
+  revocation, or at ``/users/me`` more than 1 s after it; a token of a revoked key
+  accepted anywhere more than 1 s after ``keys revoke`` returned.
 - ``5xx-outside-faults``: a 5xx or connection error not overlapping a fault window
   (fault start to end + ``recovery_limit``).
 - ``unexpected-answer``: any other answer the client did not expect (a 401 for a valid
@@ -47,7 +48,12 @@ __all__ = [
 ]
 
 # A probe at each route counts as "working" after the revocation only past these delays.
+# A token revoked at /revoke: decisions at /token and /introspect read the database (at
+# once), /users/me may keep an answer up to 1 s (CONTRACT.md "Token rules"). A token whose
+# key was revoked (``keys revoke``): every server sees a key-store change within 1 s
+# (CONTRACT.md "Keys"), at every route alike.
 REVOKE_DEADLINES = {"introspect": 0.0, "token": 0.0, "users_me": 1.0}
+KEY_REVOKE_DEADLINE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,7 @@ class Probe:
     route: str
     t0: float
     accepted: bool | None  # None: no answer (a fault)
+    by: str = "token"  # what revoked it: "token" (/revoke) or "key" (keys revoke)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +325,7 @@ class Ledger:
     def _probe_failures(self) -> list[Failure]:
         out = []
         for probe in self.probes:
-            deadline = REVOKE_DEADLINES[probe.route]
+            deadline = KEY_REVOKE_DEADLINE if probe.by == "key" else REVOKE_DEADLINES[probe.route]
             if probe.accepted and probe.t0 > probe.revoked_at + deadline:
                 out.append(
                     Failure(

@@ -38,6 +38,7 @@ http {{
         server 127.0.0.1:{a} max_fails=1 fail_timeout=3s;
         server 127.0.0.1:{b} max_fails=1 fail_timeout=3s;
         keepalive 16;
+        keepalive_timeout 3s;
     }}
     server {{
         listen 127.0.0.1:{port};
