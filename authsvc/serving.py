@@ -23,6 +23,11 @@ from authsvc.errors import AuthsvcError
 __all__ = ["ListenError", "address", "listen", "run_uvicorn"]
 
 BACKLOG = 2048  # uvicorn's default
+# Seconds an idle keep-alive connection stays open (uvicorn's default, said out loud): a
+# proxy keeping upstream connections must close them first (deploy/nginx sets 3 s), or it
+# may send a request down a connection this server is closing that instant — a reset, a
+# 502 for a POST nginx must not retry, and with max_fails=1 an instance taken out of service.
+KEEP_ALIVE = 5
 SERVED_APP = "authsvc.app:create_served_app"  # what each of N workers imports
 
 
@@ -73,6 +78,7 @@ def run_uvicorn(
         "log_level": "info",
         "access_log": False,  # a line per request costs more than a JWKS answer; /metrics counts them
         "server_header": False,
+        "timeout_keep_alive": KEEP_ALIVE,
         "proxy_headers": False,  # only AUTHSVC_TRUSTED_PROXIES decides (see the module docstring)
     }
     try:

@@ -61,6 +61,16 @@ def _directives(unit: Path) -> dict[str, list[str]]:
     return found
 
 
+def test_nginx_closes_idle_upstream_connections_before_authsvc_does() -> None:
+    """Found by the soak: a reset on a keep-alive connection authsvc was closing, on each
+    instance, took both out of nginx's service (max_fails=1) for seconds of 502s."""
+    from authsvc.serving import KEEP_ALIVE
+
+    upstream = SITE.read_text().split("upstream authsvc {", 1)[1].split("}", 1)[0]
+    (timeout,) = re.findall(r"^\s*keepalive_timeout\s+(\d+)s;", upstream, re.MULTILINE)
+    assert int(timeout) <= KEEP_ALIVE - 2, "nginx must give up an idle connection well before authsvc"
+
+
 def _serve_argv(port: int) -> list[str]:
     """``authsvc@<port>.service``'s command line, from ``serve`` on."""
     (exec_start,) = _directives(SERVE_UNIT)["ExecStart"]
