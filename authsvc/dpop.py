@@ -14,11 +14,9 @@ caller's, through a replay cache keyed by ``replay_key``.
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,6 +30,7 @@ from authsvc.jose import (
     MAX_TOKEN_LENGTH,
     MIN_RSA_BITS,
     REFUSED_HEADERS,
+    PassedHeaders,
     PinnedRegistry,
     algs_for_jwk,
     is_json_number,
@@ -158,7 +157,7 @@ def _verified(proof: str) -> tuple[dict[str, Any], Any]:
         raise DpopError("malformed") from None
     if checked is None:
         checked = _check_header(obj.headers())
-        _remember_header(segment, checked)
+        _header_checked.remember(segment, checked)
     alg, key = checked
     try:
         valid = jws.validate_compact(obj, key[0], registry=registry_for(alg))
@@ -188,18 +187,8 @@ def _check_header(header: Mapping[str, Any]) -> tuple[str, tuple[Any, str]]:
     return alg, _public_key(header.get("jwk"), alg)
 
 
-# Headers that passed ``_check_header``, by their encoded segment: a client sends the same
-# header (typ, alg, its key) with every proof, and what it decides depends on those bytes
-# alone. Bounded; oldest out first. Only headers that passed are kept.
-_HEADERS_KEPT: Final = 1024
-_header_checked: OrderedDict[str, tuple[str, tuple[Any, str]]] = OrderedDict()
-
-
-def _remember_header(segment: str, checked: tuple[str, tuple[Any, str]]) -> None:
-    _header_checked[segment] = checked
-    if len(_header_checked) > _HEADERS_KEPT:
-        with contextlib.suppress(KeyError):  # another thread may have dropped it first
-            _header_checked.popitem(last=False)
+# Headers that passed ``_check_header`` -> (alg, (key, thumbprint)).
+_header_checked: Final[PassedHeaders[tuple[str, tuple[Any, str]]]] = PassedHeaders(1024)
 
 
 def _public_key(jwk: object, alg: str) -> tuple[Any, str]:

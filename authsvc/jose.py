@@ -22,10 +22,12 @@ warnings process-wide.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
@@ -39,6 +41,7 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "MIN_RSA_BITS",
     "REFUSED_HEADERS",
+    "PassedHeaders",
     "PinnedRegistry",
     "algs_for_jwk",
     "is_json_number",
@@ -223,3 +226,37 @@ def time_problem(
     if times.get("iat", -math.inf) > now + leeway:
         return "issued_in_future"
     return None
+
+
+T = TypeVar("T")
+
+
+class PassedHeaders(Generic[T]):
+    """Encoded protected headers that passed a header policy, and what it made of them.
+
+    A signer sends the same header with every token or proof (typ, alg, its kid or its
+    key), and a header policy's answer depends on those bytes alone, so the answer for
+    a segment seen before is looked up, not decoded and checked again. Everything past
+    the header (signature, claims) is still checked every time. Bounded, oldest out;
+    only headers that passed go in. Shared by the threads of a process (the GIL keeps
+    the dict whole; a lost race only drops an entry).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._passed: OrderedDict[str, T] = OrderedDict()
+
+    def get(self, segment: str) -> T | None:
+        return self._passed.get(segment)
+
+    def remember(self, segment: str, answer: T) -> None:
+        self._passed[segment] = answer
+        if len(self._passed) > self.size:
+            with contextlib.suppress(KeyError):  # another thread may have dropped it first
+                self._passed.popitem(last=False)
+
+    def __contains__(self, segment: object) -> bool:
+        return segment in self._passed
+
+    def __len__(self) -> int:
+        return len(self._passed)

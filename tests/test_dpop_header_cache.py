@@ -55,7 +55,7 @@ def test_a_refused_header_is_never_remembered() -> None:
 def test_the_remembered_headers_are_bounded() -> None:
     now = time.time()
     key = new_key("EdDSA")
-    for i in range(dpop._HEADERS_KEPT + 50):  # a header of its own each (another kid)
+    for i in range(dpop._header_checked.size + 50):  # a header of its own each (another kid)
         proof = make_proof(key, "EdDSA", "POST", URL, now=now, extra_header={"kid": b64(str(i).encode())})
         check_proof(proof, method="POST", url=URL, now=now, skew=60)
-    assert len(dpop._header_checked) <= dpop._HEADERS_KEPT
+    assert len(dpop._header_checked) <= dpop._header_checked.size

@@ -24,6 +24,7 @@ from authsvc.jose import (
     ASYMMETRIC_ALGS,
     MAX_TOKEN_LENGTH,
     REFUSED_HEADERS,
+    PassedHeaders,
     PinnedRegistry,
     registry_for,
     strict_json,
@@ -45,9 +46,8 @@ __all__ = [
 _COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Size limits and header-name checks only; the algorithm is pinned per key later.
 _PARSE_REGISTRY: Final = PinnedRegistry(ASYMMETRIC_ALGS)
-# Header segments that passed the header policy -> (alg, kid); cleared when full.
-_ACCEPTED_HEADERS: Final[dict[str, tuple[str, str]]] = {}
-_MAX_ACCEPTED_HEADERS: Final = 256
+# Header segments that passed the header policy -> (alg, kid).
+_ACCEPTED_HEADERS: Final[PassedHeaders[tuple[str, str]]] = PassedHeaders(256)
 
 
 def _invalid(reason: str) -> InvalidToken:
@@ -88,9 +88,7 @@ def parse_token(token: object) -> ParsedToken:
         raise _invalid("malformed") from exc
     if accepted is None:
         accepted = _header_policy(compact.headers())
-        if len(_ACCEPTED_HEADERS) >= _MAX_ACCEPTED_HEADERS:
-            _ACCEPTED_HEADERS.clear()
-        _ACCEPTED_HEADERS[segments[0]] = accepted
+        _ACCEPTED_HEADERS.remember(segments[0], accepted)
     alg, kid = accepted
     return ParsedToken(alg=alg, kid=kid, compact=compact)
 
