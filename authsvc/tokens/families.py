@@ -203,6 +203,12 @@ class Families:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise InvalidGrant(detail="unknown or retired kid")
+        # Most such tokens were never spent (every live token of a revoked key, presented
+        # once more): a read refuses them without taking the write lock. Only a spent row
+        # goes on to the transaction, which reads it again and decides.
+        row = await self.store.token(jti)
+        if row is None or row.digest is None or row.spent_at is None:
+            raise InvalidGrant(detail="unknown or retired kid")
 
         def never(_session: SessionRecord) -> IssuedRefreshToken:
             raise AssertionError("a token of a distrusted key is never spent")
