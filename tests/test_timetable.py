@@ -185,6 +185,14 @@ def test_jwks_max_age_counts_down_to_the_next_change_of_the_key_set() -> None:
     assert table.jwks_max_age(unpublish) == L.jwks_max_age  # changed; nothing else scheduled
 
 
+def test_a_revoked_key_schedules_no_change_after_its_revocation() -> None:
+    """Its would-be unpublication is no change: the key left the JWKS when it was revoked."""
+    table = Timetable((key("a", T, created=T), key("b", T + 1000, revoked_at=T + 1100)), L)
+    assert table.next_change(T + 1050) == T + 1100  # the revocation itself
+    assert table.unpublish_at("b") > T + 1100  # what was counted before: b leaving the JWKS again
+    assert table.next_change(T + 1100) == float("inf")
+
+
 def test_a_key_starting_to_sign_is_not_a_change_of_the_key_set() -> None:
     table = Timetable((key("a", T, created=T), key("b", T + 1000)), L)
     assert table.jwks_max_age(T + 1000 - 3) == L.jwks_max_age

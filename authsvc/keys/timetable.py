@@ -192,8 +192,10 @@ class Timetable:
         """The next instant at which the JWKS or the signing key changes."""
         moments = [_INF]
         for kid, slot in self.slots.items():
+            # Nothing about a key changes after its revocation (its sign_until is that moment).
+            ends = slot.record.revoked_at if slot.record.revoked_at is not None else _INF
             for moment in (slot.sign_from, slot.sign_until, self.unpublish_at(kid)):
-                if moment > now:
+                if now < moment <= ends:
                     moments.append(moment)
         return min(moments)
 
