@@ -131,38 +131,26 @@ def test_a_chain_broken_after_a_lost_answer_in_a_fault_is_named() -> None:
 
 # --- revocation -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("route", "after", "fails"),
+    ("by", "route", "after", "fails"),
     [
-        ("introspect", 0.0, False),
-        ("introspect", 0.01, True),
-        ("token", 0.2, True),
-        ("users_me", 0.9, False),
-        ("users_me", 1.1, True),
+        # Revoked at /revoke: /token and introspection at once, /users/me within 1 s.
+        ("token", "introspect", 0.0, False),
+        ("token", "introspect", 0.01, True),
+        ("token", "token", 0.2, True),
+        ("token", "users_me", 0.9, False),
+        ("token", "users_me", 1.1, True),
+        # Its key revoked (keys revoke): every server sees the key store within 1 s.
+        ("key", "introspect", 0.9, False),
+        ("key", "introspect", 1.1, True),
+        ("key", "users_me", 0.5, False),
+        ("key", "users_me", 1.2, True),
     ],
 )
-def test_a_revoked_token_stops_working_in_time(route: str, after: float, fails: bool) -> None:
+def test_a_revoked_token_stops_working_in_time(by: str, route: str, after: float, fails: bool) -> None:
     book = ledger()
-    book.probe(Probe("t1", T, route, T + after, True))
-    book.probe(Probe("t1", T, route, T + 5, False))
-    book.probe(Probe("t1", T, route, T + 6, None))
-    assert causes(book) == (["revocation-late"] if fails else [])
-
-
-@pytest.mark.parametrize(
-    ("route", "after", "fails"),
-    [
-        ("introspect", 0.9, False),
-        ("introspect", 1.1, True),
-        ("users_me", 0.5, False),
-        ("users_me", 1.2, True),
-    ],
-)
-def test_a_token_of_a_revoked_key_stops_working_within_the_key_store_deadline(
-    route: str, after: float, fails: bool
-) -> None:
-    book = ledger()
-    book.probe(Probe("t1", T, route, T + after, True, by="key"))
-    book.probe(Probe("t1", T, route, T + 5, False, by="key"))
+    book.probe(Probe("t1", T, route, T + after, True, by))
+    book.probe(Probe("t1", T, route, T + 5, False, by))
+    book.probe(Probe("t1", T, route, T + 6, None, by))
     assert causes(book) == (["revocation-late"] if fails else [])
 
 
