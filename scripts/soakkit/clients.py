@@ -289,7 +289,12 @@ class Workload:
         route's deadline), not as answers the client did not expect.
         """
         t0 = time.time()
-        active = await self.introspect(token, None, active=False, kind="revoked_introspect")
+        # A key's revocation reaches every server within 1 s (its key-store poll), so the
+        # answer names the kid: the ledger then judges it by the probe rule alone, as it
+        # does the route probes below. A token revoked at /revoke must be inactive at once.
+        active = await self.introspect(
+            token, kid if by == "key" else None, active=False, kind="revoked_introspect"
+        )
         self.ledger.probe(Probe(tid, revoked_at, "introspect", t0, active, by))
         for delay in (0.0, 0.5, 1.05, 1.5):
             wait = revoked_at + delay - time.time()
