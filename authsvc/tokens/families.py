@@ -18,7 +18,7 @@ from authsvc.errors import InvalidGrant
 from authsvc.events import Events, RefreshReplayed, RefreshReuseDetected, RefreshRotated, SessionStarted
 from authsvc.keys.ring import KeyRing
 from authsvc.scopes import granted_scopes, scope_str
-from authsvc.store.protocols import SessionWriter
+from authsvc.store.protocols import SessionStore
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
 from authsvc.tokens.family_decisions import (
     Outcome,
@@ -59,7 +59,7 @@ class Families:
 
     def __init__(
         self,
-        store: SessionWriter,
+        store: SessionStore,
         issuer: TokenIssuer,
         keys: KeyRing,
         clock: Clock,
