@@ -135,10 +135,10 @@ class KeyWatcher:
             # Keep a key already in memory: another host whose clock runs a little
             # ahead may delete the file a moment before our clock says it stopped.
             loaded = previous.private.get(record.kid)
-            if loaded is None and record.private_deleted_at is None and not decrypt:
-                loading.append(record.kid)
-                continue
             if loaded is None and record.private_deleted_at is None:
+                if not decrypt:
+                    loading.append(record.kid)
+                    continue
                 try:
                     pem = self.store.read_private(record.kid)
                     if pem is None:
