@@ -33,6 +33,7 @@ from benchkit.context import Bench
 from benchkit.dpop_proofs import new_proof_key, sign_proofs
 from benchkit.load import Load
 from benchkit.seeding import form_headers, login_body
+from benchkit.servers import authsvc_env, cpu_seconds, run_cli
 
 #: Requests/s no DPoP row reaches on one core: the proofs signed ahead are this x the seconds.
 _DPOP_RATE_BOUND = 4000
@@ -126,6 +127,9 @@ def main() -> int:
     args = parser.parse_args()
 
     options = parse_args(["--no-peer", *(["--database-url", args.database_url] if args.database_url else [])])
+    if args.database_url:  # the schema, as scripts/bench.py brings it up to date
+        scratch = Path(tempfile.gettempdir())
+        run_cli(authsvc_env(scratch, "RS256", args.database_url), scratch, "db", "upgrade")
     runner = Bench(options, FULL)
     runner.cores.pin_self_to_generator()
     out = Path(tempfile.mkdtemp(prefix="authsvc-profile-"))
@@ -183,10 +187,21 @@ def main() -> int:
             record += ["--", "sleep", seconds]
         recorder = subprocess.Popen(record, stdout=subprocess.DEVNULL) if record else None
         time.sleep(0.5)
+        cpu_before = cpu_seconds(proc.pid)
         result = runner.generator.run(load, args.seconds - 1)
+        cpu_after = cpu_seconds(proc.pid)
         if recorder is not None:
             recorder.wait()
-        print(f"{args.alg} {args.grant}: {result.rps:,.0f} req/s while sampled, p50 {result.p50_ms:.2f} ms")
+        served = result.requests
+        cpu = (
+            f", server CPU {(cpu_after - cpu_before) / served * 1000:.3f} ms a response"
+            if cpu_before is not None and cpu_after is not None and served
+            else ""
+        )
+        print(
+            f"{args.alg} {args.grant}: {result.rps:,.0f} req/s while sampled, p50 {result.p50_ms:.2f} ms"
+            f"{cpu}, errors {result.errors} {result.error_detail}".rstrip()
+        )
         if args.tool == "py-spy":
             print(summarise_py_spy(raw))
         elif args.tool == "perf":

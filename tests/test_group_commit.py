@@ -1,6 +1,8 @@
 """Group commit (``authsvc.store.sql.threaded``): writes queued together share one transaction.
 
-Each write runs in a savepoint of its own: one that raises is rolled back and
+A batch first runs its writes back to back, without savepoints; if one raises,
+the batch is rolled back and runs again with each write in a savepoint of its
+own (and so do the next few batches): the one that raises is rolled back and
 gets its exception, the others commit; nobody is answered before the commit;
 a write that failed on a database error inside a batch runs again alone. On
 SQLite files and on PostgreSQL, through the real engines.
@@ -17,7 +19,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from authsvc.store.sql.engine import create_engine
-from authsvc.store.sql.threaded import ThreadedDatabase
+from authsvc.store.sql.threaded import SAVEPOINTS_AFTER_FAILURE, ThreadedDatabase
 
 metadata = MetaData()
 items = Table("gc_items", metadata, Column("id", Integer, primary_key=True), Column("name", String(40)))
@@ -53,6 +55,22 @@ def _insert(i: int, *, fail: bool = False) -> Any:
 
 async def _names(db: ThreadedDatabase) -> set[str]:
     return set(await db.read(lambda conn: [r.name for r in conn.execute(select(items)).all()]))
+
+
+class _Savepoints:
+    """SAVEPOINT statements the engine sends (a listener: statements then run through SQLAlchemy)."""
+
+    def __init__(self, db: ThreadedDatabase) -> None:
+        self.count = 0
+        event.listen(db.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.count += statement.startswith("SAVEPOINT")
+
+
+async def _batch(db: ThreadedDatabase, writes: list[Any]) -> list[Any]:
+    """The writes queued in one step of the loop: the first flusher takes them as one batch."""
+    return await asyncio.gather(*[db.write(w) for w in writes], return_exceptions=True)
 
 
 class _Commits:
@@ -120,3 +138,38 @@ async def test_a_write_queued_as_a_flusher_finishes_is_not_stranded(db: Threaded
         if i % 3 == 0:
             await asyncio.sleep(0)
     assert len(await _names(db)) == 200
+
+
+async def test_a_batch_where_nothing_raises_runs_without_savepoints(db: ThreadedDatabase) -> None:
+    savepoints, commits = _Savepoints(db), _Commits(db)
+    assert await _batch(db, [_insert(i) for i in range(10)]) == list(range(10))
+    assert commits.count == 1, f"expected the ten writes in one transaction, saw {commits.count} commits"
+    assert savepoints.count == 0, f"expected no savepoint where nothing raised ({savepoints.count})"
+
+
+async def test_a_write_that_raises_sends_its_batch_and_the_next_to_savepoints(db: ThreadedDatabase) -> None:
+    savepoints = _Savepoints(db)
+    calls = {"n": 0}
+
+    def counted(i: int) -> Any:
+        inner = _insert(i)
+
+        def tx(conn: Any) -> int:
+            calls["n"] += 1
+            return int(inner(conn))
+
+        return tx
+
+    results = await _batch(db, [counted(0), _insert(1, fail=True), counted(2)])
+    assert results[0] == 0 and isinstance(results[1], Refused) and results[2] == 2
+    assert calls["n"] == 3, "expected the first write to run twice (rolled back, then in its savepoint)"
+    assert await _names(db) == {"n0", "n2"}, "the rolled-back first attempt must leave nothing behind"
+    assert savepoints.count == 3, f"expected the batch run again with a savepoint each ({savepoints.count})"
+    for batch in range(SAVEPOINTS_AFTER_FAILURE):
+        savepoints.count = 0
+        base = 10 + 2 * batch
+        assert await _batch(db, [_insert(base), _insert(base + 1)]) == [base, base + 1]
+        assert savepoints.count == 2, f"expected batch {batch} after the failure in savepoints"
+    savepoints.count = 0
+    assert await _batch(db, [_insert(100), _insert(101)]) == [100, 101]
+    assert savepoints.count == 0, "expected batches back to running without savepoints"
