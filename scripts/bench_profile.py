@@ -200,6 +200,7 @@ def main() -> int:
         )
         print(
             f"{args.alg} {args.grant}: {result.rps:,.0f} req/s while sampled, p50 {result.p50_ms:.2f} ms"
+            f" p99 {result.p99_ms:.2f} ms"
             f"{cpu}, errors {result.errors} {result.error_detail}".rstrip()
         )
         if args.tool == "py-spy":

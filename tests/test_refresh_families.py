@@ -246,9 +246,10 @@ async def test_absolute_lifetime_caps_the_family(db_harness_factory: Factory) ->
     assert (await harness.me(current["access_token"])).status_code == 401
 
 
-async def test_session_end_is_refused_even_for_an_unexpired_row(harness_factory: Factory) -> None:
-    """The family's absolute limit holds at the database, whatever the token says."""
-    harness = await harness_factory(refresh_token_ttl=100, refresh_token_max_ttl=1000)
+async def test_session_end_is_refused_even_for_an_unexpired_row(db_harness_factory: Factory) -> None:
+    """The family's absolute limit holds at the database, whatever the token says (on PostgreSQL
+    the session is read in the spend's own statement), and the refused spend is rolled back."""
+    harness = await db_harness_factory(refresh_token_ttl=100, refresh_token_max_ttl=1000)
     await harness.add_user()
     current = await login(harness)
     sid = claims_of(current["refresh_token"])["sid"]
@@ -259,6 +260,11 @@ async def test_session_end_is_refused_even_for_an_unexpired_row(harness_factory:
     harness.clock.advance(6)
     assert_error(await harness.refresh(current["refresh_token"]), 400, "invalid_grant")
     assert (await harness.me(current["access_token"])).status_code == 401
+    jti = claims_of(current["refresh_token"])["jti"]
+    assert (
+        await count(harness, refresh_tokens, refresh_tokens.c.jti == jti, refresh_tokens.c.spent_at.is_(None))
+        == 1
+    )
 
 
 # --- scope --------------------------------------------------------------------------

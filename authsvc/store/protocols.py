@@ -13,7 +13,14 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 from authsvc.keys.model import KeySetDoc
-from authsvc.store.records import Client, IssuedRefreshToken, RefreshTokenRow, SessionRecord, User
+from authsvc.store.records import (
+    Client,
+    IssuedRefreshToken,
+    RefreshTokenRow,
+    SessionRecord,
+    SpentToken,
+    User,
+)
 
 __all__ = [
     "ClientStore",
@@ -76,7 +83,7 @@ class SessionTransaction(Protocol):
     def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None: ...
     def spend(
         self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
-    ) -> tuple[str, str | None] | None: ...
+    ) -> SpentToken | None: ...
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None: ...
     def token(self, jti: str) -> RefreshTokenRow | None: ...
     def is_unspent(self, jti: str) -> bool: ...

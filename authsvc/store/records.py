@@ -14,6 +14,7 @@ __all__ = [
     "PendingRequest",
     "RefreshTokenRow",
     "SessionRecord",
+    "SpentToken",
     "User",
 ]
 
@@ -126,6 +127,19 @@ class ClientChanges:
     first_party: bool | None = None
     require_par: bool | None = None
     require_dpop: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpentToken:
+    """A refresh token the compare-and-set just spent, and the session it belongs to.
+
+    ``session``: the session and whether its user is disabled, read with the
+    spend (one round trip on PostgreSQL); None when the session or its user is gone.
+    """
+
+    session_id: str
+    digest: str | None  # the row's digest of the bytes issued (None: a row from before digests)
+    session: tuple[SessionRecord, bool] | None
 
 
 @dataclass(frozen=True, slots=True)

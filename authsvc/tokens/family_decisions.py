@@ -128,14 +128,11 @@ def rotate_family(tx: SessionTransaction, refresh: Refresh) -> Rotation:
     spent = tx.spend(jti, refresh.client_id, now, successor_jti, refresh.digest)
     if spent is None:
         return _replayed(tx, refresh)
-    session_id, stored_digest = spent
-    if stored_digest is None and not refresh.signed():
+    if spent.digest is None and not refresh.signed():
         raise _Forged
-    found = tx.session_and_user_disabled(session_id)
-    if found is None:
-        raise _Ended(session_id)  # its user is gone
-    if _ended(found, now):
-        raise _Ended(session_id)
+    found = spent.session
+    if found is None or _ended(found, now):  # None: its user is gone
+        raise _Ended(spent.session_id)
     session = found[0]
     token = refresh.successor(session)
     if token.jti != successor_jti:

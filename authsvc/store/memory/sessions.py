@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from authsvc.store.memory.tables import MemoryDatabase, Tables, revoke_where
-from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord
+from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord, SpentToken
 
 __all__ = ["MemorySessionStore", "MemorySessionTransaction"]
 
@@ -51,14 +51,14 @@ class MemorySessionTransaction:
 
     def spend(
         self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
-    ) -> tuple[str, str | None] | None:
+    ) -> SpentToken | None:
         row = self.t.tokens.get(jti)
         if row is None or row.spent_at is not None or row.client_id != client_id or row.expires_at <= now:
             return None
         if row.digest is not None and row.digest != digest:
             return None
         self.t.tokens[jti] = replace(row, spent_at=now, successor_jti=successor_jti)
-        return row.session_id, row.digest
+        return SpentToken(row.session_id, row.digest, self.session_and_user_disabled(row.session_id))
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
         session = self.t.sessions.get(session_id)

@@ -18,8 +18,8 @@ processes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord
+from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord, SpentToken
 from authsvc.store.sql.prepared import Prepared
 from authsvc.store.sql.tables import (
     browser_sessions,
@@ -84,7 +84,7 @@ def _token(row: object) -> RefreshTokenRow:
 
 
 # The hot path's statements, built once (bind parameters are prefixed ``p_``).
-_SPEND = Prepared(
+_SPEND_UPDATE = (
     update(refresh_tokens)
     .where(
         refresh_tokens.c.jti == bindparam("p_jti"),
@@ -98,12 +98,26 @@ _SPEND = Prepared(
     .values(spent_at=bindparam("p_spent_at"), successor_jti=bindparam("p_successor_jti"))
     .returning(refresh_tokens.c.session_id, refresh_tokens.c.digest)
 )
+_SPEND = Prepared(_SPEND_UPDATE)
 _SESSION_AND_USER = Prepared(
     select(sessions, users.c.disabled)
     .join(users, users.c.id == sessions.c.user_id)
     .where(sessions.c.id == bindparam("p_session_id"))
 )
 _SESSION_COLUMNS = tuple(c.name for c in sessions.columns)  # the row's order, then ``disabled``
+# PostgreSQL: the spend and the read of its session in one statement (one round trip, not two;
+# SQLite has no UPDATE inside WITH). Outer joins: a spent row whose session or user is gone
+# still comes back, with NULLs there. The read sees the statement's snapshot, taken before the
+# spend: a revocation committed after it is one that ran after this refresh, as it would
+# have had it come a moment later, and it ends the successor's session all the same.
+_SPENT = _SPEND_UPDATE.cte("spent")
+_SPEND_WITH_SESSION = Prepared(
+    select(_SPENT.c.session_id, _SPENT.c.digest, sessions, users.c.disabled).select_from(
+        _SPENT.outerjoin(sessions, sessions.c.id == _SPENT.c.session_id).outerjoin(
+            users, users.c.id == sessions.c.user_id
+        )
+    )
+)
 _USER_CREDENTIALS = (
     select(users.c.credentials_version, users.c.disabled)
     .where(users.c.id == bindparam("p_user_id"))
@@ -124,6 +138,14 @@ _KEEP_GRACE_BODY = (
     .where(refresh_tokens.c.jti == bindparam("p_jti"))
     .values(grace_body=bindparam("p_body"), grace_until=bindparam("p_until"))
 )
+
+
+def _session_and_disabled(row: Sequence[Any]) -> tuple[SessionRecord, bool] | None:
+    """A session row followed by its user's ``disabled``; None when either is missing (NULLs)."""
+    disabled = row[len(_SESSION_COLUMNS)]
+    if row[0] is None or disabled is None:
+        return None
+    return SessionRecord(**dict(zip(_SESSION_COLUMNS, row, strict=False))), bool(disabled)
 
 
 class SqlSessionTransaction:
@@ -172,29 +194,33 @@ class SqlSessionTransaction:
 
     def spend(
         self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
-    ) -> tuple[str, str | None] | None:
-        """The compare-and-set: (session id, the row's digest) if ``jti`` was live, unspent and
-        issued as exactly these bytes (or has no digest) and is now spent."""
-        rows = _SPEND.run(
-            self.conn,
-            {
-                "p_jti": jti,
-                "p_client_id": client_id,
-                "p_now": now,
-                "p_spent_at": now,
-                "p_successor_jti": successor_jti,
-                "p_digest": digest,
-            },
-        )
-        return (str(rows[0][0]), rows[0][1]) if rows else None
+    ) -> SpentToken | None:
+        """The compare-and-set: the spent row (and its session) if ``jti`` was live, unspent
+        and issued as exactly these bytes (or has no digest) and is now spent."""
+        params = {
+            "p_jti": jti,
+            "p_client_id": client_id,
+            "p_now": now,
+            "p_spent_at": now,
+            "p_successor_jti": successor_jti,
+            "p_digest": digest,
+        }
+        if self.conn.dialect.name == "postgresql":
+            rows = _SPEND_WITH_SESSION.run(self.conn, params)
+            if not rows:
+                return None
+            session_id, stored_digest, *rest = rows[0]
+            return SpentToken(str(session_id), stored_digest, _session_and_disabled(rest))
+        rows = _SPEND.run(self.conn, params)
+        if not rows:
+            return None
+        session_id, stored_digest = str(rows[0][0]), rows[0][1]
+        return SpentToken(session_id, stored_digest, self.session_and_user_disabled(session_id))
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
         """The session and whether its user is disabled; None when the user is gone."""
         rows = _SESSION_AND_USER.run(self.conn, {"p_session_id": session_id})
-        if not rows:
-            return None
-        values = dict(zip(_SESSION_COLUMNS, rows[0], strict=False))
-        return SessionRecord(**values), bool(rows[0][len(_SESSION_COLUMNS)])
+        return _session_and_disabled(rows[0]) if rows else None
 
     def token(self, jti: str) -> RefreshTokenRow | None:
         row = self.conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()
