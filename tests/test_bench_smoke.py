@@ -104,16 +104,19 @@ def test_bench_smoke_writes_every_row(tmp_path: Path) -> None:
     rows = {row["id"]: row for row in data["rows"]}
     expected = set(EXPECTED)
     algs = ("RS256", "EdDSA")
+    expected |= {f"{alg}.rounds.refresh" for alg in algs}  # the interleaved refresh rows
     if drop is not None:
-        expected |= {f"{alg}.pg.refresh" for alg in algs}
+        expected |= {f"{alg}.pg.refresh" for alg in algs} | {f"{alg}.rounds.pg.refresh" for alg in algs}
     else:
         assert not any(".pg." in row_id for row_id in rows)
         assert data["meta"]["postgres"].startswith("not measured")
     if PEER_INSTALLED:
         assert data["meta"]["peer"] == "measured"
         expected |= {f"{alg}.{name}" for alg in algs for name in PEER}
+        expected |= {f"{alg}.rounds.peer.refresh_rotating" for alg in algs}
         if data["meta"]["peer_redis"].startswith("measured"):
             expected |= {f"{alg}.{name}" for alg in algs for name in PEER_REDIS}
+            expected |= {f"{alg}.rounds.peer_redis.refresh_rotating" for alg in algs}
         else:
             assert not redis_url, f"Redis is set ({redis_url}) but the peer on it was not measured"
             for alg in algs:
@@ -162,6 +165,8 @@ def test_bench_smoke_writes_every_row(tmp_path: Path) -> None:
             assert len(named) == 3, named
             measured = db == "SQLite" or drop is not None
             for name, target in named.items():
+                if measured and "x peer" in name and target["status"] != "n/a":
+                    assert target["detail"].startswith(f"{alg}.rounds."), target  # the interleaved medians
                 peer_ok = "x peer" not in name or (
                     PEER_INSTALLED
                     and ("on Redis" not in name or data["meta"]["peer_redis"].startswith("measured"))

@@ -156,3 +156,20 @@ def test_main_rows_on_postgresql_are_named_so() -> None:
     names = set(refresh_targets(rep))
     assert "RS256 refresh (PostgreSQL) p99 ≤ 2 x p50" in names
     assert not any("SQLite" in name for name in names)
+
+
+def test_the_interleaved_medians_decide_when_they_were_measured() -> None:
+    """``ALG.rounds.*`` (the servers side by side, loaded in turn) win over the single runs."""
+    rep = report()  # the single runs pass everything
+    for alg in ALGS:
+        rep.rows.append(Row(f"{alg}.rounds.refresh", "x", "POST", rps=800.0, p50_ms=20.0, p99_ms=30.0))
+        rep.rows.append(Row(f"{alg}.rounds.peer_redis.refresh_rotating", "x", "POST", rps=1000.0))
+    found = refresh_targets(rep)
+    redis = found["RS256 refresh (SQLite) ≥ 1.0 x peer on Redis (rotating)"]
+    assert redis.status == "MISS" and redis.measured == pytest.approx(0.8), redis
+    assert redis.detail.startswith("RS256.rounds.refresh ÷ RS256.rounds.peer_redis.refresh_rotating"), redis
+    memory = found["RS256 refresh (SQLite) ≥ 0.8 x peer in memory (rotating)"]  # no rounds row of the peer
+    assert memory.detail.startswith("RS256.rounds.refresh ÷ RS256.peer.refresh_rotating"), memory
+    postgres = found["RS256 refresh (PostgreSQL) ≥ 1.0 x peer on Redis (rotating)"]  # its single run
+    assert postgres.detail.startswith("RS256.pg.refresh ÷ RS256.rounds.peer_redis"), postgres
+    assert "| RS256.rounds.refresh |" in markdown(rep)

@@ -10,7 +10,7 @@ from typing import Any
 
 from benchkit.config import ALGS, ANCHORS_FILE
 from benchkit.report import Report, fmt_ms, fmt_ratio, join_notes, rate
-from benchkit.targets import DPOP_ROWS, dpop_cost, refresh_rows
+from benchkit.targets import DPOP_ROWS, dpop_cost, refresh_row, refresh_rows
 
 __all__ = ["GROUPS", "group_of", "markdown", "write_outputs"]
 
@@ -175,7 +175,9 @@ def _refresh_table(report: Report) -> list[str]:
         "",
         "Rotating refresh tokens, chained (every request spends the token the server minted moments "
         f"before), {report.meta.get('connections')} connections, each server on one core; the database "
-        "and Redis servers are not pinned. Last columns: each authsvc row ÷ the line's row.",
+        "and Redis servers are not pinned. Rows `ALG.rounds.*`: the servers side by side, loaded in turn, "
+        "each row the median of its rounds (notes: every round's req/s). "
+        "Last columns: each authsvc row ÷ the line's row.",
         "",
         "| alg | row | server, storage | req/s | p50 ms | p99 ms | p99 ÷ p50 | notes |"
         + "".join(f" authsvc {db} ÷ this |" for _, db, _ in ours_header),
@@ -184,8 +186,8 @@ def _refresh_table(report: Report) -> list[str]:
     for alg in algs:
         ours = refresh_rows(report, alg)
         entries = [(row_id, f"authsvc, {db}") for row_id, db, _ in ours] + [
-            (f"{alg}.peer.refresh_rotating", "node-oidc-provider, in memory"),
-            (f"{alg}.peer_redis.refresh_rotating", "node-oidc-provider, Redis"),
+            (refresh_row(report, alg, "peer.refresh_rotating"), "node-oidc-provider, in memory"),
+            (refresh_row(report, alg, "peer_redis.refresh_rotating"), "node-oidc-provider, Redis"),
         ]
         for row_id, what in entries:
             row = report.get(row_id)
@@ -196,7 +198,8 @@ def _refresh_table(report: Report) -> list[str]:
             else:
                 shown = f"{theirs:,.0f} | {fmt_ms(row.p50_ms)} | {fmt_ms(row.p99_ms)}"
                 spread = fmt_ratio(row.p99_ms / row.p50_ms) if row.p50_ms and row.p99_ms else "-"
-                note = "gen-bound" if row.generator_bound else ""
+                rounds = row.note if ".rounds." in row_id else ""
+                note = join_notes(rounds, "gen-bound" if row.generator_bound else "")
             cells = ""
             for ours_id, _, _ in ours:
                 mine = rate(report, ours_id)

@@ -12,6 +12,7 @@ __all__ = [
     "REFRESH_VS_MEMORY",
     "REFRESH_VS_REDIS",
     "dpop_cost",
+    "refresh_row",
     "refresh_rows",
     "targets",
 ]
@@ -93,13 +94,24 @@ def _peer_targets(report: Report, alg: str, peer_measured: bool) -> list[Target]
     return out
 
 
+def refresh_row(report: Report, alg: str, suffix: str) -> str:
+    """The row of a refresh figure: the median of the interleaved rounds (``ALG.rounds.SUFFIX``,
+    ``benchkit.phases.refresh_rounds``) when it was measured, else the single run ``ALG.SUFFIX``."""
+    rounds = f"{alg}.rounds.{suffix}"
+    return rounds if rate(report, rounds) is not None else f"{alg}.{suffix}"
+
+
 def refresh_rows(report: Report, alg: str) -> list[tuple[str, str, str]]:
     """authsvc's refresh rows of ``alg``: (row id, the database's name, why it is absent when it is)."""
     main_db = report.meta.get("main_db", "SQLite")
-    rows = [(f"{alg}.refresh", main_db, "not measured")]
+    rows = [(refresh_row(report, alg, "refresh"), main_db, "not measured")]
     if main_db != "PostgreSQL" or report.get(f"{alg}.pg.refresh") is not None:
         rows.append(
-            (f"{alg}.pg.refresh", "PostgreSQL", str(report.meta.get("postgres", "no --postgres-url")))
+            (
+                refresh_row(report, alg, "pg.refresh"),
+                "PostgreSQL",
+                str(report.meta.get("postgres", "no --postgres-url")),
+            )
         )
     return rows
 
@@ -115,7 +127,7 @@ def _refresh_targets(report: Report, alg: str) -> list[Target]:
     for row_id, db, why in refresh_rows(report, alg):
         ours = report.get(row_id)
         for peer, storage, threshold, peer_why in peers:
-            peer_id = f"{alg}.{peer}.refresh_rotating"
+            peer_id = refresh_row(report, alg, f"{peer}.refresh_rotating")
             detail = f"{row_id} ÷ {peer_id} (both rotating, chained)"
             if rate(report, row_id) is None:
                 detail += f"; {row_id}: {why}"

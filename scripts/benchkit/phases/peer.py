@@ -33,7 +33,7 @@ from benchkit.phases import authorization_code, dpop
 from benchkit.report import Row
 from benchkit.servers import Proc, basic_auth, free_port, start_peer
 
-__all__ = ["REDIS_ROWS", "available", "redact", "redis_available", "run", "run_redis"]
+__all__ = ["REDIS_ROWS", "available", "redact", "redis_available", "run", "run_redis", "start", "tokens"]
 
 #: The rows of the peer on Redis: (what, label); each is ``ALG.peer_redis.<what>``.
 REDIS_ROWS = (
@@ -85,8 +85,11 @@ def redis_available(options: Options, peer_ok: bool) -> tuple[str | None, str]:
     return options.redis_url, f"measured on {shown} (the Redis server itself is not pinned)"
 
 
-def _start(bench: Bench, alg: str, name: str, redis_url: str | None = None) -> tuple[Proc, str, Path, int]:
-    """The peer of ``alg``: its process, its client secret, its tokens file and its control port."""
+def start(
+    bench: Bench, alg: str, name: str, redis_url: str | None = None, pool: int | None = None
+) -> tuple[Proc, str, Path, int]:
+    """The peer of ``alg``: its process, its client secret, its tokens file and its control port;
+    ``pool`` refresh tokens per client (default the bench's pool)."""
     workdir = bench.tmp / f"{name}-{alg.lower()}"
     workdir.mkdir()
     secret = secrets.token_urlsafe(32)
@@ -98,7 +101,7 @@ def _start(bench: Bench, alg: str, name: str, redis_url: str | None = None) -> t
         alg,
         workdir,
         secret=secret,
-        pool=bench.pool_size,
+        pool=pool or bench.pool_size,
         tokens_file=tokens_file,
         control_port=control_port,
         redis_url=redis_url,
@@ -107,7 +110,8 @@ def _start(bench: Bench, alg: str, name: str, redis_url: str | None = None) -> t
     return proc, secret, tokens_file, control_port
 
 
-def _tokens(tokens_file: Path, client_id: str) -> list[str]:
+def tokens(tokens_file: Path, client_id: str) -> list[str]:
+    """The refresh tokens the peer wrote for ``client_id``."""
     lines = [line.split(" ", 1) for line in tokens_file.read_text().splitlines() if line]
     return [tok for cid, tok in lines if cid == client_id]
 
@@ -131,11 +135,11 @@ def _warm(bench: Bench, proc: Proc, requests: list[tuple[str, str, dict[str, str
 
 def run(bench: Bench, alg: str) -> None:
     log(f"{alg}: the peer, node-oidc-provider (in-memory adapter)")
-    proc, secret, tokens_file, control_port = _start(bench, alg, "peer")
+    proc, secret, tokens_file, control_port = start(bench, alg, "peer")
     try:
-        norot = _tokens(tokens_file, "bench")
-        rot = _tokens(tokens_file, "bench-rot")
-        rot_dpop = _tokens(tokens_file, "bench-rot-dpop")
+        norot = tokens(tokens_file, "bench")
+        rot = tokens(tokens_file, "bench-rot")
+        rot_dpop = tokens(tokens_file, "bench-rot-dpop")
         key = new_proof_key(alg)  # the DPoP rows' client key, proofs of the row's algorithm
         post = {"Content-Type": "application/x-www-form-urlencoded"}
         bench_auth = {**post, "Authorization": basic_auth("bench", secret)}
@@ -210,10 +214,10 @@ def run_redis(bench: Bench, alg: str) -> None:
             )
         return
     log(f"{alg}: the peer, node-oidc-provider (Redis adapter)")
-    proc, secret, tokens_file, _ = _start(bench, alg, "peer-redis", redis_url=bench.peer_redis_url)
+    proc, secret, tokens_file, _ = start(bench, alg, "peer-redis", redis_url=bench.peer_redis_url)
     try:
-        norot = _tokens(tokens_file, "bench")
-        rot = _tokens(tokens_file, "bench-rot")
+        norot = tokens(tokens_file, "bench")
+        rot = tokens(tokens_file, "bench-rot")
         post = {"Content-Type": "application/x-www-form-urlencoded"}
         bench_auth = {**post, "Authorization": basic_auth("bench", secret)}
         rot_auth = {**post, "Authorization": basic_auth("bench-rot", secret)}

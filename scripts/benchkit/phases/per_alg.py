@@ -4,7 +4,9 @@ The same server serves the ceilings' inputs (its JWKS body, an access token),
 authsvc's rows (the browser sign-in's authorization_code row and sign-in cost
 among them) and, for the first algorithm, the event-loop check; it is
 stopped before the next server starts: authsvc on PostgreSQL (``--postgres-url``),
-then the peer in memory, then the peer on Redis, one at a time on the server core.
+then the peer in memory, then the peer on Redis, one at a time on the server core;
+last, the refresh rows again, all of those servers side by side and measured in
+turn (``refresh_rounds``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from dataclasses import dataclass
 
 from benchkit.console import log
 from benchkit.context import Bench
-from benchkit.phases import authorization_code, authsvc_rows, ceilings, event_loop, peer, postgres
+from benchkit.phases import (
+    authorization_code,
+    authsvc_rows,
+    ceilings,
+    event_loop,
+    peer,
+    postgres,
+    refresh_rounds,
+)
 from benchkit.seeding import AuthsvcServer, jwks_etag
 
 __all__ = ["Primed", "primed_server", "run"]
@@ -48,7 +58,7 @@ def primed_server(bench: Bench, alg: str) -> Iterator[Primed]:
 def run(bench: Bench, alg: str, first: bool) -> None:
     """The ceilings (shared rows only with the first algorithm), authsvc's rows, the event loop (first
     algorithm), the browser sign-in rows, authsvc's refresh on PostgreSQL, then the peer in memory and on
-    Redis."""
+    Redis, then the refresh rows interleaved."""
     log(f"{alg}: authsvc server, its ceilings{' and the event-loop check' if first else ''}")
     with primed_server(bench, alg) as primed:
         ceilings.run(bench, alg, primed.server, primed.jwks_body, primed.access, first)
@@ -60,3 +70,4 @@ def run(bench: Bench, alg: str, first: bool) -> None:
     if bench.peer_ok:
         peer.run(bench, alg)
         peer.run_redis(bench, alg)
+    refresh_rounds.run(bench, alg)
