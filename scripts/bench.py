@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Measure authsvc beside its ceilings, in one run, on one machine (the package ``benchkit`` says how).
 
-    python scripts/bench.py                  # the full run (< 5 minutes on 2 cores)
+    python scripts/bench.py                  # the full run (about 8 minutes on 2 cores, all peers)
     python scripts/bench.py --smoke          # every code path, tiny counts (tests use it)
     python scripts/bench.py --database-url postgresql://user@host/scratch_db
 

@@ -1,6 +1,6 @@
 """Measure authsvc beside its ceilings, in one run, on one machine.
 
-    python scripts/bench.py                  # the full run (< 5 minutes on 2 cores)
+    python scripts/bench.py                  # the full run (about 8 minutes on 2 cores, all peers)
     python scripts/bench.py --smoke          # every code path, tiny counts (tests use it)
     python scripts/bench.py --database-url postgresql://user@host/scratch_db
     python scripts/bench.py --postgres-url postgresql://user@host/scratch_db   # + ALG.pg.refresh
@@ -61,8 +61,9 @@ each) and the load generator chains each family: every response's new
 refresh token is queued and posted later, so every request spends a token the
 server minted moments before and never saw again.
 
-Defaults of the full run (about 4 minutes on 2 cores; every figure is printed
-with the run): 3 s per load run (``--duration 10`` matches ANCHORS.md), 32
+Defaults of the full run (about 8 minutes on 2 cores with the peer on both
+adapters, ``--postgres-url`` and the interleaved refresh rounds; every figure is
+printed with the run): 3 s per load run (``--duration 10`` matches ANCHORS.md), 32
 connections; growth at 10,000 and 1,000,000 live refresh-token rows (filler
 rows inserted straight into ``sessions``/``refresh_tokens`` in batches of
 50,000, their columns taken from ``authsvc.store.sql.tables``;
