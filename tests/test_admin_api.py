@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -129,6 +130,24 @@ async def test_clients_lifecycle_and_secret_overlap(admin: Any) -> None:
     assert (await client.delete("/admin/clients/svc")).status_code == 204
     problem(await client.get("/admin/clients/svc"), 404)
     problem(await client.post("/admin/clients", json={"client_id": "svc"}), 409)  # never revived
+
+
+@pytest.mark.parametrize("client_id", ["team/app", "x/secret", "a/b/remove"])
+async def test_a_client_id_holding_a_slash_has_every_route(admin: Any, client_id: str) -> None:
+    """Client ids may hold "/" (CONTRACT: printable, no spaces); sent as %2F they reach the client,
+    even one whose id ends like a sub-resource."""
+    _harness, client = admin
+    one = f"/admin/clients/{quote(client_id, safe='')}"
+    body = {"client_id": client_id, "grant_types": ["client_credentials"]}
+    created = await client.post("/admin/clients", json=body)
+    assert created.status_code == 201, created.text
+    assert (await client.get(one)).json()["client_id"] == client_id
+    patched = await client.patch(one, json={"scopes": ["read"]})
+    assert patched.status_code == 200 and patched.json()["scopes"] == ["read"], patched.text
+    rotated = await client.post(f"{one}/secret", json={})
+    assert rotated.status_code == 200 and rotated.json()["client_id"] == client_id, rotated.text
+    assert (await client.delete(one)).status_code == 204
+    problem(await client.get(one), 404)
 
 
 async def test_concurrent_edits_of_one_client_lose_nothing(admin: Any) -> None:

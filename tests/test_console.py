@@ -211,6 +211,21 @@ async def test_a_client_secret_rotated_with_an_overlap_and_a_removal(browser: Br
     assert missing.status_code == 404
 
 
+async def test_a_client_id_holding_a_slash_has_its_page_and_forms(browser: Browser) -> None:
+    await browser.harness.add_service_client("team/app", scopes=frozenset({"read"}))
+    await browser.sign_in()
+    page = "/console/clients/team%2Fapp"
+    assert page in (await browser.http.get(ADMIN + "/console/clients")).text
+    shown = await browser.http.get(ADMIN + page)
+    assert shown.status_code == 200 and "team/app" in shown.text, shown.status_code
+    token = await browser.csrf(page)
+    rotated = await browser.http.post(ADMIN + page + "/secret", data={"csrf_token": token, "overlap": "0"})
+    assert rotated.status_code == 200 and 'id="client-secret"' in rotated.text, rotated.status_code
+    removed = await browser.http.post(ADMIN + page + "/remove", data={"csrf_token": token, "confirm": "yes"})
+    assert removed.headers["location"] == "/console/clients"
+    assert (await browser.http.get(ADMIN + page)).status_code == 404
+
+
 async def test_users_disable_enable_password_and_log_out_everywhere(browser: Browser) -> None:
     harness = browser.harness
     await browser.sign_in()

@@ -156,6 +156,18 @@ ADMIN_ROUTES: dict[str, dict[str, tuple[Handler, dict[str, Any]]]] = {
 }
 
 
+def client_id_path(path: str) -> str:
+    """A route template whose ``{client_id}`` takes the rest of the path: a client id may hold "/"
+    (CONTRACT: printable, no spaces), sent as %2F and decoded before routing."""
+    return path.replace("{client_id}", "{client_id:path}")
+
+
+def _deepest_first(item: tuple[str, Any]) -> int:
+    """Longer templates first: ``/clients/{client_id}/secret`` is tried before ``/clients/{client_id}``
+    (which would take "x/secret" as an id); a method the longer one lacks falls through to it."""
+    return -item[0].count("/")
+
+
 def admin_openapi() -> dict[str, Any]:
     paths = {
         path: {
@@ -208,8 +220,8 @@ def create_admin_app(
         return await page(request)
 
     routes = [
-        route(path, method, handler)
-        for path, ops in ADMIN_ROUTES.items()
+        route(client_id_path(path), method, handler)
+        for path, ops in sorted(ADMIN_ROUTES.items(), key=_deepest_first)
         for method, (handler, _op) in ops.items()
     ]
     routes += [

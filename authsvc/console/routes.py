@@ -133,13 +133,19 @@ def console_routes(public_app: Any) -> list[Route]:
         Route("/console/keys/rotate", action(keys_pages.rotate_keys, console), methods=post),
         Route("/console/keys/{kid}/revoke", action(keys_pages.revoke_key, console), methods=post),
         Route("/console/clients", view(clients_pages.clients_page), methods=["GET"]),
-        Route("/console/clients/{client_id}", view(clients_pages.client_page), methods=["GET"]),
+        # A client id may hold "/": its routes take the rest of the path, the actions first (a GET
+        # of ".../remove" falls through to the page of a client named so).
         Route(
-            "/console/clients/{client_id}/secret", action(clients_pages.rotate_secret, client), methods=post
+            "/console/clients/{client_id:path}/secret",
+            action(clients_pages.rotate_secret, client),
+            methods=post,
         ),
         Route(
-            "/console/clients/{client_id}/remove", action(clients_pages.remove_client, client), methods=post
+            "/console/clients/{client_id:path}/remove",
+            action(clients_pages.remove_client, client),
+            methods=post,
         ),
+        Route("/console/clients/{client_id:path}", view(clients_pages.client_page), methods=["GET"]),
         Route("/console/users", view(users_pages.users_page), methods=["GET"]),
         Route("/console/users/{name}", view(users_pages.user_page), methods=["GET"]),
         Route("/console/users/{name}/disabled", action(users_pages.set_disabled, user), methods=post),
