@@ -3,13 +3,13 @@
 SQLAlchemy's ``Connection.execute`` costs tens of microseconds of Python per
 statement even for a cached Core statement (execution context, result
 wrapping, row objects), several times what sqlite3 or psycopg take to run it.
-A refresh runs three such statements (and two savepoint statements when its
-write shares a transaction with one that raised), on the worker thread that
-holds SQLite's write lock. Here each statement is still built with SQLAlchemy Core and compiled by
-SQLAlchemy for the connection's dialect, once; it then runs on the DBAPI
-cursor of the same connection, inside the same transaction, with plain tuples
-back. psycopg prepares a statement on the server once it has run it a few
-times. A driver error comes out as SQLAlchemy's (a ``DBAPIError``, the
+A refresh runs three such statements (two on PostgreSQL, and two savepoint
+statements more when its write shares a transaction with one that raised), on
+the worker thread that holds SQLite's write lock. Here each statement is still
+built with SQLAlchemy Core and compiled by SQLAlchemy for the connection's
+dialect, once; it then runs on the DBAPI cursor of the same connection, inside
+the same transaction, with plain tuples back. psycopg prepares a statement on
+the server once it has run it a few times. A driver error comes out as SQLAlchemy's (a ``DBAPIError``, the
 connection invalidated when it was lost); when anything listens to statement
 events (instrumentation, the fault-injection tests) SQLAlchemy runs the
 statement itself, so that its listeners see it with their usual context.
