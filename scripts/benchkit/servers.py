@@ -30,6 +30,7 @@ __all__ = [
     "authsvc_env",
     "basic_auth",
     "cpu_seconds",
+    "form_auth",
     "free_port",
     "rss_mib",
     "run_cli",
@@ -61,6 +62,12 @@ def basic_auth(client_id: str, secret: str) -> str:
     # RFC 6749 §2.3.1: form-encode each half, then Basic.
     raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
     return "Basic " + base64.b64encode(raw).decode()
+
+
+def form_auth(client_id: str, secret: str) -> dict[str, str]:
+    """The headers of a form POST to a token endpoint by ``client_id`` (client_secret_basic)."""
+    form = "application/x-www-form-urlencoded"
+    return {"Content-Type": form, "Authorization": basic_auth(client_id, secret)}
 
 
 class Proc:

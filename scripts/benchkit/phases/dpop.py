@@ -39,7 +39,7 @@ from benchkit.load import Load
 from benchkit.phases.authorization_code import codes_needed
 from benchkit.report import Row, join_notes
 from benchkit.seeding import AuthsvcServer, form_headers, login_body
-from benchkit.servers import Proc, basic_auth
+from benchkit.servers import Proc, form_auth
 
 __all__ = [
     "authsvc_client_credentials",
@@ -242,14 +242,11 @@ def authsvc_refresh(bench: Bench, alg: str, server: AuthsvcServer, key: ProofKey
 
 
 # --- the peer -----------------------------------------------------------------------------------
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
 def peer_client_credentials(bench: Bench, alg: str, proc: Proc, secret: str, key: ProofKey) -> None:
     import httpx
 
     url = proc.url + "/token"
-    auth = {**_FORM, "Authorization": basic_auth("bench", secret)}
+    auth = form_auth("bench", secret)
     with httpx.Client(timeout=30) as client:
         for proof in sign_proofs(key, "POST", url, bench.profile.warmup_requests).proofs:
             check_dpop_tokens(
@@ -276,7 +273,7 @@ def peer_refresh(bench: Bench, alg: str, proc: Proc, secret: str, key: ProofKey,
     import httpx
 
     url = proc.url + "/token"
-    auth = {**_FORM, "Authorization": basic_auth("bench-rot-dpop", secret)}
+    auth = form_auth("bench-rot-dpop", secret)
     warm, pool = tokens[:2], tokens[2:]
     chains = _ChainPools(pool, None)  # the peer's families are minted at its start only
     with httpx.Client(timeout=30) as client:

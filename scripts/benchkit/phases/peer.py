@@ -31,7 +31,7 @@ from benchkit.dpop_proofs import new_proof_key
 from benchkit.load import Load
 from benchkit.phases import authorization_code, dpop
 from benchkit.report import Row
-from benchkit.servers import Proc, basic_auth, free_port, start_peer
+from benchkit.servers import Proc, form_auth, free_port, start_peer
 
 __all__ = ["REDIS_ROWS", "available", "redact", "redis_available", "run", "run_redis", "start", "tokens"]
 
@@ -141,9 +141,8 @@ def run(bench: Bench, alg: str) -> None:
         rot = tokens(tokens_file, "bench-rot")
         rot_dpop = tokens(tokens_file, "bench-rot-dpop")
         key = new_proof_key(alg)  # the DPoP rows' client key, proofs of the row's algorithm
-        post = {"Content-Type": "application/x-www-form-urlencoded"}
-        bench_auth = {**post, "Authorization": basic_auth("bench", secret)}
-        rot_auth = {**post, "Authorization": basic_auth("bench-rot", secret)}
+        bench_auth = form_auth("bench", secret)
+        rot_auth = form_auth("bench-rot", secret)
         cc_body = "grant_type=client_credentials&scope=read%20write"
         refresh_norot = f"grant_type=refresh_token&refresh_token={norot[0]}"
         _warm(
@@ -218,9 +217,8 @@ def run_redis(bench: Bench, alg: str) -> None:
     try:
         norot = tokens(tokens_file, "bench")
         rot = tokens(tokens_file, "bench-rot")
-        post = {"Content-Type": "application/x-www-form-urlencoded"}
-        bench_auth = {**post, "Authorization": basic_auth("bench", secret)}
-        rot_auth = {**post, "Authorization": basic_auth("bench-rot", secret)}
+        bench_auth = form_auth("bench", secret)
+        rot_auth = form_auth("bench-rot", secret)
         cc_body = "grant_type=client_credentials&scope=read%20write"
         refresh_norot = f"grant_type=refresh_token&refresh_token={norot[0]}"
         _warm(

@@ -25,7 +25,7 @@ from benchkit.load import Load, LoadResult
 from benchkit.phases import peer
 from benchkit.report import Row
 from benchkit.seeding import AuthsvcServer, form_headers
-from benchkit.servers import Proc, basic_auth
+from benchkit.servers import Proc, form_auth
 
 __all__ = ["PREFIX", "rounds_for", "run"]
 
@@ -63,10 +63,7 @@ def _authsvc_load(bench: Bench, proc: Proc, server: AuthsvcServer) -> Callable[[
 
 
 def _peer_load(proc: Proc, secret: str, chains: list[str], size: int) -> Callable[[], Load]:
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": basic_auth("bench-rot", secret),
-    }
+    headers = form_auth("bench-rot", secret)
     left = list(chains)
 
     def fresh() -> Load:
@@ -94,7 +91,9 @@ def run(bench: Bench, alg: str) -> None:
                 _Server("pg.refresh", "authsvc, PostgreSQL", proc, _authsvc_load(bench, proc, server))
             )
         pool = bench.pool_size * (rounds + 1)  # a chain of fresh families per round and the warm-up
-        peers = [("peer", "node-oidc-provider, in memory", None)] if bench.peer_ok else []
+        peers: list[tuple[str, str, str | None]] = (
+            [("peer", "node-oidc-provider, in memory", None)] if bench.peer_ok else []
+        )
         if bench.peer_ok and bench.peer_redis_url is not None:
             peers.append(("peer_redis", "node-oidc-provider, Redis", bench.peer_redis_url))
         for name, label, redis_url in peers:
