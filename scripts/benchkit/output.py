@@ -10,7 +10,7 @@ from typing import Any
 
 from benchkit.config import ALGS, ANCHORS_FILE
 from benchkit.report import Report, fmt_ms, fmt_ratio, join_notes, rate
-from benchkit.targets import DPOP_ROWS, dpop_cost, refresh_row, refresh_rows
+from benchkit.targets import DPOP_ROWS, dpop_cost, is_rounds_row, refresh_row, refresh_rows
 
 __all__ = ["GROUPS", "group_of", "markdown", "write_outputs"]
 
@@ -198,7 +198,7 @@ def _refresh_table(report: Report) -> list[str]:
             else:
                 shown = f"{theirs:,.0f} | {fmt_ms(row.p50_ms)} | {fmt_ms(row.p99_ms)}"
                 spread = fmt_ratio(row.p99_ms / row.p50_ms) if row.p50_ms and row.p99_ms else "-"
-                rounds = row.note if ".rounds." in row_id else ""
+                rounds = row.note if is_rounds_row(row_id) else ""
                 note = join_notes(rounds, "gen-bound" if row.generator_bound else "")
             cells = ""
             for ours_id, _, _ in ours:

@@ -12,8 +12,10 @@ __all__ = [
     "REFRESH_VS_MEMORY",
     "REFRESH_VS_REDIS",
     "dpop_cost",
+    "is_rounds_row",
     "refresh_row",
     "refresh_rows",
+    "rounds_row",
     "targets",
 ]
 
@@ -94,10 +96,19 @@ def _peer_targets(report: Report, alg: str, peer_measured: bool) -> list[Target]
     return out
 
 
+def rounds_row(alg: str, suffix: str) -> str:
+    """The id of a row of the interleaved refresh rounds (``benchkit.phases.refresh_rounds``)."""
+    return f"{alg}.rounds.{suffix}"
+
+
+def is_rounds_row(row_id: str) -> bool:
+    return row_id.split(".")[1:2] == ["rounds"]
+
+
 def refresh_row(report: Report, alg: str, suffix: str) -> str:
-    """The row of a refresh figure: the median of the interleaved rounds (``ALG.rounds.SUFFIX``,
-    ``benchkit.phases.refresh_rounds``) when it was measured, else the single run ``ALG.SUFFIX``."""
-    rounds = f"{alg}.rounds.{suffix}"
+    """The row of a refresh figure: the median of the interleaved rounds (``ALG.rounds.SUFFIX``)
+    when it was measured, else the single run ``ALG.SUFFIX``."""
+    rounds = rounds_row(alg, suffix)
     return rounds if rate(report, rounds) is not None else f"{alg}.{suffix}"
 
 

@@ -26,10 +26,10 @@ from benchkit.phases import peer
 from benchkit.report import Row
 from benchkit.seeding import AuthsvcServer, form_headers
 from benchkit.servers import Proc, form_auth
+from benchkit.targets import rounds_row
 
-__all__ = ["PREFIX", "rounds_for", "run"]
+__all__ = ["rounds_for", "run"]
 
-PREFIX = "rounds"  # row ids: ALG.rounds.refresh, ALG.rounds.pg.refresh, ALG.rounds.peer.refresh_rotating, ...
 #: The unrecorded first round, in load runs: node-oidc-provider's refresh rate still climbed
 #: round after round (1,907 -> 2,202 -> 2,459/s) after a one-second warm-up (V8's JIT).
 WARMUP_RUNS = 3
@@ -41,7 +41,7 @@ def rounds_for(smoke: bool) -> int:
 
 @dataclass
 class _Server:
-    row: str  # the row id after ALG.rounds.
+    row: str  # its row is rounds_row(alg, row): ALG.rounds.refresh, ALG.rounds.peer.refresh_rotating, ...
     label: str
     proc: Proc
     next_load: Callable[[], Load]  # a chained load with fresh families
@@ -115,7 +115,7 @@ def _report(bench: Bench, alg: str, server: _Server) -> None:
     rates = [r.rps for r in results]
     bench.report.add(
         Row(
-            id=f"{alg}.{PREFIX}.{server.row}",
+            id=rounds_row(alg, server.row),
             label=f"{server.label}: refresh, rotating, chained, median of {len(results)} "
             f"interleaved rounds ({alg})",
             kind="POST",
