@@ -18,6 +18,7 @@ from authsvc.store.records import (
     IssuedRefreshToken,
     RefreshTokenRow,
     SessionRecord,
+    SpendRequest,
     SpentToken,
     User,
 )
@@ -95,7 +96,9 @@ class SessionTransaction(Protocol):
 class SessionWriter(Protocol):
     """A store that runs a function in one write transaction (committed unless it raises)."""
 
-    async def write(self, fn: Callable[[SessionTransaction], T]) -> T: ...
+    async def write(self, fn: Callable[[SessionTransaction], T], *, spend: SpendRequest | None = None) -> T:
+        """``spend``: the spend ``fn`` begins with, which the store may run ahead with others'."""
+        ...
 
 
 class SessionStore(SessionWriter, Protocol):

@@ -14,6 +14,7 @@ __all__ = [
     "PendingRequest",
     "RefreshTokenRow",
     "SessionRecord",
+    "SpendRequest",
     "SpentToken",
     "User",
 ]
@@ -127,6 +128,18 @@ class ClientChanges:
     first_party: bool | None = None
     require_par: bool | None = None
     require_dpop: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRequest:
+    """The compare-and-set a refresh's write begins with, known before the write runs: a store
+    may run it ahead, together with the spends of other writes (``store.sql.spend_ahead``)."""
+
+    jti: str
+    client_id: str
+    now: float
+    successor_jti: str
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from authsvc.store.protocols import SessionTransaction, SessionWriter
-from authsvc.store.records import IssuedRefreshToken, SessionRecord
+from authsvc.store.records import IssuedRefreshToken, SessionRecord, SpendRequest
 
 __all__ = [
     "Outcome",
@@ -196,7 +196,10 @@ async def rotate(store: SessionWriter, refresh: Refresh) -> Rotation:
     """``rotate_family`` in one transaction of ``store``; a session that ended, or a forged
     token, rolls the spend back."""
     try:
-        return await store.write(lambda tx: rotate_family(tx, refresh))
+        spend = SpendRequest(
+            refresh.jti, refresh.client_id, refresh.now, refresh.successor_jti, refresh.digest
+        )
+        return await store.write(lambda tx: rotate_family(tx, refresh), spend=spend)
     except _Ended as ended:
         return Rotation(Outcome.INVALID, session_id=ended.session_id, reason="session ended")
     except _Forged:

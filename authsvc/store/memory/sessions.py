@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from authsvc.store.memory.tables import MemoryDatabase, Tables, revoke_where
-from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord, SpentToken
+from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord, SpendRequest, SpentToken
 
 __all__ = ["MemorySessionStore", "MemorySessionTransaction"]
 
@@ -88,7 +88,10 @@ class MemorySessionStore:
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
 
-    async def write(self, fn: Callable[[MemorySessionTransaction], T]) -> T:
+    async def write(
+        self, fn: Callable[[MemorySessionTransaction], T], *, spend: SpendRequest | None = None
+    ) -> T:
+        # ``spend``: nothing to gain by running it ahead; ``fn`` spends as it goes.
         return await self.db.transaction(lambda t: fn(MemorySessionTransaction(t)))
 
     async def get(self, session_id: str) -> SessionRecord | None:

@@ -18,8 +18,8 @@ processes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -37,8 +37,15 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authsvc.store.records import IssuedRefreshToken, RefreshTokenRow, SessionRecord, SpentToken
+from authsvc.store.records import (
+    IssuedRefreshToken,
+    RefreshTokenRow,
+    SessionRecord,
+    SpendRequest,
+    SpentToken,
+)
 from authsvc.store.sql.prepared import Prepared
+from authsvc.store.sql.spend_ahead import NOT_AHEAD, SpendAhead, session_and_disabled, token_row
 from authsvc.store.sql.tables import (
     browser_sessions,
     clients,
@@ -104,7 +111,6 @@ _SESSION_AND_USER = Prepared(
     .join(users, users.c.id == sessions.c.user_id)
     .where(sessions.c.id == bindparam("p_session_id"))
 )
-_SESSION_COLUMNS = tuple(c.name for c in sessions.columns)  # the row's order, then ``disabled``
 # PostgreSQL: the spend and the read of its session in one statement (one round trip, not two;
 # SQLite has no UPDATE inside WITH). Outer joins: a spent row whose session or user is gone
 # still comes back, with NULLs there. The read sees the statement's snapshot, taken before the
@@ -140,23 +146,23 @@ _KEEP_GRACE_BODY = (
 )
 
 
-def _session_and_disabled(row: Sequence[Any]) -> tuple[SessionRecord, bool] | None:
-    """A session row followed by its user's ``disabled``; None when either is missing (NULLs)."""
-    disabled = row[len(_SESSION_COLUMNS)]
-    if row[0] is None or disabled is None:
-        return None
-    return SessionRecord(**dict(zip(_SESSION_COLUMNS, row, strict=False))), bool(disabled)
-
-
 class SqlSessionTransaction:
     """The statements a family decision runs, inside one transaction (on a worker thread)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.revoked = False  # the store tells its caches after the commit
+        # The batch's spends run ahead and its successor rows inserted together, when it has them:
+        # the rows waiting go in before any other statement of ours (``_settled``).
+        self._ahead = SpendAhead.of(conn)
+
+    def _settled(self) -> Connection:
+        if self._ahead is not None:
+            self._ahead.settle()
+        return self.conn
 
     def insert_session(self, session: SessionRecord) -> None:
-        self.conn.execute(
+        self._settled().execute(
             _INSERT_SESSION,
             {
                 "id": session.id,
@@ -171,32 +177,38 @@ class SqlSessionTransaction:
 
     def user_credentials(self, user_id: str) -> tuple[int, bool] | None:
         """(credentials version, disabled), share-locked until the transaction ends; None: no user."""
-        row = self.conn.execute(_USER_CREDENTIALS, {"p_user_id": user_id}).first()
+        row = self._settled().execute(_USER_CREDENTIALS, {"p_user_id": user_id}).first()
         return None if row is None else (int(row.credentials_version), bool(row.disabled))
 
     def client_live(self, client_id: str) -> bool:
         """Whether the registered client exists and is not removed (share-locked)."""
-        return self.conn.execute(_LIVE_CLIENT, {"p_client_id": client_id}).first() is not None
+        return self._settled().execute(_LIVE_CLIENT, {"p_client_id": client_id}).first() is not None
 
     def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None:
-        _INSERT_TOKEN.run(
-            self.conn,
-            {
-                "p_jti": token.jti,
-                "p_session_id": session.id,
-                "p_client_id": session.client_id,
-                "p_kid": token.kid,
-                "p_issued_at": token.issued_at,
-                "p_expires_at": token.expires_at,
-                "p_digest": token.digest,
-            },
-        )
+        values = {
+            "jti": token.jti,
+            "session_id": session.id,
+            "client_id": session.client_id,
+            "kid": token.kid,
+            "issued_at": token.issued_at,
+            "expires_at": token.expires_at,
+            "digest": token.digest,
+        }
+        if self._ahead is not None:  # with the batch's other successors, before anything else
+            self._ahead.defer_insert(token_row(values))
+            return
+        _INSERT_TOKEN.run(self.conn, {f"p_{name}": value for name, value in values.items()})
 
     def spend(
         self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
     ) -> SpentToken | None:
         """The compare-and-set: the spent row (and its session) if ``jti`` was live, unspent
         and issued as exactly these bytes (or has no digest) and is now spent."""
+        if self._ahead is not None:
+            ahead = self._ahead.take(SpendRequest(jti, client_id, now, successor_jti, digest))
+            if ahead is not NOT_AHEAD:
+                return ahead  # type: ignore[return-value]
+            self._ahead.settle()
         params = {
             "p_jti": jti,
             "p_client_id": client_id,
@@ -210,7 +222,7 @@ class SqlSessionTransaction:
             if not rows:
                 return None
             session_id, stored_digest, *rest = rows[0]
-            return SpentToken(str(session_id), stored_digest, _session_and_disabled(rest))
+            return SpentToken(str(session_id), stored_digest, session_and_disabled(rest))
         rows = _SPEND.run(self.conn, params)
         if not rows:
             return None
@@ -219,30 +231,32 @@ class SqlSessionTransaction:
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:
         """The session and whether its user is disabled; None when the user is gone."""
-        rows = _SESSION_AND_USER.run(self.conn, {"p_session_id": session_id})
-        return _session_and_disabled(rows[0]) if rows else None
+        rows = _SESSION_AND_USER.run(self._settled(), {"p_session_id": session_id})
+        return session_and_disabled(rows[0]) if rows else None
 
     def token(self, jti: str) -> RefreshTokenRow | None:
-        row = self.conn.execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()
+        row = self._settled().execute(select(refresh_tokens).where(refresh_tokens.c.jti == jti)).first()
         return _token(row) if row else None
 
     def is_unspent(self, jti: str) -> bool:
-        spent_at = self.conn.execute(
-            select(refresh_tokens.c.spent_at).where(refresh_tokens.c.jti == jti)
-        ).scalar_one_or_none()
+        spent_at = (
+            self._settled()
+            .execute(select(refresh_tokens.c.spent_at).where(refresh_tokens.c.jti == jti))
+            .scalar_one_or_none()
+        )
         return spent_at is None
 
     def keep_grace_body(self, jti: str, body: str, until: float) -> None:
-        self.conn.execute(_KEEP_GRACE_BODY, {"p_jti": jti, "p_body": body, "p_until": until})
+        self._settled().execute(_KEEP_GRACE_BODY, {"p_jti": jti, "p_body": body, "p_until": until})
 
     def drop_grace_bodies(self, session_id: str, keep: str | None = None) -> None:
         where = [refresh_tokens.c.session_id == session_id, refresh_tokens.c.grace_body.is_not(None)]
         if keep is not None:
             where.append(refresh_tokens.c.jti != keep)
-        self.conn.execute(update(refresh_tokens).where(*where).values(grace_body=None))
+        self._settled().execute(update(refresh_tokens).where(*where).values(grace_body=None))
 
     def revoke_session(self, session_id: str, now: float, reason: str) -> None:
-        self.conn.execute(revoke_sessions(sessions.c.id == session_id, now, reason))
+        self._settled().execute(revoke_sessions(sessions.c.id == session_id, now, reason))
         self.revoked = True
 
 
@@ -264,8 +278,11 @@ class SqlSessionStore:
         """Close its connections and stop its threads."""
         self.db.close()
 
-    async def write(self, fn: Callable[[SqlSessionTransaction], T]) -> T:
-        """``fn`` in one write transaction on a worker thread: committed if it returns, else rolled back."""
+    async def write(
+        self, fn: Callable[[SqlSessionTransaction], T], *, spend: SpendRequest | None = None
+    ) -> T:
+        """``fn`` in one write transaction on a worker thread: committed if it returns, else rolled
+        back. ``spend``: the spend ``fn`` begins with, run ahead when its batch has others."""
         transaction: SqlSessionTransaction | None = None
 
         def run(conn: Connection) -> T:
@@ -273,7 +290,7 @@ class SqlSessionStore:
             transaction = SqlSessionTransaction(conn)
             return fn(transaction)
 
-        result = await self.db.write(run)
+        result = await self.db.write(run, spend=spend)
         if transaction is not None and transaction.revoked:
             self._on_revoke()
         return result

@@ -25,7 +25,12 @@ the commit and the GIL hand-backs of a worker thread (each driver call releases
 the GIL, and getting it back from a busy loop is what a transaction mostly
 waited for) are paid once per batch instead of once per write, while the
 SQLite write lock is held for one batch at a time. Writes in a batch see each
-other's effects, as if they ran one after another in queue order. A write that
+other's effects, as if they ran one after another in queue order. On PostgreSQL
+refreshes go further: a write that begins with a refresh token's
+compare-and-set says so (``SpendRequest``), and a batch with several runs their
+spends ahead as one statement and inserts their successors' rows as one
+(``spend_ahead``); the writes whose spend succeeded then count as the first in
+the queue. A write that
 failed on a database error inside a batch (a PostgreSQL deadlock between two
 processes' batches, say) runs again alone before it is answered.
 
@@ -47,8 +52,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authsvc.store.records import SpendRequest
 from authsvc.store.sql.engine import create_sync_engine, write_lock
 from authsvc.store.sql.prepared import driver_execute
+from authsvc.store.sql.spend_ahead import SpendAhead
 
 __all__ = ["ThreadedDatabase"]
 
@@ -67,7 +74,8 @@ _FLUSHERS_POSTGRES = 2
 #: Batches that run with savepoints straight away after one whose write raised.
 SAVEPOINTS_AFTER_FAILURE = 16
 
-_Write = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+_Fn = Callable[[Connection], Any]
+_Write = tuple[_Fn, "asyncio.Future[Any]", SpendRequest | None]
 
 
 class _Failed:
@@ -107,14 +115,15 @@ class ThreadedDatabase:
         with self.engine.begin() as conn:
             return fn(conn)
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T], *, spend: SpendRequest | None = None) -> T:
         """``fn`` in a write transaction: committed if it returns, rolled back if it raises.
 
-        It may share its transaction with other writes queued at the same time
-        (each in a savepoint of its own); it is answered after the commit.
+        It may share its transaction with other writes queued at the same time;
+        it is answered after the commit. ``spend``: the refresh-token spend ``fn``
+        begins with (through ``SqlSessionTransaction.spend``), which may run ahead.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((fn, future))
+        self._queue.append((fn, future, spend))
         if self._flushing < self._max_flushers:
             self._flushing += 1
             task = asyncio.get_running_loop().create_task(self._flush())
@@ -141,18 +150,18 @@ class ThreadedDatabase:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 if not batch:
                     break
-                fns = [fn for fn, _future in batch]
+                writes = [(fn, spend) for fn, _future, spend in batch]
                 try:
-                    outcomes = await loop.run_in_executor(self._executor, self._run_batch, fns)
+                    outcomes = await loop.run_in_executor(self._executor, self._run_batch, writes)
                 except BaseException as exc:  # the commit (or the connection) failed: nobody's write held
-                    for _fn, future in batch:
+                    for _fn, future, _spend in batch:
                         if not future.done():
                             future.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                again: list[_Write] = []
-                for (fn, future), outcome in zip(batch, outcomes, strict=True):
+                again: list[tuple[_Fn, asyncio.Future[Any]]] = []
+                for (fn, future, _spend), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller went away (cancelled)
                         continue
                     if isinstance(outcome, _Failed):
@@ -172,8 +181,9 @@ class ThreadedDatabase:
                         if not future.done():
                             future.set_result(result)
 
-    def _run_batch(self, fns: list[Callable[[Connection], Any]]) -> list[Any]:
+    def _run_batch(self, writes: list[tuple[_Fn, SpendRequest | None]]) -> list[Any]:
         """The writes in one transaction; their results or ``_Failed``."""
+        fns = [fn for fn, _spend in writes]
         if len(fns) == 1:  # nothing to share: no savepoint
             try:
                 return [self._begin(fns[0])]
@@ -183,7 +193,7 @@ class ThreadedDatabase:
             self._savepoint_batches -= 1
         else:
             try:
-                return self._run_together(fns)
+                return self._run_together(writes)
             except _WriteRaised:
                 self._savepoint_batches = SAVEPOINTS_AFTER_FAILURE
         return self._run_in_savepoints(fns)
@@ -194,16 +204,27 @@ class ThreadedDatabase:
             # commits when the outermost savepoint is released): open it first.
             driver_execute(conn, "BEGIN")
 
-    def _run_together(self, fns: list[Callable[[Connection], Any]]) -> list[Any]:
-        """The writes back to back in one transaction; ``_WriteRaised`` (all rolled back) if one raised."""
-        outcomes: list[Any] = []
+    def _run_together(self, writes: list[tuple[_Fn, SpendRequest | None]]) -> list[Any]:
+        """The writes back to back in one transaction; ``_WriteRaised`` (all rolled back) if one
+        raised. Refreshes whose spends ran ahead and succeeded go first, in queue order."""
+        outcomes: list[Any] = [None] * len(writes)
         with self.engine.begin() as conn:
             self._begin_batch(conn)
-            for fn in fns:
-                try:
-                    outcomes.append(fn(conn))
-                except Exception as exc:
-                    raise _WriteRaised from exc  # leaving ``begin`` rolls the transaction back
+            ahead: SpendAhead | None = None
+            try:  # leaving ``begin`` with an exception rolls the transaction back
+                ahead = SpendAhead(conn, [spend for _fn, spend in writes])
+                first = sorted(ahead.spent)
+                rest = [index for index in range(len(writes)) if index not in ahead.spent]
+                for index in first + rest:
+                    if index not in ahead.spent:
+                        ahead.settle()  # the waiting successor rows go in before anything else runs
+                    outcomes[index] = writes[index][0](conn)
+                ahead.settle()
+            except Exception as exc:
+                raise _WriteRaised from exc
+            finally:
+                if ahead is not None:
+                    ahead.close()
         return outcomes
 
     def _run_in_savepoints(self, fns: list[Callable[[Connection], Any]]) -> list[Any]:
