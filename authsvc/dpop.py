@@ -34,7 +34,7 @@ from authsvc.jose import (
     PinnedRegistry,
     algs_for_jwk,
     is_json_number,
-    registry_for,
+    passed_header_registry_for,
     rsa_modulus_bits,
     strict_json,
     strict_protected_header,
@@ -160,7 +160,8 @@ def _verified(proof: str) -> tuple[dict[str, Any], Any]:
         _header_checked.remember(segment, checked)
     alg, key = checked
     try:
-        valid = jws.validate_compact(obj, key[0], registry=registry_for(alg))
+        # ``_check_header`` ran joserfc's header check on these header bytes (and remembered it).
+        valid = jws.validate_compact(obj, key[0], registry=passed_header_registry_for(alg))
     except (JoseError, ValueError, TypeError):
         raise DpopError("bad signature") from None
     if not valid:
@@ -184,6 +185,10 @@ def _check_header(header: Mapping[str, Any]) -> tuple[str, tuple[Any, str]]:
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in DPOP_ALGS:
         raise DpopError("alg not allowed")
+    try:
+        _ANY.check_header(dict(header))  # joserfc's own member types and names
+    except JoseError:
+        raise DpopError("malformed") from None
     return alg, _public_key(header.get("jwk"), alg)
 
 

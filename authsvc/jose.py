@@ -45,6 +45,7 @@ __all__ = [
     "PinnedRegistry",
     "algs_for_jwk",
     "is_json_number",
+    "passed_header_registry_for",
     "registry_for",
     "rsa_modulus_bits",
     "same_alg",
@@ -98,7 +99,21 @@ class PinnedRegistry(JWSRegistry):
         return self.algorithms[name]
 
 
+class _PassedHeaderRegistry(PinnedRegistry):
+    """``PinnedRegistry`` for ``validate_compact`` on a token whose header segment already passed
+    ``check_header`` (that answer remembered in ``PassedHeaders``, keyed by those exact bytes).
+
+    joserfc checks the header again inside ``validate_compact``, a few µs a token (as much as
+    a sixth of an RSA verify); the check depends on the header alone, so it is not repeated.
+    The algorithm, the key and the signature are still joserfc's, every time.
+    """
+
+    def check_header(self, header: Any) -> None:
+        return None
+
+
 _REGISTRIES: dict[str, PinnedRegistry] = {}
+_PASSED_REGISTRIES: dict[str, PinnedRegistry] = {}
 
 
 def registry_for(alg: str) -> PinnedRegistry:
@@ -106,6 +121,15 @@ def registry_for(alg: str) -> PinnedRegistry:
     reg = _REGISTRIES.get(alg)
     if reg is None:
         reg = _REGISTRIES[alg] = PinnedRegistry([alg])
+    return reg
+
+
+def passed_header_registry_for(alg: str) -> PinnedRegistry:
+    """``registry_for(alg)`` for a header that already passed ``check_header`` (see
+    ``_PassedHeaderRegistry``): only for callers whose header cache records that."""
+    reg = _PASSED_REGISTRIES.get(alg)
+    if reg is None:
+        reg = _PASSED_REGISTRIES[alg] = _PassedHeaderRegistry([alg])
     return reg
 
 

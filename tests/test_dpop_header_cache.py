@@ -14,7 +14,7 @@ import pytest
 
 from authsvc import dpop
 from authsvc.dpop import DpopError, check_proof
-from tests.dpop_support import b64, make_proof, new_key
+from tests.dpop_support import b64, make_proof, new_key, public_jwk, sign_parts
 
 URL = "https://as.example/token"
 
@@ -59,3 +59,19 @@ def test_the_remembered_headers_are_bounded() -> None:
         proof = make_proof(key, "EdDSA", "POST", URL, now=now, extra_header={"kid": b64(str(i).encode())})
         check_proof(proof, method="POST", url=URL, now=now, skew=60)
     assert len(dpop._header_checked) <= dpop._header_checked.size
+
+
+@pytest.mark.parametrize("member", [{"kid": 5}, {"cty": ["a"]}, {"x5t#S256": 7}])
+def test_joserfc_header_rules_still_refuse_when_the_signature_check_skips_them(member: dict) -> None:
+    """The signature is checked with a registry that does not repeat joserfc's header check
+    (``jose.passed_header_registry_for``): the header policy must have run it, on first sight
+    and every time after (a refused header is never remembered)."""
+    key = new_key("EdDSA")
+    now = time.time()
+    header = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": public_jwk(key), **member}
+    claims = {"jti": "j1", "htm": "POST", "htu": URL, "iat": int(now)}
+    proof = sign_parts(key, "EdDSA", header, claims)  # joserfc's signer would refuse the header
+    for _ in range(2):
+        with pytest.raises(DpopError):
+            check_proof(proof, method="POST", url=URL, now=now, skew=60)
+    assert proof.split(".")[0] not in dpop._header_checked

@@ -26,7 +26,7 @@ from authsvc.jose import (
     REFUSED_HEADERS,
     PassedHeaders,
     PinnedRegistry,
-    registry_for,
+    passed_header_registry_for,
     strict_json,
     strict_protected_header,
     time_problem,
@@ -123,7 +123,9 @@ def check_signature(token: ParsedToken, key: VerificationKey) -> None:
     if token.alg not in key.algs:
         raise _invalid("unsupported_algorithm")
     try:
-        valid = jws.validate_compact(token.compact, key.key, registry=registry_for(token.alg))
+        # The header passed ``check_header`` in ``parse_token`` (a ParsedToken is only made then).
+        registry = passed_header_registry_for(token.alg)
+        valid = jws.validate_compact(token.compact, key.key, registry=registry)
     except (JoseError, ValueError):
         valid = False
     if not valid:
