@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -45,7 +45,7 @@ from authsvc.store.records import (
     SpentToken,
 )
 from authsvc.store.sql.prepared import Prepared
-from authsvc.store.sql.spend_ahead import NOT_AHEAD, SpendAhead, session_and_disabled, token_row
+from authsvc.store.sql.spend_ahead import NOT_AHEAD, TOKEN_COLUMNS, SpendAhead, session_and_disabled
 from authsvc.store.sql.tables import (
     browser_sessions,
     clients,
@@ -134,9 +134,8 @@ _LIVE_CLIENT = (
     .where(clients.c.client_id == bindparam("p_client_id"), clients.c.removed_at.is_(None))
     .with_for_update(read=True)
 )
-_TOKEN_COLUMNS = ("jti", "session_id", "client_id", "kid", "issued_at", "expires_at", "digest")
 _INSERT_TOKEN = Prepared(
-    insert(refresh_tokens).values({name: bindparam(f"p_{name}") for name in _TOKEN_COLUMNS})
+    insert(refresh_tokens).values({name: bindparam(f"p_{name}") for name in TOKEN_COLUMNS})
 )
 _INSERT_SESSION = insert(sessions)
 _KEEP_GRACE_BODY = (
@@ -152,11 +151,10 @@ class SqlSessionTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.revoked = False  # the store tells its caches after the commit
-        # The batch's spends run ahead and its successor rows inserted together, when it has them:
-        # the rows waiting go in before any other statement of ours (``_settled``).
-        self._ahead = SpendAhead.of(conn)
+        self._ahead = SpendAhead.of(conn)  # a PostgreSQL batch's shared spends and inserts
 
     def _settled(self) -> Connection:
+        """The connection, once the batch's waiting successor rows are in (if any)."""
         if self._ahead is not None:
             self._ahead.settle()
         return self.conn
@@ -185,19 +183,12 @@ class SqlSessionTransaction:
         return self._settled().execute(_LIVE_CLIENT, {"p_client_id": client_id}).first() is not None
 
     def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None:
-        values = {
-            "jti": token.jti,
-            "session_id": session.id,
-            "client_id": session.client_id,
-            "kid": token.kid,
-            "issued_at": token.issued_at,
-            "expires_at": token.expires_at,
-            "digest": token.digest,
-        }
+        row: tuple[Any, ...] = (token.jti, session.id, session.client_id, token.kid, token.issued_at)
+        row += (token.expires_at, token.digest)
         if self._ahead is not None:  # with the batch's other successors, before anything else
-            self._ahead.defer_insert(token_row(values))
+            self._ahead.defer_insert(row)
             return
-        _INSERT_TOKEN.run(self.conn, {f"p_{name}": value for name, value in values.items()})
+        _INSERT_TOKEN.run(self.conn, {f"p_{n}": v for n, v in zip(TOKEN_COLUMNS, row, strict=True)})
 
     def spend(
         self, jti: str, client_id: str, now: float, successor_jti: str, digest: str

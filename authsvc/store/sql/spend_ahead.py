@@ -49,13 +49,13 @@ from authsvc.store.records import SessionRecord, SpendRequest, SpentToken
 from authsvc.store.sql.prepared import Prepared
 from authsvc.store.sql.tables import refresh_tokens, sessions, users
 
-__all__ = ["NOT_AHEAD", "SESSION_COLUMNS", "SpendAhead", "session_and_disabled", "token_row"]
+__all__ = ["NOT_AHEAD", "SESSION_COLUMNS", "TOKEN_COLUMNS", "SpendAhead", "session_and_disabled"]
 
 _INFO_KEY: Final = "authsvc.spend_ahead"
 #: ``SpendAhead.take``'s answer for a spend that did not run ahead (the caller runs its own).
 NOT_AHEAD: Final = object()
 SESSION_COLUMNS: Final = tuple(c.name for c in sessions.columns)
-_TOKEN_COLUMNS: Final = ("jti", "session_id", "client_id", "kid", "issued_at", "expires_at", "digest")
+TOKEN_COLUMNS: Final = ("jti", "session_id", "client_id", "kid", "issued_at", "expires_at", "digest")
 
 
 class SpendAhead:
@@ -101,7 +101,7 @@ class SpendAhead:
         return found[1]
 
     def defer_insert(self, row: tuple[Any, ...]) -> None:
-        """A successor row (``_TOKEN_COLUMNS`` order), inserted with the others by ``settle``."""
+        """A successor row (``TOKEN_COLUMNS`` order), inserted with the others by ``settle``."""
         self._pending.append(row)
 
     def settle(self) -> None:
@@ -109,7 +109,7 @@ class SpendAhead:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        _insert_statement(len(rows)).run(self.conn, _params(_TOKEN_COLUMNS, rows))
+        _insert_statement(len(rows)).run(self.conn, _params(TOKEN_COLUMNS, rows))
 
     def _spend_many(self, ahead: list[SpendRequest]) -> dict[str, SpentToken]:
         rows_in = [(r.jti, r.client_id, r.now, r.digest, r.successor_jti) for r in ahead]
@@ -173,9 +173,4 @@ def _spend_statement(rows: int) -> Prepared:
 
 @functools.lru_cache(maxsize=128)
 def _insert_statement(rows: int) -> Prepared:
-    return Prepared(insert(refresh_tokens).values(_numbered(_TOKEN_COLUMNS, rows)))
-
-
-def token_row(values: dict[str, Any]) -> tuple[Any, ...]:
-    """A successor row for ``defer_insert``, from the insert's named values."""
-    return tuple(values[name] for name in _TOKEN_COLUMNS)
+    return Prepared(insert(refresh_tokens).values(_numbered(TOKEN_COLUMNS, rows)))
