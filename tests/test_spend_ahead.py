@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from authsvc.migrations import upgrade
 from authsvc.store.memory import MemoryDatabase, MemorySessionStore, MemoryUserStore
 from authsvc.store.protocols import SessionStore, UserStore
-from authsvc.store.records import IssuedRefreshToken, SessionRecord
+from authsvc.store.records import IssuedRefreshToken, SessionRecord, SpendRequest
 from authsvc.store.sql.engine import create_engine
 from authsvc.store.sql.sessions import SqlSessionStore
 from authsvc.store.sql.users import SqlUserStore
@@ -262,3 +262,19 @@ async def test_a_batch_whose_shared_spend_fails_runs_again_write_by_write(sql: A
         assert failed, "expected the shared spend to have run (and failed once)"
     rows = await _rows(stores, [f"t{i}.1" for i in range(12)])
     assert rows == [(f"s{i}", False, None) for i in range(12)]
+
+
+async def test_a_write_that_announces_a_spend_and_does_not_make_it_spends_nothing(sql: Any) -> None:
+    """The spend ran ahead on the write's word; a write that then does something else must not
+    leave that token spent (the batch runs again the old way), nor cost the others theirs."""
+    stores, store, _another = sql
+    await _families(stores, 6)
+    liar = SpendRequest("t5.0", "cli", NOW + 1, "never", "d-t5.0")
+    results = await asyncio.gather(
+        *[rotate(store, _refresh(f"t{i}.0", f"t{i}.1")) for i in range(5)],
+        store.write(lambda tx: "did something else", spend=liar),
+    )
+    assert [r.outcome for r in results[:5]] == [Outcome.ROTATED] * 5
+    assert results[5] == "did something else"
+    assert (await _rows(stores, ["t5.0"]))[0] == ("s5", False, None), "expected t5.0 left unspent"
+    assert (await _batch(store, [_refresh("t5.0", "t5.1")]))[0][0] is Outcome.ROTATED

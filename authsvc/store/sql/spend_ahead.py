@@ -49,13 +49,24 @@ from authsvc.store.records import SessionRecord, SpendRequest, SpentToken
 from authsvc.store.sql.prepared import Prepared
 from authsvc.store.sql.tables import refresh_tokens, sessions, users
 
-__all__ = ["NOT_AHEAD", "SESSION_COLUMNS", "TOKEN_COLUMNS", "SpendAhead", "session_and_disabled"]
+__all__ = [
+    "NOT_AHEAD",
+    "SESSION_COLUMNS",
+    "TOKEN_COLUMNS",
+    "SpendAhead",
+    "SpendNotTaken",
+    "session_and_disabled",
+]
 
 _INFO_KEY: Final = "authsvc.spend_ahead"
 #: ``SpendAhead.take``'s answer for a spend that did not run ahead (the caller runs its own).
 NOT_AHEAD: Final = object()
 SESSION_COLUMNS: Final = tuple(c.name for c in sessions.columns)
 TOKEN_COLUMNS: Final = ("jti", "session_id", "client_id", "kid", "issued_at", "expires_at", "digest")
+
+
+class SpendNotTaken(RuntimeError):
+    """A write announced a spend (``SpendRequest``) and did not make it."""
 
 
 class SpendAhead:
@@ -65,6 +76,7 @@ class SpendAhead:
         self.conn = conn
         self._outcomes: dict[str, tuple[SpendRequest, SpentToken | None]] = {}
         self._pending: list[tuple[Any, ...]] = []
+        self._taken: set[str] = set()
         self.spent: frozenset[int] = frozenset()  # indexes of the writes whose spend succeeded
         if conn.dialect.name != "postgresql":
             return  # SQLite runs in-process: a statement costs a few µs there, and sharing saved none
@@ -98,7 +110,15 @@ class SpendAhead:
         found = self._outcomes.get(request.jti)
         if found is None or found[0] != request:
             return NOT_AHEAD
+        self._taken.add(request.jti)
         return found[1]
+
+    def check_taken(self, request: SpendRequest | None) -> None:
+        """After a write whose spend succeeded ahead: raise unless it took that spend. A write
+        that announced a spend it then did not make would leave a token spent for nothing; the
+        batch is rolled back and runs again the old way."""
+        if request is None or request.jti not in self._taken:
+            raise SpendNotTaken("a write did not make the spend it announced")
 
     def defer_insert(self, row: tuple[Any, ...]) -> None:
         """A successor row (``TOKEN_COLUMNS`` order), inserted with the others by ``settle``."""

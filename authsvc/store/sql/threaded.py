@@ -221,6 +221,8 @@ class ThreadedDatabase:
                     if index not in ahead.spent:
                         ahead.settle()  # the waiting successor rows go in before anything else runs
                     outcomes[index] = writes[index][0](conn)
+                    if index in ahead.spent:
+                        ahead.check_taken(writes[index][1])
                 ahead.settle()
             except Exception as exc:
                 raise _WriteRaised from exc
