@@ -116,6 +116,10 @@ class Refresh:
     digest: str
     signed: Callable[[], bool]
 
+    def spend_request(self) -> SpendRequest:
+        """The compare-and-set this refresh begins with (a store may run it ahead: ``rotate``)."""
+        return SpendRequest(self.jti, self.client_id, self.now, self.successor_jti, self.digest)
+
 
 def rotate_family(tx: SessionTransaction, refresh: Refresh) -> Rotation:
     """Spend the presented token and record its successor, or decide what a replay of it means.
@@ -125,7 +129,7 @@ def rotate_family(tx: SessionTransaction, refresh: Refresh) -> Rotation:
     check) instead. An inauthentic token never spends nor revokes anything.
     """
     jti, now, grace, successor_jti = refresh.jti, refresh.now, refresh.grace, refresh.successor_jti
-    spent = tx.spend(jti, refresh.client_id, now, successor_jti, refresh.digest)
+    spent = tx.spend(refresh.spend_request())
     if spent is None:
         return _replayed(tx, refresh)
     if spent.digest is None and not refresh.signed():
@@ -196,10 +200,7 @@ async def rotate(store: SessionWriter, refresh: Refresh) -> Rotation:
     """``rotate_family`` in one transaction of ``store``; a session that ended, or a forged
     token, rolls the spend back."""
     try:
-        spend = SpendRequest(
-            refresh.jti, refresh.client_id, refresh.now, refresh.successor_jti, refresh.digest
-        )
-        return await store.write(lambda tx: rotate_family(tx, refresh), spend=spend)
+        return await store.write(lambda tx: rotate_family(tx, refresh), spend=refresh.spend_request())
     except _Ended as ended:
         return Rotation(Outcome.INVALID, session_id=ended.session_id, reason="session ended")
     except _Forged:

@@ -49,15 +49,19 @@ class MemorySessionTransaction:
             digest=token.digest,
         )
 
-    def spend(
-        self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
-    ) -> SpentToken | None:
+    def spend(self, request: SpendRequest) -> SpentToken | None:
+        jti, now = request.jti, request.now
         row = self.t.tokens.get(jti)
-        if row is None or row.spent_at is not None or row.client_id != client_id or row.expires_at <= now:
+        if (
+            row is None
+            or row.spent_at is not None
+            or row.client_id != request.client_id
+            or row.expires_at <= now
+        ):
             return None
-        if row.digest is not None and row.digest != digest:
+        if row.digest is not None and row.digest != request.digest:
             return None
-        self.t.tokens[jti] = replace(row, spent_at=now, successor_jti=successor_jti)
+        self.t.tokens[jti] = replace(row, spent_at=now, successor_jti=request.successor_jti)
         return SpentToken(row.session_id, row.digest, self.session_and_user_disabled(row.session_id))
 
     def session_and_user_disabled(self, session_id: str) -> tuple[SessionRecord, bool] | None:

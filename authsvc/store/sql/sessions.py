@@ -190,23 +190,21 @@ class SqlSessionTransaction:
             return
         _INSERT_TOKEN.run(self.conn, {f"p_{n}": v for n, v in zip(TOKEN_COLUMNS, row, strict=True)})
 
-    def spend(
-        self, jti: str, client_id: str, now: float, successor_jti: str, digest: str
-    ) -> SpentToken | None:
+    def spend(self, request: SpendRequest) -> SpentToken | None:
         """The compare-and-set: the spent row (and its session) if ``jti`` was live, unspent
         and issued as exactly these bytes (or has no digest) and is now spent."""
         if self._ahead is not None:
-            ahead = self._ahead.take(SpendRequest(jti, client_id, now, successor_jti, digest))
+            ahead = self._ahead.take(request)
             if ahead is not NOT_AHEAD:
                 return ahead  # type: ignore[return-value]
             self._ahead.settle()
         params = {
-            "p_jti": jti,
-            "p_client_id": client_id,
-            "p_now": now,
-            "p_spent_at": now,
-            "p_successor_jti": successor_jti,
-            "p_digest": digest,
+            "p_jti": request.jti,
+            "p_client_id": request.client_id,
+            "p_now": request.now,
+            "p_spent_at": request.now,
+            "p_successor_jti": request.successor_jti,
+            "p_digest": request.digest,
         }
         if self.conn.dialect.name == "postgresql":
             rows = _SPEND_WITH_SESSION.run(self.conn, params)
