@@ -215,14 +215,14 @@ class ThreadedDatabase:
             ahead: SpendAhead | None = None
             try:  # leaving ``begin`` with an exception rolls the transaction back
                 ahead = SpendAhead(conn, [spend for _fn, spend in writes])
-                first = sorted(ahead.spent)
-                rest = [index for index in range(len(writes)) if index not in ahead.spent]
-                for index in first + rest:
+                for index in sorted(ahead.spent):
+                    fn, spend = writes[index]
+                    outcomes[index] = fn(conn)
+                    ahead.check_taken(spend)
+                for index, (fn, _spend) in enumerate(writes):
                     if index not in ahead.spent:
                         ahead.settle()  # the waiting successor rows go in before anything else runs
-                    outcomes[index] = writes[index][0](conn)
-                    if index in ahead.spent:
-                        ahead.check_taken(writes[index][1])
+                        outcomes[index] = fn(conn)
                 ahead.settle()
             except Exception as exc:
                 raise _WriteRaised from exc
