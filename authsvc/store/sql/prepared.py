@@ -3,8 +3,9 @@
 SQLAlchemy's ``Connection.execute`` costs tens of microseconds of Python per
 statement even for a cached Core statement (execution context, result
 wrapping, row objects), several times what sqlite3 or psycopg take to run it.
-A refresh runs three such statements (two on PostgreSQL, and two savepoint
-statements more when its write shares a transaction with one that raised), on
+A refresh runs three such statements (two on PostgreSQL, where a batch's
+refreshes also share theirs: ``spend_ahead``; and two savepoint statements more
+when its write shares a transaction with one that raised), on
 the worker thread that holds SQLite's write lock. Here each statement is still
 built with SQLAlchemy Core and compiled by SQLAlchemy for the connection's
 dialect, once; it then runs on the DBAPI cursor of the same connection, inside

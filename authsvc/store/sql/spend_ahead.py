@@ -51,7 +51,6 @@ from authsvc.store.sql.tables import refresh_tokens, sessions, users
 
 __all__ = [
     "NOT_AHEAD",
-    "SESSION_COLUMNS",
     "TOKEN_COLUMNS",
     "SpendAhead",
     "SpendNotTaken",
@@ -61,7 +60,7 @@ __all__ = [
 _INFO_KEY: Final = "authsvc.spend_ahead"
 #: ``SpendAhead.take``'s answer for a spend that did not run ahead (the caller runs its own).
 NOT_AHEAD: Final = object()
-SESSION_COLUMNS: Final = tuple(c.name for c in sessions.columns)
+_SESSION_COLUMNS: Final = tuple(c.name for c in sessions.columns)
 TOKEN_COLUMNS: Final = ("jti", "session_id", "client_id", "kid", "issued_at", "expires_at", "digest")
 
 
@@ -140,10 +139,10 @@ class SpendAhead:
 
 def session_and_disabled(row: Sequence[Any]) -> tuple[SessionRecord, bool] | None:
     """A session row followed by its user's ``disabled``; None when either is missing (NULLs)."""
-    disabled = row[len(SESSION_COLUMNS)]
+    disabled = row[len(_SESSION_COLUMNS)]
     if row[0] is None or disabled is None:
         return None
-    return SessionRecord(**dict(zip(SESSION_COLUMNS, row, strict=False))), bool(disabled)
+    return SessionRecord(**dict(zip(_SESSION_COLUMNS, row, strict=False))), bool(disabled)
 
 
 _SPEND_COLUMNS: Final = ("jti", "client_id", "now", "digest", "successor_jti")
