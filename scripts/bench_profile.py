@@ -6,6 +6,7 @@
     python scripts/bench_profile.py --alg RS256 --tool perf    # native split: Python / crypto / kernel
     python scripts/bench_profile.py --alg EdDSA --grant dpop_client_credentials  # a DPoP row (also
                                               # dpop_refresh_token, dpop_users_me): proofs signed ahead
+    python scripts/bench_profile.py --alg EdDSA --grant authorization_code  # codes minted ahead
 
 Starts authsvc exactly as ``scripts/bench.py`` does, through its package
 ``benchkit`` (same pinning, seeding, logins and chained refresh tokens, same
@@ -27,16 +28,19 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from benchkit.browser import code_body, mint_codes, seed_spa_client, sign_in
 from benchkit.cli import parse_args
 from benchkit.config import ALGS, FULL
 from benchkit.context import Bench
 from benchkit.dpop_proofs import new_proof_key, sign_proofs
 from benchkit.load import Load
-from benchkit.seeding import form_headers, login_body
+from benchkit.seeding import AuthsvcServer, form_headers, login_body
 from benchkit.servers import authsvc_env, cpu_seconds, run_cli
 
 #: Requests/s no DPoP row reaches on one core: the proofs signed ahead are this x the seconds.
 _DPOP_RATE_BOUND = 4000
+#: Code redemptions/s above any measured so far: the codes minted ahead are this x the seconds.
+_CODE_RATE_BOUND = 600
 
 # Leaves where a thread waits rather than works: uvloop's epoll, an idle executor thread.
 _IDLE_LEAVES = (
@@ -118,6 +122,7 @@ def main() -> int:
             "dpop_refresh_token",
             "dpop_client_credentials",
             "dpop_users_me",
+            "authorization_code",
         ),
         default="refresh_token",
     )
@@ -147,6 +152,14 @@ def main() -> int:
                 sign_proofs(key, "POST", token_url, count).proofs if args.grant.startswith("dpop") else None
             )
             load = Load(token_url, method="POST", headers=form, chain_tokens=pool, proofs=proofs)
+        elif args.grant == "authorization_code":
+            load = _code_redemptions(server, token_url, int(_CODE_RATE_BOUND * (args.seconds + 3)))
+            bodies = load.once_bodies or []
+            warm = Load(
+                token_url, method="POST", headers=load.headers, once_bodies=bodies[: len(bodies) // 4]
+            )
+            runner.generator.run(warm, 2)  # warm-up, on codes of its own
+            load.once_bodies = bodies[len(bodies) // 4 :]
         elif args.grant == "dpop_users_me":
             login = httpx.post(
                 token_url,
@@ -214,6 +227,17 @@ def main() -> int:
     finally:
         runner.procs.stop_all()
     return 0
+
+
+def _code_redemptions(server: AuthsvcServer, token_url: str, count: int) -> Load:
+    """Codes for a first-party public client, minted by SSO as the bench mints them, one body each."""
+    client_id = seed_spa_client(server, "profile")
+    with httpx.Client(base_url=server.url, timeout=60) as browser:
+        sign_in(browser, server, client_id)
+        minted = mint_codes(server, client_id, httpx.Cookies(browser.cookies), count)
+    bodies = [code_body(code, verifier, client_id) for code, verifier in minted.codes]
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return Load(token_url, method="POST", headers=headers, once_bodies=bodies)
 
 
 if __name__ == "__main__":
