@@ -41,6 +41,7 @@ from benchkit.servers import authsvc_env, cpu_seconds, run_cli
 _DPOP_RATE_BOUND = 4000
 #: Code redemptions/s above any measured so far: the codes minted ahead are this x the seconds.
 _CODE_RATE_BOUND = 600
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 # Leaves where a thread waits rather than works: uvloop's epoll, an idle executor thread.
 _IDLE_LEAVES = (
@@ -152,14 +153,11 @@ def main() -> int:
                 sign_proofs(key, "POST", token_url, count).proofs if args.grant.startswith("dpop") else None
             )
             load = Load(token_url, method="POST", headers=form, chain_tokens=pool, proofs=proofs)
-        elif args.grant == "authorization_code":
-            load = _code_redemptions(server, token_url, int(_CODE_RATE_BOUND * (args.seconds + 3)))
-            bodies = load.once_bodies or []
-            warm = Load(
-                token_url, method="POST", headers=load.headers, once_bodies=bodies[: len(bodies) // 4]
-            )
-            runner.generator.run(warm, 2)  # warm-up, on codes of its own
-            load.once_bodies = bodies[len(bodies) // 4 :]
+        elif args.grant == "authorization_code":  # public client: no Authorization header
+            bodies = _code_bodies(server, int(_CODE_RATE_BOUND * (args.seconds + 3)))
+            warm = bodies[: len(bodies) // 4]  # the warm-up redeems codes of its own
+            runner.generator.run(Load(token_url, method="POST", headers=_FORM, once_bodies=warm), 2)
+            load = Load(token_url, method="POST", headers=_FORM, once_bodies=bodies[len(warm) :])
         elif args.grant == "dpop_users_me":
             login = httpx.post(
                 token_url,
@@ -229,15 +227,14 @@ def main() -> int:
     return 0
 
 
-def _code_redemptions(server: AuthsvcServer, token_url: str, count: int) -> Load:
-    """Codes for a first-party public client, minted by SSO as the bench mints them, one body each."""
+def _code_bodies(server: AuthsvcServer, count: int) -> list[str]:
+    """Token request bodies redeeming codes of a first-party public client, minted by SSO as the
+    bench mints them."""
     client_id = seed_spa_client(server, "profile")
     with httpx.Client(base_url=server.url, timeout=60) as browser:
         sign_in(browser, server, client_id)
         minted = mint_codes(server, client_id, httpx.Cookies(browser.cookies), count)
-    bodies = [code_body(code, verifier, client_id) for code, verifier in minted.codes]
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    return Load(token_url, method="POST", headers=headers, once_bodies=bodies)
+    return [code_body(code, verifier, client_id) for code, verifier in minted.codes]
 
 
 if __name__ == "__main__":
