@@ -171,7 +171,7 @@ class Services:
                 PasswordGrant(passwords, families),
                 RefreshTokenGrant(families),
                 ClientCredentialsGrant(tokens, clock, events),
-                AuthorizationCodeGrant(browser_store, users, families, clock, events),
+                AuthorizationCodeGrant(browser_store, families, clock, events),
             )
         )
         cookies = Cookies(

@@ -4,7 +4,16 @@ redeem the code with PKCE, SSO for a second client, and the single use of codes.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import httpx
+import pytest
+from sqlalchemy import select
+
+from authsvc.browser.cookies import digest
+from authsvc.store.records import SessionRecord
+from authsvc.store.sql.tables import authorization_codes
+from authsvc.tokens import families as families_module
 from tests.authorize_support import (
     add_browser_client,
     authorize_params,
@@ -90,3 +99,110 @@ async def test_of_parallel_redemptions_one_wins_and_then_loses_its_tokens(db_har
             refresh = await db_harness.refresh(winner.json()["refresh_token"], client_id="spa")
             assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
             assert (await db_harness.me(winner.json()["access_token"])).status_code == 401
+
+
+async def test_codes_of_one_sso_session_redeemed_at_once_all_succeed(db_harness: AppHarness) -> None:
+    """Redemptions that land together share transactions (group commit): one code's checks must
+    not refuse or roll back another's."""
+    await db_harness.add_user()
+    await add_browser_client(db_harness, "spa", first_party=True)
+    verifier, challenge = pkce()
+    codes = [(callback(await sign_in(db_harness, "spa", challenge))["code"], verifier)]
+    for _ in range(20):
+        verifier, challenge = pkce()
+        page = await db_harness.client.get("/authorize", params=authorize_params("spa", challenge))
+        codes.append((callback(page)["code"], verifier))
+    answers = await asyncio.gather(*(redeem(db_harness, "spa", code, v) for code, v in codes))
+    assert [a.status_code for a in answers] == [200] * len(codes), [a.text for a in answers][:3]
+    sids = {claims_of(a.json()["access_token"])["sid"] for a in answers}
+    assert len(sids) == len(codes), "two redemptions share a family"
+
+
+async def _user_id(harness: AppHarness) -> str:
+    user = await harness.services.users.by_username("alice")
+    assert user is not None
+    return user.id
+
+
+async def test_a_logout_just_before_the_family_opens_leaves_no_live_family(
+    db_harness: AppHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser session behind a code ends while the redemption is between its spend and its
+    family: the family's transaction sees the logout (or the logout sees the family), never
+    neither. Before the check moved into that transaction, a read ahead of it let this through."""
+    await db_harness.add_user()
+    await add_browser_client(db_harness, "spa", first_party=True)
+    verifier, challenge = pkce()
+    code = callback(await sign_in(db_harness, "spa", challenge))["code"]
+    opening = families_module.open_session
+
+    async def logout_first(store: Any, session: SessionRecord, *args: Any, **kwargs: Any) -> Any:
+        assert session.browser_session_id is not None
+        await db_harness.services.browser_store.end_browser_session(
+            session.browser_session_id, db_harness.clock.now()
+        )
+        return await opening(store, session, *args, **kwargs)
+
+    monkeypatch.setattr(families_module, "open_session", logout_first)
+    answer = await redeem(db_harness, "spa", code, verifier)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+    live = await db_harness.services.session_store.live_for_user(
+        await _user_id(db_harness), db_harness.clock.now()
+    )
+    assert live == [], "a family opened for a browser session that had ended"
+    monkeypatch.undo()
+    again = await redeem(db_harness, "spa", code, verifier)
+    assert again.json()["error"] == "invalid_grant", "the failed redemption did not spend the code"
+
+
+async def test_a_second_redemption_just_before_the_family_opens_leaves_no_live_family(
+    db_harness: AppHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 6749 §4.1.2 at its narrowest: the second use lands after the first spent the code and
+    before it opened its family. Both are refused and no family is left live."""
+    await db_harness.add_user()
+    await add_browser_client(db_harness, "spa", first_party=True)
+    verifier, challenge = pkce()
+    code = callback(await sign_in(db_harness, "spa", challenge))["code"]
+    opening = families_module.open_session
+    seconds: list[httpx.Response] = []
+
+    async def reuse_first(*args: Any, **kwargs: Any) -> Any:
+        if not seconds:
+            seconds.append(await redeem(db_harness, "spa", code, verifier))
+        return await opening(*args, **kwargs)
+
+    monkeypatch.setattr(families_module, "open_session", reuse_first)
+    first = await redeem(db_harness, "spa", code, verifier)
+    assert first.status_code == 400 and first.json()["error"] == "invalid_grant", first.text
+    assert seconds[0].status_code == 400 and seconds[0].json()["error"] == "invalid_grant"
+    live = await db_harness.services.session_store.live_for_user(
+        await _user_id(db_harness), db_harness.clock.now()
+    )
+    assert live == []
+
+
+async def test_logouts_racing_redemptions_never_leave_a_live_family(db_harness: AppHarness) -> None:
+    """Each round signs in afresh, then sends the redemption and the logout of its browser session
+    at once; whichever lands first, nothing opened by that sign-in outlives the logout."""
+    await db_harness.add_user()
+    await add_browser_client(db_harness, "spa", first_party=True)
+    user_id = await _user_id(db_harness)
+    store = db_harness.services.browser_store
+    for _round in range(6):
+        db_harness.client.cookies.clear()
+        verifier, challenge = pkce()
+        code = callback(await sign_in(db_harness, "spa", challenge))["code"]
+        row = await store.db.read(  # the code's browser session, without spending it
+            lambda conn, c=code: conn.execute(
+                select(authorization_codes.c.browser_session_id).where(authorization_codes.c.id == digest(c))
+            ).scalar_one()
+        )
+        answer, _ended = await asyncio.gather(
+            redeem(db_harness, "spa", code, verifier), store.end_browser_session(row, db_harness.clock.now())
+        )
+        assert answer.status_code in (200, 400), answer.text
+        live = await db_harness.services.session_store.live_for_user(user_id, db_harness.clock.now())
+        assert live == [], (
+            f"round {_round}: a family outlived the logout of its sign-in ({answer.status_code})"
+        )

@@ -1,11 +1,14 @@
 """The authorization code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636, S256 only).
 
 A code is used once: the compare-and-set in ``SqlBrowserStore.use_code``
-lets exactly one redemption through; a second one is refused and revokes the
-family the first opened (RFC 6749 §4.1.2). The code is bound to its client,
-redirect URI, PKCE challenge, nonce, scopes, browser session and the
-credentials the sign-in saw: a password change, a disable or a logout between
-the sign-in and the redemption leaves the code worthless.
+lets exactly one redemption through, and commits on its own, so a redemption
+that fails a check below still spends the code; a second one is refused and
+revokes the family the first opened (RFC 6749 §4.1.2). The code is bound to
+its client, redirect URI, PKCE challenge, nonce, scopes, browser session and
+the credentials the sign-in saw: a password change, a disable or a logout
+between the sign-in and the redemption leaves the code worthless. Those last
+are checked in the one transaction that opens the family and notes it on the
+code (``SqlBrowserStore.code_claim``), so a redemption is two transactions.
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ from authsvc.clock import Clock
 from authsvc.errors import InvalidGrant, InvalidRequest
 from authsvc.events import CodeRedeemed, CodeReused, Events
 from authsvc.grants.base import GrantRequest
-from authsvc.store.protocols import UserStore
 from authsvc.store.records import AuthorizationCode, Client
-from authsvc.store.sql.browser import SqlBrowserStore
+from authsvc.store.sql.browser import CodeRedeemedMeanwhile, SignInEnded, SqlBrowserStore
 from authsvc.tokens.families import BrowserSignIn, Families, TokenResponse
 from authsvc.tokens.id_token import IdTokenRequest
 
@@ -46,11 +48,8 @@ class AuthorizationCodeGrant:
     }
     default_client: ClassVar[bool] = False
 
-    def __init__(
-        self, store: SqlBrowserStore, users: UserStore, families: Families, clock: Clock, events: Events
-    ) -> None:
+    def __init__(self, store: SqlBrowserStore, families: Families, clock: Clock, events: Events) -> None:
         self.store = store
-        self.users = users
         self.families = families
         self.clock = clock
         self.events = events
@@ -70,26 +69,24 @@ class AuthorizationCodeGrant:
         self._check(code, client, form["redirect_uri"], form["code_verifier"], now)
         if code.dpop_jkt is not None and code.dpop_jkt != request.dpop_jkt:
             raise InvalidGrant(detail="code bound to another DPoP key")
-        user = await self.users.by_id(code.user_id)
-        browser_session = await self.store.browser_session(code.browser_session_id)
-        if user is None or user.disabled or browser_session is None or browser_session.revoked_at is not None:
-            raise InvalidGrant(detail="the sign-in behind the code ended")
-        response = await self.families.start(
-            user,
-            client,
-            frozenset(code.scope.split()),
-            browser=BrowserSignIn(
-                browser_session_id=code.browser_session_id,
-                credentials_version=code.credentials_version,
-                id_token=IdTokenRequest(auth_time=code.auth_time, nonce=code.nonce),
-            ),
-            jkt=request.dpop_jkt,
+        sign_in = BrowserSignIn(
+            user_id=code.user_id,
+            browser_session_id=code.browser_session_id,
+            credentials_version=code.credentials_version,
+            id_token=IdTokenRequest(auth_time=code.auth_time, nonce=code.nonce),
+            claim=self.store.code_claim(code.id, code.browser_session_id),
         )
-        assert response.session_id is not None
-        if not await self.store.record_code_session(code.id, response.session_id, now):
+        try:
+            response = await self.families.start_browser(
+                sign_in, client, frozenset(code.scope.split()), jkt=request.dpop_jkt
+            )
+        except SignInEnded:
+            raise InvalidGrant(detail="the sign-in behind the code ended") from None
+        except CodeRedeemedMeanwhile:
             self.events.publish(CodeReused(user_id=code.user_id, client_id=code.client_id))
-            raise InvalidGrant(detail="code used twice at once")
-        self.events.publish(CodeRedeemed(user_id=user.id, client_id=client.id, sid=response.session_id))
+            raise InvalidGrant(detail="code used twice at once") from None
+        assert response.session_id is not None
+        self.events.publish(CodeRedeemed(user_id=code.user_id, client_id=client.id, sid=response.session_id))
         return response
 
     @staticmethod

@@ -24,6 +24,7 @@ from authsvc.store.records import (
 )
 
 __all__ = [
+    "Claim",
     "ClientStore",
     "Counters",
     "KeyStore",
@@ -89,6 +90,11 @@ class SessionTransaction(Protocol):
     def keep_grace_body(self, jti: str, body: str, until: float) -> None: ...
     def drop_grace_bodies(self, session_id: str, keep: str | None = None) -> None: ...
     def revoke_session(self, session_id: str, now: float, reason: str) -> None: ...
+
+
+#: Run inside a login's transaction after its own checks, before its tokens are signed: what
+#: else the login must hold or record there (it raises to write nothing).
+Claim = Callable[[SessionTransaction, SessionRecord], None]
 
 
 class SessionWriter(Protocol):

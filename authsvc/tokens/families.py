@@ -18,7 +18,7 @@ from authsvc.errors import InvalidGrant
 from authsvc.events import Events, RefreshReplayed, RefreshReuseDetected, RefreshRotated, SessionStarted
 from authsvc.keys.ring import KeyRing
 from authsvc.scopes import granted_scopes, scope_str
-from authsvc.store.protocols import SessionStore
+from authsvc.store.protocols import Claim, SessionStore
 from authsvc.store.records import Client, IssuedRefreshToken, SessionRecord, User
 from authsvc.tokens.family_decisions import (
     Outcome,
@@ -49,9 +49,11 @@ class TokenResponse:
 class BrowserSignIn:
     """What a code redemption brings from the browser sign-in behind it."""
 
+    user_id: str
     browser_session_id: str
     credentials_version: int  # as the sign-in read it
     id_token: IdTokenRequest
+    claim: Claim  # the code's own checks and record, in the family's transaction
 
 
 class Families:
@@ -79,27 +81,50 @@ class Families:
         self.skew = skew  # leeway on iat/nbf: another instance's clock may be ahead
 
     async def start(
-        self,
-        user: User,
-        client: Client,
-        scopes: frozenset[str],
-        *,
-        browser: BrowserSignIn | None = None,
-        jkt: str | None = None,
+        self, user: User, client: Client, scopes: frozenset[str], *, jkt: str | None = None
     ) -> TokenResponse:
         """A login: open a family and return its first tokens.
 
-        ``browser``: a code redemption, whose sign-in happened earlier in a
-        browser session; the family is tied to that session, gets an ID token
-        when ``openid`` was granted, a refresh token only when the client has
-        the grant, and must still match the credentials the sign-in saw.
         ``jkt``: the request's DPoP key; the access token is bound to it, and a
         public client's refresh tokens too (RFC 9449 §5).
         """
+        first = await self._open(user.id, user.credentials_version, client, scopes, jkt=jkt)
+        if first is None:
+            # A password change, disable or client removal won the race with this login.
+            raise InvalidGrant("The username or password is incorrect.", detail="credentials changed")
+        return first
+
+    async def start_browser(
+        self, sign_in: BrowserSignIn, client: Client, scopes: frozenset[str], *, jkt: str | None = None
+    ) -> TokenResponse:
+        """A code redemption: a family for a sign-in that happened earlier in a browser session.
+
+        It gets an ID token when ``openid`` was granted and a refresh token only
+        when the client has the grant; the user must still be enabled with the
+        credentials the sign-in saw, and ``sign_in.claim`` runs in the same
+        transaction (what it raises comes through, and nothing is written).
+        """
+        first = await self._open(
+            sign_in.user_id, sign_in.credentials_version, client, scopes, jkt=jkt, browser=sign_in
+        )
+        if first is None:
+            raise InvalidGrant(detail="the sign-in behind the code ended")
+        return first
+
+    async def _open(
+        self,
+        user_id: str,
+        credentials_version: int,
+        client: Client,
+        scopes: frozenset[str],
+        *,
+        jkt: str | None,
+        browser: BrowserSignIn | None = None,
+    ) -> TokenResponse | None:
         now = self.clock.now()
         session = SessionRecord(
             id="s_" + secrets.token_urlsafe(16),
-            user_id=user.id,
+            user_id=user_id,
             client_id=client.id,
             scope=scope_str(scopes),
             created_at=now,
@@ -127,13 +152,13 @@ class Families:
                 jkt=jkt,
                 refresh_jkt=jkt if client.public else None,
             ),
-            credentials_version=browser.credentials_version if browser else user.credentials_version,
+            credentials_version=credentials_version,
             registered_client=client.registered,
+            claim=browser.claim if browser else None,
         )
         if first is None:
-            # A password change, disable or client removal won the race with this login.
-            raise InvalidGrant("The username or password is incorrect.", detail="credentials changed")
-        self.events.publish(SessionStarted(user_id=user.id, client_id=client.id, sid=session.id))
+            return None
+        self.events.publish(SessionStarted(user_id=user_id, client_id=client.id, sid=session.id))
         return TokenResponse(first.body.encode(), session_id=session.id)
 
     async def rotate(

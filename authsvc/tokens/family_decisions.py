@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from authsvc.store.protocols import SessionTransaction, SessionWriter
+from authsvc.store.protocols import Claim, SessionTransaction, SessionWriter
 from authsvc.store.records import IssuedRefreshToken, SessionRecord, SpendRequest
 
 __all__ = [
@@ -78,13 +78,16 @@ def open_family(
     *,
     credentials_version: int,
     registered_client: bool,
+    claim: Claim | None = None,
 ) -> IssuedRefreshToken:
     """Write a new session and its first token, unless the login's reads went stale.
 
     The session row comes first, then the re-reads under a share lock: a
     credential change or removal either committed before (the versions differ:
     this raises and nothing is written) or waits for this transaction and then
-    revokes the session it wrote.
+    revokes the session it wrote. ``claim``: what else the login must hold or
+    record in the same transaction (a code redemption: its browser session still
+    live, the family noted on the code); it raises to write nothing.
     """
     tx.insert_session(session)
     user = tx.user_credentials(session.user_id)
@@ -92,6 +95,8 @@ def open_family(
         raise _Stale
     if registered_client and not tx.client_live(session.client_id):
         raise _Stale
+    if claim is not None:
+        claim(tx, session)
     token = first(session)
     if token.stored:
         tx.insert_token(token, session)
@@ -214,8 +219,10 @@ async def open_session(
     *,
     credentials_version: int,
     registered_client: bool,
+    claim: Claim | None = None,
 ) -> IssuedRefreshToken | None:
-    """``open_family`` in one transaction of ``store``; None when the login's reads went stale."""
+    """``open_family`` in one transaction of ``store``; None when the login's reads went stale
+    (what ``claim`` raises comes through)."""
     try:
         return await store.write(
             lambda tx: open_family(
@@ -224,6 +231,7 @@ async def open_session(
                 first,
                 credentials_version=credentials_version,
                 registered_client=registered_client,
+                claim=claim,
             )
         )
     except _Stale:

@@ -7,7 +7,8 @@ of the database lets no one act as a signed-in browser or redeem a code.
 Single use is a compare-and-set: a code is marked used only if it was unused,
 a pushed request is deleted as it is taken. A second redemption of a code marks
 it and revokes the family the first opened; if the first has not recorded its
-family yet, it finds the mark when it does and revokes its own (RFC 6749 §4.1.2).
+family yet, it finds the mark when it tries (``code_claim``, in the transaction
+that would open the family) and opens none (RFC 6749 §4.1.2).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, delete, insert, select, update
 
-from authsvc.store.records import AuthorizationCode, BrowserSession, Consent, PendingRequest
-from authsvc.store.sql.sessions import revoke_sessions
+from authsvc.store.protocols import Claim, SessionTransaction
+from authsvc.store.records import AuthorizationCode, BrowserSession, Consent, PendingRequest, SessionRecord
+from authsvc.store.sql.sessions import SqlSessionTransaction, revoke_sessions
 from authsvc.store.sql.tables import (
     authorization_codes,
     browser_sessions,
@@ -28,12 +30,20 @@ from authsvc.store.sql.tables import (
 )
 from authsvc.store.sql.threaded import ThreadedDatabase
 
-__all__ = ["REUSED", "SqlBrowserStore"]
+__all__ = ["REUSED", "CodeRedeemedMeanwhile", "SignInEnded", "SqlBrowserStore"]
 
 R = TypeVar("R")
 
 #: What a code's ``session_id`` holds once a second redemption has been seen.
 REUSED = "!reused"
+
+
+class SignInEnded(Exception):
+    """The browser session behind a code ended (a logout) before its family was opened."""
+
+
+class CodeRedeemedMeanwhile(Exception):
+    """A second redemption of the code came before the first had opened its family."""
 
 
 def _browser_session(row: object) -> BrowserSession:
@@ -191,25 +201,34 @@ class SqlBrowserStore:
             self._on_revoke()
         return result
 
-    async def record_code_session(self, code_id: str, session_id: str, now: float) -> bool:
-        """Note the family a redemption opened; False (and the family revoked) if the code
-        was redeemed again meanwhile."""
+    def code_claim(self, code_id: str, browser_session_id: str) -> Claim:
+        """What redeeming a code must do inside the transaction that opens its family.
 
-        def tx(conn: Connection) -> bool:
-            result = conn.execute(
+        The browser session is read share-locked (a logout either ended it first, or
+        waits and then ends the family too), and the family is noted on the code only
+        if no second redemption marked it meanwhile. Either failing raises, and the
+        family is never written: ``SignInEnded``, ``CodeRedeemedMeanwhile``.
+        """
+        live = (
+            select(browser_sessions.c.id)
+            .where(browser_sessions.c.id == browser_session_id, browser_sessions.c.revoked_at.is_(None))
+            .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite holds its write lock already
+        )
+
+        def claim(tx: SessionTransaction, session: SessionRecord) -> None:
+            if not isinstance(tx, SqlSessionTransaction):
+                raise TypeError("a code is claimed in a SQL session transaction")
+            if tx.conn.execute(live).first() is None:
+                raise SignInEnded
+            noted = tx.conn.execute(
                 update(authorization_codes)
                 .where(authorization_codes.c.id == code_id, authorization_codes.c.session_id.is_(None))
-                .values(session_id=session_id)
+                .values(session_id=session.id)
             )
-            if result.rowcount == 1:
-                return True
-            conn.execute(revoke_sessions(sessions.c.id == session_id, now, "code_reuse"))
-            return False
+            if noted.rowcount != 1:
+                raise CodeRedeemedMeanwhile
 
-        recorded = await self.db.write(tx)
-        if not recorded:
-            self._on_revoke()
-        return recorded
+        return claim
 
     # --- housekeeping -----------------------------------------------------------------
     async def prune(self, now: float, code_memory: float) -> dict[str, int]:
