@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, delete, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 
 from authsvc.store.protocols import Claim, SessionTransaction
 from authsvc.store.records import AuthorizationCode, BrowserSession, Consent, PendingRequest, SessionRecord
+from authsvc.store.sql.prepared import Prepared
 from authsvc.store.sql.sessions import SqlSessionTransaction, revoke_sessions
 from authsvc.store.sql.tables import (
     authorization_codes,
@@ -54,6 +55,27 @@ def _browser_session(row: object) -> BrowserSession:
 def _code(row: object) -> AuthorizationCode:
     m = row._mapping  # type: ignore[attr-defined]
     return AuthorizationCode(**{c.name: m[c.name] for c in authorization_codes.columns})
+
+
+# A redemption's statements, built once and run on the driver (``Prepared``).
+_CODE_COLUMNS = tuple(c.name for c in authorization_codes.columns)
+_USE_CODE = Prepared(
+    update(authorization_codes)
+    .where(authorization_codes.c.id == bindparam("p_id"), authorization_codes.c.used_at.is_(None))
+    .values(used_at=bindparam("p_now"))
+    .returning(*authorization_codes.columns)
+)
+_LIVE_BROWSER_SESSION = Prepared(
+    select(browser_sessions.c.id)
+    .where(browser_sessions.c.id == bindparam("p_id"), browser_sessions.c.revoked_at.is_(None))
+    .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite holds its write lock already
+)
+_NOTE_FAMILY = Prepared(
+    update(authorization_codes)
+    .where(authorization_codes.c.id == bindparam("p_code_id"), authorization_codes.c.session_id.is_(None))
+    .values(session_id=bindparam("p_session_id"))
+    .returning(authorization_codes.c.id)
+)
 
 
 class SqlBrowserStore:
@@ -167,19 +189,13 @@ class SqlBrowserStore:
         """(the code, True) if it was unused and is now used; (the code or None, False) otherwise.
 
         A code used before is a reuse: its family is revoked here, or marked for
-        the first redemption to revoke when it records the family.
+        the first redemption, which then opens no family (``code_claim``).
         """
-        spend = (
-            update(authorization_codes)
-            .where(authorization_codes.c.id == code_id, authorization_codes.c.used_at.is_(None))
-            .values(used_at=now)
-            .returning(*authorization_codes.columns)
-        )
 
         def tx(conn: Connection) -> tuple[AuthorizationCode | None, bool]:
-            row = conn.execute(spend).first()
-            if row is not None:
-                return _code(row), True
+            rows = _USE_CODE.run(conn, {"p_id": code_id, "p_now": now})
+            if rows:
+                return AuthorizationCode(**dict(zip(_CODE_COLUMNS, rows[0], strict=True))), True
             found = conn.execute(
                 select(authorization_codes).where(authorization_codes.c.id == code_id).with_for_update()
             ).first()
@@ -209,23 +225,13 @@ class SqlBrowserStore:
         if no second redemption marked it meanwhile. Either failing raises, and the
         family is never written: ``SignInEnded``, ``CodeRedeemedMeanwhile``.
         """
-        live = (
-            select(browser_sessions.c.id)
-            .where(browser_sessions.c.id == browser_session_id, browser_sessions.c.revoked_at.is_(None))
-            .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite holds its write lock already
-        )
 
         def claim(tx: SessionTransaction, session: SessionRecord) -> None:
             if not isinstance(tx, SqlSessionTransaction):
                 raise TypeError("a code is claimed in a SQL session transaction")
-            if tx.conn.execute(live).first() is None:
+            if not _LIVE_BROWSER_SESSION.run(tx.conn, {"p_id": browser_session_id}):
                 raise SignInEnded
-            noted = tx.conn.execute(
-                update(authorization_codes)
-                .where(authorization_codes.c.id == code_id, authorization_codes.c.session_id.is_(None))
-                .values(session_id=session.id)
-            )
-            if noted.rowcount != 1:
+            if not _NOTE_FAMILY.run(tx.conn, {"p_code_id": code_id, "p_session_id": session.id}):
                 raise CodeRedeemedMeanwhile
 
         return claim
