@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -124,12 +124,12 @@ _SPEND_WITH_SESSION = Prepared(
         )
     )
 )
-_USER_CREDENTIALS = (
+_USER_CREDENTIALS = Prepared(
     select(users.c.credentials_version, users.c.disabled)
     .where(users.c.id == bindparam("p_user_id"))
     .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite holds its write lock already
 )
-_LIVE_CLIENT = (
+_LIVE_CLIENT = Prepared(
     select(clients.c.client_id)
     .where(clients.c.client_id == bindparam("p_client_id"), clients.c.removed_at.is_(None))
     .with_for_update(read=True)
@@ -137,7 +137,8 @@ _LIVE_CLIENT = (
 _INSERT_TOKEN = Prepared(
     insert(refresh_tokens).values({name: bindparam(f"p_{name}") for name in TOKEN_COLUMNS})
 )
-_INSERT_SESSION = insert(sessions)
+_SESSION_COLUMNS = ("id", "user_id", "client_id", "scope", "created_at", "expires_at", "browser_session_id")
+_INSERT_SESSION = Prepared(insert(sessions).values({name: bindparam(name) for name in _SESSION_COLUMNS}))
 _KEEP_GRACE_BODY = (
     update(refresh_tokens)
     .where(refresh_tokens.c.jti == bindparam("p_jti"))
@@ -160,31 +161,27 @@ class SqlSessionTransaction:
         return self.conn
 
     def insert_session(self, session: SessionRecord) -> None:
-        self._settled().execute(
-            _INSERT_SESSION,
-            {
-                "id": session.id,
-                "user_id": session.user_id,
-                "client_id": session.client_id,
-                "scope": session.scope,
-                "created_at": session.created_at,
-                "expires_at": session.expires_at,
-                "browser_session_id": session.browser_session_id,
-            },
-        )
+        _INSERT_SESSION.run(self._settled(), {name: getattr(session, name) for name in _SESSION_COLUMNS})
 
     def user_credentials(self, user_id: str) -> tuple[int, bool] | None:
         """(credentials version, disabled), share-locked until the transaction ends; None: no user."""
-        row = self._settled().execute(_USER_CREDENTIALS, {"p_user_id": user_id}).first()
-        return None if row is None else (int(row.credentials_version), bool(row.disabled))
+        rows = _USER_CREDENTIALS.run(self._settled(), {"p_user_id": user_id})
+        return (int(rows[0][0]), bool(rows[0][1])) if rows else None
 
     def client_live(self, client_id: str) -> bool:
         """Whether the registered client exists and is not removed (share-locked)."""
-        return self._settled().execute(_LIVE_CLIENT, {"p_client_id": client_id}).first() is not None
+        return bool(_LIVE_CLIENT.run(self._settled(), {"p_client_id": client_id}))
 
     def insert_token(self, token: IssuedRefreshToken, session: SessionRecord) -> None:
-        row: tuple[Any, ...] = (token.jti, session.id, session.client_id, token.kid, token.issued_at)
-        row += (token.expires_at, token.digest)
+        row = (
+            token.jti,
+            session.id,
+            session.client_id,
+            token.kid,
+            token.issued_at,
+            token.expires_at,
+            token.digest,
+        )
         if self._ahead is not None:  # with the batch's other successors, before anything else
             self._ahead.defer_insert(row)
             return
