@@ -13,7 +13,7 @@ that would open the family) and opens none (RFC 6749 §4.1.2).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
@@ -52,13 +52,15 @@ def _browser_session(row: object) -> BrowserSession:
     return BrowserSession(**{c.name: m[c.name] for c in browser_sessions.columns})
 
 
-def _code(row: object) -> AuthorizationCode:
-    m = row._mapping  # type: ignore[attr-defined]
-    return AuthorizationCode(**{c.name: m[c.name] for c in authorization_codes.columns})
+_CODE_COLUMNS = tuple(c.name for c in authorization_codes.columns)
+
+
+def _code(row: Sequence[Any]) -> AuthorizationCode:
+    """A code from a row of every column in table order (SQLAlchemy's or the driver's)."""
+    return AuthorizationCode(**dict(zip(_CODE_COLUMNS, row, strict=True)))
 
 
 # A redemption's statements, built once and run on the driver (``Prepared``).
-_CODE_COLUMNS = tuple(c.name for c in authorization_codes.columns)
 _USE_CODE = Prepared(
     update(authorization_codes)
     .where(authorization_codes.c.id == bindparam("p_id"), authorization_codes.c.used_at.is_(None))
@@ -195,7 +197,7 @@ class SqlBrowserStore:
         def tx(conn: Connection) -> tuple[AuthorizationCode | None, bool]:
             rows = _USE_CODE.run(conn, {"p_id": code_id, "p_now": now})
             if rows:
-                return AuthorizationCode(**dict(zip(_CODE_COLUMNS, rows[0], strict=True))), True
+                return _code(rows[0]), True
             found = conn.execute(
                 select(authorization_codes).where(authorization_codes.c.id == code_id).with_for_update()
             ).first()
