@@ -189,20 +189,21 @@ async def test_logouts_racing_redemptions_never_leave_a_live_family(db_harness: 
     await add_browser_client(db_harness, "spa", first_party=True)
     user_id = await _user_id(db_harness)
     store = db_harness.services.browser_store
-    for _round in range(6):
+    for round_ in range(6):
         db_harness.client.cookies.clear()
         verifier, challenge = pkce()
         code = callback(await sign_in(db_harness, "spa", challenge))["code"]
-        row = await store.db.read(  # the code's browser session, without spending it
+        browser_session_id = await store.db.read(  # the code's browser session, without spending it
             lambda conn, c=code: conn.execute(
                 select(authorization_codes.c.browser_session_id).where(authorization_codes.c.id == digest(c))
             ).scalar_one()
         )
         answer, _ended = await asyncio.gather(
-            redeem(db_harness, "spa", code, verifier), store.end_browser_session(row, db_harness.clock.now())
+            redeem(db_harness, "spa", code, verifier),
+            store.end_browser_session(browser_session_id, db_harness.clock.now()),
         )
         assert answer.status_code in (200, 400), answer.text
         live = await db_harness.services.session_store.live_for_user(user_id, db_harness.clock.now())
         assert live == [], (
-            f"round {_round}: a family outlived the logout of its sign-in ({answer.status_code})"
+            f"round {round_}: a family outlived the logout of its sign-in ({answer.status_code})"
         )
