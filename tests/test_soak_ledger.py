@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from soakkit.ledger import (
     Answer,
+    CodeRedemption,
     Fault,
     Issued,
     Ledger,
@@ -144,6 +145,15 @@ def test_a_chain_broken_after_a_lost_answer_in_a_fault_is_named() -> None:
         ("key", "introspect", 1.1, True),
         ("key", "users_me", 0.5, False),
         ("key", "users_me", 1.2, True),
+        # Its browser session ended (/logout), or its code came again: as /revoke.
+        ("logout", "token", 0.0, False),
+        ("logout", "token", 0.05, True),
+        ("logout", "introspect", 0.3, True),
+        ("logout", "users_me", 0.9, False),
+        ("logout", "users_me", 1.1, True),
+        ("code_replay", "token", 0.05, True),
+        ("code_replay", "users_me", 1.1, True),
+        ("code_replay", "users_me", 0.5, False),
     ],
 )
 def test_a_revoked_token_stops_working_in_time(by: str, route: str, after: float, fails: bool) -> None:
@@ -152,6 +162,25 @@ def test_a_revoked_token_stops_working_in_time(by: str, route: str, after: float
     book.probe(Probe("t1", T, route, T + 5, False, by))
     book.probe(Probe("t1", T, route, T + 6, None, by))
     assert causes(book) == (["revocation-late"] if fails else [])
+
+
+# --- authorization codes --------------------------------------------------------------------
+def test_a_code_answered_with_tokens_twice_fails() -> None:
+    book = ledger()
+    book.redemption(CodeRedemption("s1", "k1", T, T + 0.1, 200))
+    book.redemption(CodeRedemption("s1", "k1", T + 5, T + 5.1, 400, "replay"))
+    book.redemption(CodeRedemption("s2", "k2", T + 1, T + 1.1, None))  # lost: the chain ends
+    book.redemption(CodeRedemption("s3", "k3", T + 2, T + 2.1, 200))
+    assert book.check().clean
+    book.redemption(CodeRedemption("s3", "k3", T + 3, T + 3.1, 200, "replay"))
+    failures = book.check().failures
+    assert [f.cause for f in failures] == ["code-accepted-twice"]
+    assert "s3" in failures[0].detail and "deliberate" in failures[0].detail
+    # A retry after a lost answer that is answered with tokens a second time fails too.
+    again = ledger()
+    again.redemption(CodeRedemption("s4", "k4", T, T + 0.1, 200))
+    again.redemption(CodeRedemption("s4", "k4", T + 0.2, T + 0.3, 200))
+    assert causes(again) == ["code-accepted-twice"]
 
 
 # --- answers and faults ---------------------------------------------------------------------

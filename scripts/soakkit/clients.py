@@ -30,7 +30,7 @@ import httpx
 
 from soakkit.ledger import Answer, Issued, Ledger, Probe, RefreshAttempt
 
-__all__ = ["Workload", "jose_parts", "token_id"]
+__all__ = ["Workload", "jose_parts", "pause", "token_id"]
 
 CHAIN_ENDINGS = ("plain", "plain", "grace", "reuse", "revoke_refresh", "revoke_access")
 
@@ -100,13 +100,17 @@ class Workload:
         expect: Iterable[int] = (200,),
         kid: str | None = None,
         check: Callable[[httpx.Response], str | None] | None = None,
+        browser: httpx.AsyncClient | None = None,
         **kwargs: Any,
     ) -> httpx.Response | None:
-        """Send one request and record its answer; None when there was no answer."""
+        """Send one request and record its answer; None when there was no answer.
+
+        ``browser``: a client of its own (its own cookies) in place of the shared one.
+        """
         t0 = time.time()
         self.inflight += 1
         try:
-            response = await self.http.request(method, path, **kwargs)
+            response = await (browser or self.http).request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             self.ledger.answer(Answer(kind, t0, time.time(), None, detail=type(exc).__name__))
             return None
@@ -172,7 +176,7 @@ class Workload:
             )
             if response is not None and response.status_code == 200:
                 await self.use_access(response.json()["access_token"], "client_credentials")
-            await _sleep(stop, every * self.rng.uniform(0.7, 1.3))
+            await pause(stop, every * self.rng.uniform(0.7, 1.3))
 
     # --- refresh chains -------------------------------------------------------------------
     async def chains_loop(self, concurrency: int, stop: asyncio.Event) -> None:
@@ -196,7 +200,7 @@ class Workload:
                 return dict(response.json())
             if response is not None and response.status_code < 500:
                 return None  # refused: recorded as unexpected
-            if await _sleep(stop, 0.5):
+            if await pause(stop, 0.5):
                 return None
         return None
 
@@ -205,7 +209,7 @@ class Workload:
         chain = f"c{self.chain_count}"
         first = await self.login(stop)
         if first is None:
-            await _sleep(stop, 1.0)
+            await pause(stop, 1.0)
             return
         ending = self.rng.choice(CHAIN_ENDINGS)
         refresh, access = first["refresh_token"], first["access_token"]
@@ -213,7 +217,7 @@ class Workload:
         previous: str | None = None
         spent_at = 0.0
         for _ in range(self.rng.randint(3, 8)):
-            if await _sleep(stop, self.rng.uniform(1.5, 3.5)):
+            if await pause(stop, self.rng.uniform(1.5, 3.5)):
                 return
             answer = await self.refresh(chain, refresh, stop)
             if answer is None:
@@ -227,7 +231,7 @@ class Workload:
         if ending == "reuse" and previous is not None:
             # After the grace, plus the largest clock difference between the instances.
             wait = spent_at + self.grace + self.skew_margin + 1.0 - time.time()
-            if await _sleep(stop, max(0.0, wait)):
+            if await pause(stop, max(0.0, wait)):
                 return
             await self.refresh(chain, previous, stop, deliberate="late")
             await self.refresh(chain, refresh, stop, deliberate="after_reuse")
@@ -237,7 +241,7 @@ class Workload:
             await self.revoke(access, "access_token", user=True)
 
     async def refresh(
-        self, chain: str, token: str, stop: asyncio.Event, *, deliberate: str = ""
+        self, chain: str, token: str, stop: asyncio.Event, *, deliberate: str = "", client_id: str = "cli"
     ) -> tuple[dict[str, Any], str] | None:
         """Present ``token``; a normal step retries a lost answer with the same token."""
         header, _ = jose_parts(token)
@@ -251,7 +255,7 @@ class Workload:
                 "/token",
                 expect=(200, 400),
                 kid=kid,
-                data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "cli"},
+                data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id},
             )
             t1 = time.time()
             status = None if response is None else response.status_code
@@ -261,7 +265,7 @@ class Workload:
                 return dict(response.json()), digest or ""
             if deliberate or (status is not None and status < 500):
                 return None
-            if time.time() - started > 60 or await _sleep(stop, 0.3):
+            if time.time() - started > 60 or await pause(stop, 0.3):
                 return None
 
     async def revoke(self, token: str, use: str, *, user: bool) -> None:
@@ -281,7 +285,16 @@ class Workload:
         await self.probe_revoked(token, tid, kid, revoked_at, use, user=user)
 
     async def probe_revoked(
-        self, token: str, tid: str, kid: str, revoked_at: float, use: str, *, user: bool, by: str = "token"
+        self,
+        token: str,
+        tid: str,
+        kid: str,
+        revoked_at: float,
+        use: str,
+        *,
+        user: bool,
+        by: str = "token",
+        client_id: str = "cli",
     ) -> None:
         """Introspection at once; then the token's own route until 1.5 s after the revocation.
 
@@ -308,7 +321,7 @@ class Workload:
                     "/token",
                     expect=(200, 400),
                     kid=kid,
-                    data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "cli"},
+                    data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id},
                 )
                 route = "token"
             elif user:
@@ -329,7 +342,7 @@ class Workload:
             self.ledger.probe(Probe(tid, revoked_at, route, t0, accepted, by))
 
 
-async def _sleep(stop: asyncio.Event, seconds: float) -> bool:
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep, or return True at once when the run is stopping."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -38,6 +38,7 @@ class SoakConfig:
     clock_skew: int = 5  # AUTHSVC_CLOCK_SKEW: the leeway; the fault stays within it
     skew: float = 2.0  # seconds the skewed instance runs ahead during the fault
     chains: int = 10  # refresh chains running at once
+    sign_ins: int = 2  # browser sign-in chains running at once
     client_credentials_every: float = 1.5
     rotate_every: float = 3.0  # each of the two rotate_keys.py "hosts"
     sample_every: float = 2.0

@@ -16,8 +16,10 @@ The rules (``Ledger.check``), each a cause in ``Verdict.failures``:
 - ``reuse-not-revoked``: after a detected reuse the successor still worked.
 - ``chain-broken``: a refresh refused without a fault to name (a transport error or 5xx
   of the same token overlapping a fault window, or its key revoked by the soak).
+- ``code-accepted-twice``: an authorization code answered with tokens more than once.
 - ``revocation-late``: a revoked token accepted at introspection or ``/token`` after the
-  revocation, or at ``/users/me`` more than 1 s after it; a token of a revoked key
+  revocation, or at ``/users/me`` more than 1 s after it (revoked at ``/revoke``, by a
+  logout, or with its family when its code was replayed); a token of a revoked key
   accepted anywhere more than 1 s after ``keys revoke`` returned.
 - ``5xx-outside-faults``: a 5xx or connection error not overlapping a fault window
   (fault start to end + ``recovery_limit``).
@@ -36,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "Answer",
+    "CodeRedemption",
     "Failure",
     "Fault",
     "Issued",
@@ -121,6 +124,21 @@ class RefreshAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeRedemption:
+    """One presentation of an authorization code at ``/token`` (``code_id`` a digest).
+
+    ``deliberate``: "" the sign-in's own redemption; "replay" the same code again later.
+    """
+
+    chain: str
+    code_id: str
+    t0: float
+    t1: float
+    status: int | None
+    deliberate: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
     """A revoked token presented again at one of authsvc's routes."""
 
@@ -129,7 +147,9 @@ class Probe:
     route: str
     t0: float
     accepted: bool | None  # None: no answer (a fault)
-    by: str = "token"  # what revoked it: "token" (/revoke) or "key" (keys revoke)
+    # What revoked it: "token" (/revoke), "logout" (its browser session ended), "code_replay"
+    # (its family, when the code that opened it came again) or "key" (keys revoke).
+    by: str = "token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +201,7 @@ class Ledger:
     verifications: list[Verification] = field(default_factory=list)
     refreshes: list[RefreshAttempt] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
+    redemptions: list[CodeRedemption] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     revoked_kids: dict[str, float] = field(default_factory=dict)
     rotations: list[tuple[float, str]] = field(default_factory=list)
@@ -203,6 +224,9 @@ class Ledger:
 
     def probe(self, probe: Probe) -> None:
         self.probes.append(probe)
+
+    def redemption(self, redemption: CodeRedemption) -> None:
+        self.redemptions.append(redemption)
 
     def sample(self, sample: Sample) -> None:
         self.samples.append(sample)
@@ -233,6 +257,7 @@ class Ledger:
         named: Counter[str] = Counter()
         failures += self._verification_failures()
         failures += self._refresh_failures(named)
+        failures += self._code_failures()
         failures += self._probe_failures()
         failures += self._answer_failures()
         recovery, slow = self._recovery()
@@ -321,6 +346,23 @@ class Ledger:
                 if fault is not None:
                     return fault.kind
         return None
+
+    def _code_failures(self) -> list[Failure]:
+        accepted: dict[str, list[CodeRedemption]] = defaultdict(list)
+        for r in sorted(self.redemptions, key=lambda r: r.t0):
+            if r.status == 200:
+                accepted[r.code_id].append(r)
+        return [
+            Failure(
+                "code-accepted-twice",
+                f"chain {again.chain}: code {code_id} answered with tokens again "
+                f"{again.t0 - first.t1:.1f} s after its first redemption"
+                + (" (a deliberate replay)" if again.deliberate else ""),
+                again.t0,
+            )
+            for code_id, (first, *others) in accepted.items()
+            for again in others
+        ]
 
     def _probe_failures(self) -> list[Failure]:
         out = []
@@ -429,6 +471,7 @@ class Ledger:
             "verifications": [asdict(v) for v in self.verifications],
             "refreshes": [asdict(r) for r in self.refreshes],
             "probes": [asdict(p) for p in self.probes],
+            "redemptions": [asdict(r) for r in self.redemptions],
             "samples": [asdict(s) for s in self.samples],
             "revoked_kids": self.revoked_kids,
             "rotations": self.rotations,

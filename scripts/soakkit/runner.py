@@ -21,6 +21,7 @@ from soakkit.procs import fd_count, rss_kib
 from soakkit.proxy import Nginx
 from soakkit.report import write_outputs
 from soakkit.services import Postgres, Redis
+from soakkit.sign_ins import LOGOUT_URI, REDIRECT_URI, SCOPE, SignIns
 from soakkit.verifiers import Verifiers
 
 __all__ = ["main"]
@@ -33,10 +34,13 @@ def parse(argv: list[str] | None) -> SoakConfig:
     parser.add_argument("--minutes", type=float, default=5.0, help="length of the run (default 5)")
     parser.add_argument("--out", default=str(REPO / "test-artifacts" / "soak"), help="output directory")
     parser.add_argument("--chains", type=int, default=10, help="refresh chains at once (default 10)")
+    parser.add_argument("--sign-ins", type=int, default=2, help="browser sign-in chains at once (default 2)")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
-    config = SoakConfig(minutes=args.minutes, out_dir=args.out, chains=args.chains, seed=args.seed)
+    config = SoakConfig(
+        minutes=args.minutes, out_dir=args.out, chains=args.chains, sign_ins=args.sign_ins, seed=args.seed
+    )
     object.__setattr__(config, "keep", args.keep)
     return config
 
@@ -104,6 +108,11 @@ async def run(config: SoakConfig) -> int:
             )
         added = cli.run("clients", "add", "svc", "--grant", "client_credentials", "--scope", "read")
         secret = added.stdout.strip().splitlines()[-1].split()[-1]
+        cli.run(
+            *("clients", "add", "spa", "--public", "--first-party", "--scope", SCOPE),
+            *("--grant", "authorization_code", "--grant", "refresh_token"),
+            *("--redirect-uri", REDIRECT_URI, "--post-logout-redirect-uri", LOGOUT_URI),
+        )
 
         verifiers = Verifiers(
             proxy.url, "authsvc", config.clock_skew, config.jwks_max_age, ledger, config.seed
@@ -119,6 +128,7 @@ async def run(config: SoakConfig) -> int:
             skew_margin=config.skew + 1.0,
             seed=config.seed,
         )
+        sign_ins = SignIns(workload, users, "spa", proxy.url, config.seed)
         injector = Injector(
             ledger, postgres, redis, proxy, instances, b, clock_file, config.skew, cli, workload, config.seed
         )
@@ -139,6 +149,7 @@ async def run(config: SoakConfig) -> int:
             ),
             asyncio.create_task(workload.chains_loop(config.chains, stop)),
             asyncio.create_task(workload.client_credentials_loop(config.client_credentials_every, stop)),
+            asyncio.create_task(sign_ins.loop(config.sign_ins, stop)),
         ]
         faults = asyncio.create_task(injector.run(plan, started, stop_faults))
         loop = asyncio.get_running_loop()
