@@ -43,6 +43,9 @@ REDIRECT_URI = "http://127.0.0.1/cb"
 LOGOUT_URI = "http://127.0.0.1/signed-out"
 SCOPE = "openid offline_access read write"
 ENDINGS = ("plain", "logout", "logout", "code_replay")
+# A spent code is remembered (and its replay revokes its family) for AUTHSVC_AUTH_CODE_TTL
+# (60 s) plus the access-token lifetime; a chain slowed down by faults replays no later.
+REPLAY_WITHIN = 45.0
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Family:
     refresh: str
     access: str
     id_token: str
+    redeemed_at: float
 
 
 class SignIns:
@@ -104,7 +108,7 @@ class SignIns:
             ending = self.rng.choice(ENDINGS)
             if ending == "logout":
                 await self._logout(browser, families)
-            elif ending == "code_replay":
+            elif ending == "code_replay" and time.time() - families[0].redeemed_at < REPLAY_WITHIN:
                 await self._replay(chain, families[0])
 
     async def _open_families(self, chain: str, browser: httpx.AsyncClient) -> list[Family]:
@@ -169,7 +173,7 @@ class SignIns:
             browser=browser,
             data={**form.fields, "username": name, "password": password},
         )
-        return _code_of(answer, verifier, 303)
+        return _code_of(answer, verifier)
 
     async def _authorize_by_sso(self, browser: httpx.AsyncClient) -> tuple[str, str] | None:
         verifier, challenge = pkce_pair()
@@ -182,9 +186,23 @@ class SignIns:
             check=self._code_check(state),
             browser=browser,
         )
-        return _code_of(answer, verifier, 303)
+        return _code_of(answer, verifier)
 
-    async def _redeem(self, chain: str, code: str, verifier: str, *, deliberate: str = "") -> Family | None:
+    async def _redeem(self, chain: str, code: str, verifier: str) -> Family | None:
+        response = await self._present(chain, code, verifier)
+        if response is None or response.status_code != 200:
+            return None  # a lost answer ends the chain: the code may be spent
+        body = response.json()
+        family = Family(
+            code, verifier, body["refresh_token"], body["access_token"], body["id_token"], time.time()
+        )
+        await self.workload.use_access(family.access, "code")
+        return family
+
+    async def _present(
+        self, chain: str, code: str, verifier: str, *, deliberate: str = ""
+    ) -> httpx.Response | None:
+        """The code at ``/token``, into the ledger either way."""
         t0 = time.time()
         response = await self.workload.request(
             "code_replay" if deliberate else "code",
@@ -203,16 +221,13 @@ class SignIns:
         self.workload.ledger.redemption(
             CodeRedemption(chain, token_id(code), t0, time.time(), status, deliberate)
         )
-        if response is None or status != 200 or deliberate:
-            return None
-        body = response.json()
-        family = Family(code, verifier, body["refresh_token"], body["access_token"], body["id_token"])
-        await self.workload.use_access(family.access, "code")
-        return family
+        return response
 
     async def _replay(self, chain: str, family: Family) -> None:
         """The first code again: refused, and the family it opened revoked with it."""
-        await self._redeem(chain, family.code, family.verifier, deliberate="replay")
+        response = await self._present(chain, family.code, family.verifier, deliberate="replay")
+        if response is None or response.status_code != 400:
+            return  # no answer (a fault): nothing is known to be revoked
         revoked_at = time.time()
         await self._probe([family], revoked_at, "code_replay")
 
@@ -268,8 +283,9 @@ def _login_form(response: httpx.Response) -> str | None:
     return None if forms else "no login form"
 
 
-def _code_of(answer: httpx.Response | None, verifier: str, status: int) -> tuple[str, str] | None:
-    if answer is None or answer.status_code != status:
+def _code_of(answer: httpx.Response | None, verifier: str) -> tuple[str, str] | None:
+    """(code, verifier) from a 303 to the redirect URI, or None."""
+    if answer is None or answer.status_code != 303:
         return None
     query = parse_qs(urlsplit(answer.headers.get("location", "")).query)
     codes = query.get("code")
