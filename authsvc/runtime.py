@@ -182,8 +182,7 @@ class Services:
             if settings.dpop_nonce
             else None
         )
-        database_once = SqlUsedOnce(session_store.db)
-        used_once = RedisOnce(redis, database_once) if redis else database_once
+        used_once = RedisOnce(redis) if redis else SqlUsedOnce(session_store.db)
         dpop = DpopGate(settings.resolved_issuer, clock, settings.clock_skew, used_once, nonces, events)
         services = cls(
             settings=settings,

@@ -141,7 +141,11 @@ async def test_metadata_lists_dpop_algs_including_ed25519(harness: AppHarness) -
     assert "Ed25519" in doc["token_endpoint_auth_signing_alg_values_supported"]
 
 
-async def test_a_replayed_proof_is_refused_with_redis_and_when_redis_is_gone(harness_factory: Any) -> None:
+async def test_a_replayed_proof_is_refused_with_redis_and_none_is_taken_when_redis_is_gone(
+    harness_factory: Any,
+) -> None:
+    """With Redis set, proofs are remembered there alone: without it, a proof is refused (503),
+    never remembered where other instances would not look (tests/test_dpop_redis_partition.py)."""
     from tests.trust_support import redis_url
 
     harness: AppHarness = await harness_factory(redis_url=redis_url())
@@ -156,9 +160,11 @@ async def test_a_replayed_proof_is_refused_with_redis_and_when_redis_is_gone(har
     await down.add_user("bob")
     form = {"grant_type": "password", "username": "bob", "password": "correct horse"}
     once = proof(key, "ES256", "POST", "/token", down.clock.now())
-    assert (await down.client.post("/token", data=form, headers={"DPoP": once})).status_code == 200
-    again = await down.client.post("/token", data=form, headers={"DPoP": once})
-    assert again.json()["error"] == "invalid_dpop_proof"
+    for _ in range(2):
+        refused = await down.client.post("/token", data=form, headers={"DPoP": once})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "temporarily_unavailable"
+    assert (await down.client.post("/token", data=form)).status_code == 200  # no proof: no Redis needed
 
 
 async def test_refused_proofs_are_counted_by_reason_and_audited(

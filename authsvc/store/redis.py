@@ -1,6 +1,9 @@
 """Where the failure counters of the login limits (and the ids that may be used only once, such
 as DPoP proofs' ``jti``) live: Redis, else the database.
 
+Ids used once are the exception: with Redis set they live in Redis alone, and
+an id it cannot record is refused (``RedisOnce``).
+
 Both stores give the same atomic operations (``Counters``). With
 ``AUTHSVC_REDIS_URL`` set, counters live in Redis and a reservation is one Lua
 script (check every counter, then increment every counter, or nothing). If
@@ -18,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from authsvc.errors import TemporarilyUnavailable
 from authsvc.store.protocols import Counters
 from authsvc.store.sql.counters import SqlCounters
 
@@ -165,27 +169,30 @@ class RedisOrDatabase:
 
 
 class RedisOnce:
-    """Ids used once (``(owner, id, remember until, now) -> first time?``): in Redis while it
-    answers, else in the database (``SqlClientStore.use_assertion``)."""
+    """Ids used once (``(owner, id, remember until, now) -> first time?``), in Redis alone.
 
-    def __init__(
-        self, redis: RedisCounters, database: Callable[[str, str, float, float], Awaitable[bool]]
-    ) -> None:
+    Redis is the one place every instance looks, so an id it cannot record is
+    refused (``TemporarilyUnavailable``, 503), never recorded elsewhere. The login
+    limits fall back to the database because a count split between two stores
+    only loosens a limit for a while; an id recorded in the database would be
+    accepted again by every process still on Redis, which never looks there
+    (``tests/test_dpop_redis_partition.py``).
+    """
+
+    def __init__(self, redis: RedisCounters) -> None:
         self.redis = redis
-        self.database = database
-        self._down_since: float | None = None
+        self._down = False
 
     async def __call__(self, owner: str, used_id: str, expires_at: float, now: float) -> bool:
-        down = self._down_since
-        if down is None or time.monotonic() - down >= RETRY_REDIS_AFTER:
-            key = hashlib.sha256(f"{owner}\x00{used_id}".encode("utf-8", "surrogatepass")).hexdigest()
-            try:
-                first = await self.redis.first_use(key, expires_at - now)
-            except Exception as exc:  # any Redis failure: the database keeps the record
-                if self._down_since is None:
-                    log.error("redis unreachable (%s); used ids are kept in the database", type(exc).__name__)
-                self._down_since = time.monotonic()
-            else:
-                self._down_since = None
-                return first
-        return await self.database(owner, used_id, expires_at, now)
+        key = hashlib.sha256(f"{owner}\x00{used_id}".encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            first = await self.redis.first_use(key, expires_at - now)
+        except Exception as exc:  # any Redis failure: refuse, and say so once per outage
+            if not self._down:
+                log.error("redis unreachable (%s); DPoP proofs refused until it answers", type(exc).__name__)
+            self._down = True
+            raise TemporarilyUnavailable(detail="the replay store (Redis) did not answer") from None
+        if self._down:
+            log.warning("redis answers again; DPoP proofs are accepted")
+        self._down = False
+        return first
