@@ -65,31 +65,43 @@ class DpopGate:
         self.replay = replay
         self.nonces = nonces
 
+    def now(self) -> float:
+        """The time a request that carries a proof arrived at, to judge the proof's ``iat`` by."""
+        return self.clock.now()
+
     def nonce(self) -> str | None:
         """The nonce to hand out now (None when nonces are off)."""
         return self.nonces.current() if self.nonces is not None else None
 
     async def proof(
-        self, request: Request, *, access_token: str | None = None, bound_to: str | None = None
+        self,
+        request: Request,
+        *,
+        access_token: str | None = None,
+        bound_to: str | None = None,
+        arrived: float | None = None,
     ) -> DpopProof | None:
         """The request's checked proof (None without a DPoP header), or DpopError (reported).
 
         ``bound_to``: the key the access token is bound to; a proof by another key is
         refused (``invalid_token``, RFC 9449 §7.1) before its jti is used up.
+        ``arrived``: when the request arrived (``now()`` then), if work that can wait on
+        the database came before this check: a proof fresh on arrival is not refused for
+        the server's own delay.
         """
         try:
-            return await self._proof(request, access_token, bound_to)
+            return await self._proof(request, access_token, bound_to, arrived)
         except DpopError as refused:
             self.events.publish(DpopProofRefused(reason=refused.reason))
             raise
 
     async def _proof(
-        self, request: Request, access_token: str | None, bound_to: str | None
+        self, request: Request, access_token: str | None, bound_to: str | None, arrived: float | None
     ) -> DpopProof | None:
         value = proof_header(request.headers.getlist("dpop"))
         if value is None:
             return None
-        now = self.clock.now()
+        now = self.clock.now() if arrived is None else arrived
         proof = check_proof(
             value,
             method=request.method,

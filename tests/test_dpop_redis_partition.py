@@ -86,15 +86,16 @@ def test_a_token_request_with_a_proof_the_cut_off_instance_cannot_record_is_503(
     key = new_key("EdDSA")
     proof = make_proof(key, "EdDSA", "POST", ISSUER + "/token")
     body = {"grant_type": "client_credentials"}
-    refused = httpx.post(cut_off.url + "/token", data=body, headers={"Authorization": basic, "DPoP": proof})
+    headers = {"Authorization": basic, "DPoP": proof}
+    refused = httpx.post(cut_off.url + "/token", data=body, headers=headers)
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"] == "temporarily_unavailable"
     assert refused.headers["cache-control"] == "no-store"
     # The proof was not spent by the refusal: an instance that can record it accepts it, once.
-    accepted = httpx.post(connected.url + "/token", data=body, headers={"Authorization": basic, "DPoP": proof})
+    accepted = httpx.post(connected.url + "/token", data=body, headers=headers)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["token_type"] == "DPoP"
-    again = httpx.post(connected.url + "/token", data=body, headers={"Authorization": basic, "DPoP": proof})
+    again = httpx.post(connected.url + "/token", data=body, headers=headers)
     assert again.status_code == 400 and again.json()["error"] == "invalid_dpop_proof", again.text
     # Bearer requests do not touch the replay store: the cut-off instance still serves them.
     bearer = httpx.post(cut_off.url + "/token", data=body, headers={"Authorization": basic})

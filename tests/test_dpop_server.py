@@ -180,3 +180,39 @@ async def test_refused_proofs_are_counted_by_reason_and_audited(
     page = alice.app.metrics.render().decode()
     assert 'authsvc_dpop_proofs_refused_total{reason="htm does not match the request"} 1.0' in page
     assert any("DPoP proof refused" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_proof_fresh_when_its_request_arrived_is_not_refused_for_the_servers_own_delay(
+    alice: AppHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chaos soak's DPoP chains met it: during a database restart a refresh waited 3 s
+    inside the server (client authentication reads the database), on an instance whose clock
+    ran 2 s ahead, and its proof was then judged 5 s old: 400 ``invalid_dpop_proof``, the
+    client's session lost for the server's own delay. A proof's ``iat`` is judged at the
+    time its request arrived; ``jti`` is still remembered until ``iat`` + skew."""
+    skew = alice.settings.clock_skew
+    authenticate = alice.services.client_auth.authenticate
+
+    async def slow_database(*args: Any, **kwargs: Any) -> Any:
+        alice.clock.advance(skew + 2)  # the request waits past the proof's window
+        return await authenticate(*args, **kwargs)
+
+    monkeypatch.setattr(alice.services.client_auth, "authenticate", slow_database)
+    key = OKPKey.generate_key("Ed25519")
+    form = {"grant_type": "password", "username": "alice", "password": "correct horse"}
+    sent_at = alice.clock.now()
+    fresh = proof(key, "EdDSA", "POST", "/token", sent_at)
+    answer = await alice.client.post("/token", data=form, headers={"DPoP": fresh})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "DPoP"
+    monkeypatch.undo()
+    # Stale on arrival is still stale.
+    stale = proof(key, "EdDSA", "POST", "/token", alice.clock.now() - skew - 2)
+    refused = await alice.client.post("/token", data=form, headers={"DPoP": stale})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_dpop_proof", refused.text
+    # The accepted proof is spent: sent again at a time its iat would pass, it is a replay.
+    alice.clock.set(sent_at)
+    again = await alice.client.post("/token", data=form, headers={"DPoP": fresh})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_dpop_proof", again.text
+    page = alice.app.metrics.render().decode()
+    assert 'authsvc_dpop_proofs_refused_total{reason="jti used before"} 1.0' in page

@@ -68,6 +68,7 @@ class BearerCheck:
         /userinfo serves every access token this issuer signed); else InvalidTokenError (or
         DpopResourceError for a request using the DPoP scheme)."""
         dpop, token = _credentials(request)
+        arrived = self.dpop.now()  # the session's liveness may be read from the database first
         try:
             claims = await self._claims(token, any_audience)
         except InvalidTokenError as refused:
@@ -89,7 +90,7 @@ class BearerCheck:
         if len(request.headers.getlist("dpop")) > 1:
             raise DpopResourceError("invalid_request", "Send one DPoP header.", status=400)
         try:
-            proof = await self.dpop.proof(request, access_token=token, bound_to=bound)
+            proof = await self.dpop.proof(request, access_token=token, bound_to=bound, arrived=arrived)
         except DpopError as refused:
             nonce = self.dpop.nonce() if refused.error == "use_dpop_nonce" else None
             raise DpopResourceError(

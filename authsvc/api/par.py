@@ -43,6 +43,7 @@ class ParEndpoint:
         self.dpop = dpop
 
     async def __call__(self, request: Request) -> Response:
+        arrived = self.dpop.now()  # client authentication may wait on the database
         form = await read_form(request)
         identity = await self.client_auth.authenticate(
             request.headers.get("authorization"),
@@ -52,7 +53,7 @@ class ParEndpoint:
         )
         if "authorization_code" not in identity.client.grant_types:
             raise UnauthorizedClient()
-        proof = await token_endpoint_proof(self.dpop, request)
+        proof = await token_endpoint_proof(self.dpop, request, arrived)
         if proof is None and identity.client.require_dpop:
             raise InvalidDpopProof("This client must send a DPoP proof.")
         values = {name: value for name, value in form.items() if name in PARAMETERS}

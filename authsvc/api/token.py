@@ -45,6 +45,7 @@ class TokenEndpoint:
         self.dpop = dpop
 
     async def __call__(self, request: Request) -> Response:
+        arrived = self.dpop.now()  # client authentication may wait on the database
         form = await read_form(request)
         grant_type = form.get("grant_type")
         if grant_type is None:
@@ -58,7 +59,7 @@ class TokenEndpoint:
         )
         if grant_type not in identity.client.grant_types:
             raise UnauthorizedClient()
-        proof = await token_endpoint_proof(self.dpop, request)
+        proof = await token_endpoint_proof(self.dpop, request, arrived)
         if proof is None and identity.client.require_dpop:
             raise InvalidDpopProof("This client must send a DPoP proof.")
         jkt = proof.jkt if proof is not None else None
@@ -71,10 +72,11 @@ class TokenEndpoint:
         return json_response(result.body, headers=headers)
 
 
-async def token_endpoint_proof(dpop: DpopGate, request: Request) -> DpopProof | None:
-    """The DPoP proof of a request to /token or /par, as the token endpoint's errors say it."""
+async def token_endpoint_proof(dpop: DpopGate, request: Request, arrived: float) -> DpopProof | None:
+    """The DPoP proof of a request to /token or /par (``arrived``: ``dpop.now()`` when it came),
+    as the token endpoint's errors say it."""
     try:
-        return await dpop.proof(request)
+        return await dpop.proof(request, arrived=arrived)
     except DpopError as refused:
         nonce = dpop.nonce()
         if refused.error == "use_dpop_nonce" and nonce is not None:
