@@ -30,7 +30,11 @@ import httpx
 
 from soakkit.ledger import Answer, Issued, Ledger, Probe, RefreshAttempt
 
-__all__ = ["Workload", "jose_parts", "pause", "token_id"]
+__all__ = ["ProofMaker", "Workload", "jose_parts", "pause", "token_id"]
+
+#: A DPoP client's proof for (method, URL, the access token it comes with or None): a new
+#: proof each call (RFC 9449: a proof is single use, a retry needs another).
+ProofMaker = Callable[[str, str, str | None], str]
 
 CHAIN_ENDINGS = ("plain", "plain", "grace", "reuse", "revoke_refresh", "revoke_access")
 
@@ -55,6 +59,7 @@ class LiveToken:
     kid: str
     exp: float
     user: bool
+    proof: ProofMaker | None = None  # a DPoP-bound token: used with the DPoP scheme
 
 
 class Workload:
@@ -64,7 +69,7 @@ class Workload:
         ledger: Ledger,
         users: list[tuple[str, str]],
         service: tuple[str, str],
-        on_access_token: Callable[[str, str, Issued], None],
+        on_access_token: Callable[[str, str, Issued, ProofMaker | None], None],
         *,
         grace: float,
         skew_margin: float,
@@ -122,18 +127,19 @@ class Workload:
         if problem is None and check is not None and status < 300:
             problem = check(response)
         detail = problem or ""
-        if status >= 500 or problem:
+        if status >= 400 and (status >= 500 or problem):  # an error body; a 2xx may carry tokens
             detail = f"{detail} {response.text[:120]}".strip()
         self.ledger.answer(Answer(kind, t0, t1, status, expected=problem is None, kid=kid, detail=detail))
         return response
 
     # --- tokens ---------------------------------------------------------------------------
-    def _issued(self, token: str, kind: str) -> Issued:
+    def _issued(self, token: str, kind: str, proof: ProofMaker | None) -> Issued:
         header, claims = jose_parts(token)
         issued = Issued(token_id(token), kind, time.time(), float(claims["exp"]), str(header["kid"]))
         self.ledger.issue(issued)
-        self.live[issued.token_id] = LiveToken(token, issued.kid, issued.exp, kind != "client_credentials")
-        self.on_access_token(kind, token, issued)
+        user = kind != "client_credentials"
+        self.live[issued.token_id] = LiveToken(token, issued.kid, issued.exp, user, proof)
+        self.on_access_token(kind, token, issued, proof)
         now = time.time()
         for tid in [t for t, live in self.live.items() if live.exp < now]:
             del self.live[tid]
@@ -142,9 +148,15 @@ class Workload:
     def _basic(self) -> httpx.BasicAuth:
         return httpx.BasicAuth(*self.service)
 
-    async def use_access(self, token: str, kind: str) -> None:
-        issued = self._issued(token, kind)
-        headers = {"Authorization": f"Bearer {token}"}
+    def resource_headers(self, token: str, proof: ProofMaker | None) -> dict[str, str]:
+        """The headers of a GET of ``/users/me``: Bearer, or DPoP with a proof."""
+        if proof is None:
+            return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"DPoP {token}", "DPoP": proof("GET", self.base_url + "/users/me", token)}
+
+    async def use_access(self, token: str, kind: str, proof: ProofMaker | None = None) -> None:
+        issued = self._issued(token, kind, proof)
+        headers = self.resource_headers(token, proof)
         if kind != "client_credentials":
             await self.request("users_me", "GET", "/users/me", headers=headers, kid=issued.kid)
         if self.rng.random() < 0.4:
@@ -187,15 +199,21 @@ class Workload:
 
         await asyncio.gather(*(runner(i) for i in range(concurrency)))
 
-    async def login(self, stop: asyncio.Event) -> dict[str, Any] | None:
+    async def login(
+        self,
+        stop: asyncio.Event,
+        *,
+        kind: str = "login",
+        client_id: str = "cli",
+        proof: ProofMaker | None = None,
+        check: Callable[[httpx.Response], str | None] | None = None,
+    ) -> dict[str, Any] | None:
+        """A password login, retried while the answer is lost or a 5xx (``proof``: with DPoP)."""
         name, password = self.rng.choice(self.users)
+        body = {"grant_type": "password", "username": name, "password": password, "client_id": client_id}
         for _ in range(30):
-            response = await self.request(
-                "login",
-                "POST",
-                "/token",
-                data={"grant_type": "password", "username": name, "password": password, "client_id": "cli"},
-            )
+            headers = {} if proof is None else {"DPoP": proof("POST", self.base_url + "/token", None)}
+            response = await self.request(kind, "POST", "/token", check=check, headers=headers, data=body)
             if response is not None and response.status_code == 200:
                 return dict(response.json())
             if response is not None and response.status_code < 500:
@@ -241,9 +259,19 @@ class Workload:
             await self.revoke(access, "access_token", user=True)
 
     async def refresh(
-        self, chain: str, token: str, stop: asyncio.Event, *, deliberate: str = "", client_id: str = "cli"
+        self,
+        chain: str,
+        token: str,
+        stop: asyncio.Event,
+        *,
+        deliberate: str = "",
+        client_id: str = "cli",
+        proof: ProofMaker | None = None,
     ) -> tuple[dict[str, Any], str] | None:
-        """Present ``token``; a normal step retries a lost answer with the same token."""
+        """Present ``token``; a normal step retries a lost answer with the same token.
+
+        ``proof``: a DPoP client's, for a new proof with every attempt.
+        """
         header, _ = jose_parts(token)
         kid, tid = str(header["kid"]), token_id(token)
         started = time.time()
@@ -256,6 +284,7 @@ class Workload:
                 expect=(200, 400),
                 kid=kid,
                 data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id},
+                headers={} if proof is None else {"DPoP": proof("POST", self.base_url + "/token", None)},
             )
             t1 = time.time()
             status = None if response is None else response.status_code
@@ -295,6 +324,7 @@ class Workload:
         user: bool,
         by: str = "token",
         client_id: str = "cli",
+        proof: ProofMaker | None = None,
     ) -> None:
         """Introspection at once; then the token's own route until 1.5 s after the revocation.
 
@@ -322,6 +352,7 @@ class Workload:
                     expect=(200, 400),
                     kid=kid,
                     data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id},
+                    headers={} if proof is None else {"DPoP": proof("POST", self.base_url + "/token", None)},
                 )
                 route = "token"
             elif user:
@@ -331,7 +362,7 @@ class Workload:
                     "/users/me",
                     expect=(200, 401),
                     kid=kid,
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers=self.resource_headers(token, proof),
                 )
                 route = "users_me"
             else:

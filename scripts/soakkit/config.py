@@ -39,6 +39,7 @@ class SoakConfig:
     skew: float = 2.0  # seconds the skewed instance runs ahead during the fault
     chains: int = 10  # refresh chains running at once
     sign_ins: int = 2  # browser sign-in chains running at once
+    dpop_chains: int = 2  # DPoP-bound refresh chains running at once
     client_credentials_every: float = 1.5
     rotate_every: float = 3.0  # each of the two rotate_keys.py "hosts"
     sample_every: float = 2.0

@@ -134,7 +134,9 @@ class Injector:
         revoked_at = time.time()
         live = [(tid, t) for tid, t in self.workload.live.items() if t.kid == kid and t.exp > revoked_at + 2]
         probes = [
-            self.workload.probe_revoked(t.token, tid, kid, revoked_at, "access_token", user=t.user, by="key")
+            self.workload.probe_revoked(
+                t.token, tid, kid, revoked_at, "access_token", user=t.user, by="key", proof=t.proof
+            )
             for tid, t in live[:4]
         ]
         await asyncio.gather(*probes)

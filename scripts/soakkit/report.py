@@ -98,12 +98,13 @@ def _markdown(fig: dict[str, Any], verdict: Verdict) -> str:
         f"{fig['rotation_script_changes']} changes printed by rotate_keys.py); "
         f"keys revoked: {fig['keys_revoked']}.",
         "",
-        "| requests by kind | 2xx | 4xx | 5xx | no answer |",
-        "|---|---:|---:|---:|---:|",
+        "| requests by kind | 2xx | 3xx | 4xx | 5xx | no answer |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for kind, counts in fig["requests"].items():
         lines.append(
-            f"| {kind} | {counts.get('2xx', 0)} | {counts.get('4xx', 0)} | {counts.get('5xx', 0)} "
+            f"| {kind} | {counts.get('2xx', 0)} | {counts.get('3xx', 0)} | {counts.get('4xx', 0)} "
+            f"| {counts.get('5xx', 0)} "
             f"| {counts.get('no answer', 0)} |"
         )
     lines += [

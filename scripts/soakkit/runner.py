@@ -14,6 +14,8 @@ from pathlib import Path
 
 from soakkit.clients import Workload
 from soakkit.config import SoakConfig
+from soakkit.dpop_chains import CLIENT_ID as DPOP_CLIENT
+from soakkit.dpop_chains import DpopChains
 from soakkit.faults import Injector, schedule
 from soakkit.instances import REPO, Cli, Instance, rotation_host
 from soakkit.ledger import Ledger, Sample
@@ -35,11 +37,17 @@ def parse(argv: list[str] | None) -> SoakConfig:
     parser.add_argument("--out", default=str(REPO / "test-artifacts" / "soak"), help="output directory")
     parser.add_argument("--chains", type=int, default=10, help="refresh chains at once (default 10)")
     parser.add_argument("--sign-ins", type=int, default=2, help="browser sign-in chains at once (default 2)")
+    parser.add_argument("--dpop-chains", type=int, default=2, help="DPoP-bound chains at once (default 2)")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
     config = SoakConfig(
-        minutes=args.minutes, out_dir=args.out, chains=args.chains, sign_ins=args.sign_ins, seed=args.seed
+        minutes=args.minutes,
+        out_dir=args.out,
+        chains=args.chains,
+        sign_ins=args.sign_ins,
+        dpop_chains=args.dpop_chains,
+        seed=args.seed,
     )
     object.__setattr__(config, "keep", args.keep)
     return config
@@ -109,6 +117,10 @@ async def run(config: SoakConfig) -> int:
         added = cli.run("clients", "add", "svc", "--grant", "client_credentials", "--scope", "read")
         secret = added.stdout.strip().splitlines()[-1].split()[-1]
         cli.run(
+            *("clients", "add", DPOP_CLIENT, "--public", "--scope", "read write"),
+            *("--grant", "password", "--grant", "refresh_token"),
+        )
+        cli.run(
             *("clients", "add", "spa", "--public", "--first-party", "--scope", SCOPE),
             *("--grant", "authorization_code", "--grant", "refresh_token"),
             *("--redirect-uri", REDIRECT_URI, "--post-logout-redirect-uri", LOGOUT_URI),
@@ -129,6 +141,7 @@ async def run(config: SoakConfig) -> int:
             seed=config.seed,
         )
         sign_ins = SignIns(workload, users, "spa", proxy.url, config.seed)
+        dpop_chains = DpopChains(workload, users, config.seed)
         injector = Injector(
             ledger, postgres, redis, proxy, instances, b, clock_file, config.skew, cli, workload, config.seed
         )
@@ -150,6 +163,7 @@ async def run(config: SoakConfig) -> int:
             asyncio.create_task(workload.chains_loop(config.chains, stop)),
             asyncio.create_task(workload.client_credentials_loop(config.client_credentials_every, stop)),
             asyncio.create_task(sign_ins.loop(config.sign_ins, stop)),
+            asyncio.create_task(dpop_chains.loop(config.dpop_chains, stop)),
         ]
         faults = asyncio.create_task(injector.run(plan, started, stop_faults))
         loop = asyncio.get_running_loop()

@@ -27,13 +27,16 @@ from urllib.error import URLError
 
 import jwt
 
-from authsvc.verifier import InvalidToken, Verifier
+from authsvc.verifier import DpopRequest, InvalidToken, Verifier
+from soakkit.clients import ProofMaker
 from soakkit.ledger import Issued, Ledger, Verification
 
 __all__ = ["CacheHonouringJWKClient", "Verifiers"]
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "soak_node"
 ALGORITHMS = ["EdDSA", "RS256", "ES256", "PS256"]
+#: Where a DPoP client sends its tokens to the resource server (as the proofs' ``htu``).
+RESOURCE_URL = "https://api.soak.example/orders"
 
 
 class CacheHonouringJWKClient(jwt.PyJWKClient):
@@ -98,18 +101,23 @@ class Verifiers:
             if future is not None and not future.done():
                 future.set_result(answer)
 
-    def submit(self, kind: str, token: str, issued: Issued) -> None:
-        """Schedule the two verifications of a newly issued access token."""
+    def submit(self, kind: str, token: str, issued: Issued, proof: ProofMaker | None = None) -> None:
+        """Schedule the two verifications of a newly issued access token.
+
+        ``proof``: the DPoP client's, for a token bound to its key: ``authsvc.verifier``
+        then gets a fresh proof with the token, as a resource server would (PyJWT and jose
+        know nothing of DPoP and check the JWT alone).
+        """
         lifetime = max(1.0, issued.exp - issued.t)
         for delay in (self.rng.uniform(0.0, 1.0), lifetime * self.rng.uniform(0.5, 0.9)):
-            task = asyncio.create_task(self._later(delay, token, issued))
+            task = asyncio.create_task(self._later(delay, token, issued, proof))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _later(self, delay: float, token: str, issued: Issued) -> None:
+    async def _later(self, delay: float, token: str, issued: Issued, proof: ProofMaker | None) -> None:
         await asyncio.sleep(delay)
         await asyncio.gather(
-            self._verify_authsvc(token, issued),
+            self._verify_authsvc(token, issued, proof),
             self._verify_pyjwt(token, issued),
             self._verify_jose(token, issued),
         )
@@ -118,9 +126,10 @@ class Verifiers:
         self.counts[name] += 1
         self.ledger.verified(Verification(issued.token_id, name, time.time(), ok, reason))
 
-    async def _verify_authsvc(self, token: str, issued: Issued) -> None:
+    async def _verify_authsvc(self, token: str, issued: Issued, proof: ProofMaker | None) -> None:
+        dpop = None if proof is None else DpopRequest(proof("GET", RESOURCE_URL, token), "GET", RESOURCE_URL)
         try:
-            await self.authsvc.verify(token)
+            await self.authsvc.verify(token, dpop=dpop)
         except InvalidToken as exc:
             self._record("authsvc.verifier", issued, False, f"{exc.reason}")
         else:
