@@ -160,7 +160,9 @@ def test_the_standby_private_key_is_never_destroyed() -> None:
 
 # --- the command line and the cron script -------------------------------------------------------
 def test_cli_force_promotes_then_changes_nothing(tmp_path: Path) -> None:
-    env = keys_env(tmp_path, key_standby="true")
+    # The promoted key stays pending for AUTHSVC_KEY_PREPUBLISH: long enough that the five CLI
+    # runs below end inside it on a loaded machine (CI beside a chaos soak took over 5 s).
+    env = keys_env(tmp_path, key_standby="true", key_prepublish="120", key_rotation_period="600")
     (first,) = seed(env, {"sign_from": 0})
     (added,) = run_parallel([CLI_ARGS, ("keys", "rotate")], env=env)  # an old store: gets a standby
     assert added.returncode == 0, added.stderr
