@@ -14,10 +14,10 @@ on a store's worker thread.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from joserfc import jws
 
 from authsvc.jose import registry_for
@@ -46,7 +46,7 @@ def token_digest(token: str) -> str:
 def sign(key: LoadedKey, typ: str, claims: dict[str, Any]) -> str:
     """A compact JWS of ``claims`` signed with ``key``."""
     header = {"alg": key.alg, "kid": key.kid, "typ": typ}
-    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
+    payload = orjson.dumps(claims)  # compact UTF-8, as json.dumps(ensure_ascii=False), cheaper
     return jws.serialize_compact(header, payload, key.key, registry=registry_for(key.alg))
 
 
@@ -71,7 +71,7 @@ def token_body(
         body["refresh_token"] = refresh_token
     if id_token is not None:
         body["id_token"] = id_token
-    return json.dumps(body, separators=(",", ":"))
+    return orjson.dumps(body).decode()  # the JWTs are most of it: json.dumps escapes them char by char
 
 
 @dataclass(frozen=True, slots=True)
