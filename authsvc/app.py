@@ -2,9 +2,10 @@
 
 The application is a Starlette app: the routes are the one table of
 ``api.endpoints`` (made into plain routes once the lifespan has built the
-process's services), behind two middlewares — ``Guard`` (size limits, a
-last-resort JSON 500) and ``MetricsMiddleware`` (request ids, latency) — and
-one set of exception handlers that turn the error hierarchy into RFC 6749 /
+process's services), behind ``Guard`` (size limits, the last-resort JSON 500,
+in place of Starlette's ``ServerErrorMiddleware``), ``MetricsMiddleware``
+(request ids, latency), ``DpopNonceHeader`` (only while server nonces are on)
+and ``Cors``, and one set of exception handlers that turn the error hierarchy into RFC 6749 /
 RFC 6750 answers. No path redirects (a trailing slash is a 404).
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -76,6 +78,15 @@ class AuthsvcApp(Starlette):
         if self.prefix is not None and scope["type"] == "http":
             scope = self.prefix.scope(scope)
         await super().__call__(scope, receive, send)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack without its outermost ``ServerErrorMiddleware``: ``Guard``, just inside
+        it, already answers whatever escapes with a bare 500, so Starlette's layer only wrapped
+        every ``send`` once more."""
+        stack = super().build_middleware_stack()
+        if not (isinstance(stack, ServerErrorMiddleware) and isinstance(stack.app, Guard)):
+            raise RuntimeError("Starlette's middleware stack is not ServerErrorMiddleware around Guard")
+        return stack.app
 
     def openapi(self) -> dict[str, Any]:
         """The document of the routing table (built once: the table never changes)."""
@@ -137,7 +148,7 @@ def create_app(
         middleware=[
             Middleware(Guard, max_body=MAX_BODY),
             Middleware(MetricsMiddleware, metrics=metrics, routes=PATHS, self_counted=frozenset({JWKS_PATH})),
-            Middleware(DpopNonceHeader),
+            *([Middleware(DpopNonceHeader)] if settings.dpop_nonce else []),
             Middleware(
                 Cors,
                 public=frozenset({JWKS_PATH, *DISCOVERY_PATHS}),

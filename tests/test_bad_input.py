@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -369,3 +370,35 @@ async def test_arbitrary_form_fields(alice: AppHarness, fields: list[tuple[str, 
     _check(response)
     if response.status_code >= 400:
         assert response.json()["error"] in RFC_ERRORS
+
+
+async def test_an_unexpected_error_is_a_bare_500_and_the_service_goes_on(
+    harness: AppHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Guard`` is the last resort (the app leaves Starlette's ``ServerErrorMiddleware`` out): a bug
+    that escapes a handler is a JSON ``server_error`` with nothing of the exception in it, logged,
+    and the next request is served."""
+    secret = await harness.add_service_client("svc")
+    grant = harness.services.grants.get("client_credentials")
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("internal detail 8f3a")
+
+    monkeypatch.setattr(type(grant), "handle", broken)
+    with caplog.at_level(logging.ERROR, logger="authsvc"):
+        answer = await harness.client.post(
+            "/token", data={"grant_type": "client_credentials"}, auth=("svc", secret)
+        )
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "error": "server_error",
+        "error_description": "The server could not complete the request.",
+    }
+    assert "8f3a" not in answer.text and "Traceback" not in answer.text
+    assert "unhandled error on POST /token" in caplog.text
+    monkeypatch.undo()
+    again = await harness.client.post(
+        "/token", data={"grant_type": "client_credentials"}, auth=("svc", secret)
+    )
+    assert again.status_code == 200, again.text

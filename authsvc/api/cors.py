@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ALLOWED_HEADERS", "Cors"]
@@ -41,8 +40,7 @@ class Cors:
         if scope["type"] != "http" or (path not in self.public and path not in self.registered):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+        origin = _header(scope, b"origin")
         if origin is None:
             await self.app(scope, receive, send)
             return
@@ -50,7 +48,7 @@ class Cors:
             allow: str | None = "*"
         else:
             allow = origin if origin in await self.origins(scope) else None
-        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+        if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None:
             await self._preflight(send, allow, "GET, HEAD" if path in self.public else "GET, POST")
             return
 
@@ -80,3 +78,11 @@ class Cors:
                 raw.append((b"vary", b"Origin"))
         await send({"type": "http.response.start", "status": 204 if allow else 403, "headers": raw})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (ASGI names are lower-case), read without copying the list."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
