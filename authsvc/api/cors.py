@@ -82,6 +82,8 @@ class Cors:
 
 def _header(scope: Scope, name: bytes) -> str | None:
     """A request header's value (ASGI names are lower-case), read without copying the list."""
+    key: bytes
+    value: bytes
     for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
