@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -246,3 +247,41 @@ def test_short_series_are_not_judged() -> None:
     book = ledger()
     series(book, "a-worker-2", [100 + 50 * i for i in range(5)], [20, 40, 60, 80, 100])
     assert book.check().clean
+
+
+# --- the workload's own checks of an answer -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("http://127.0.0.1/cb?code=c1&state=s1&iss=https%3A%2F%2Fauth.test", True),
+        ("http://127.0.0.1/cb?code=c1&state=other&iss=https%3A%2F%2Fauth.test", False),
+        ("http://127.0.0.1/cb?code=c1&state=s1&iss=https%3A%2F%2Fevil.test", False),
+        ("http://127.0.0.1/cb?error=access_denied&state=s1&iss=https%3A%2F%2Fauth.test", False),
+        ("http://127.0.0.1/elsewhere?code=c1&state=s1&iss=https%3A%2F%2Fauth.test", False),
+    ],
+)
+async def test_a_sign_ins_redirect_is_checked_not_only_its_status(location: str, expected: bool) -> None:
+    """A 303 is judged by its callback too (state, iss, a code): the check once ran on 2xx only."""
+    from benchkit.browser import callback_problem
+    from soakkit.clients import Workload
+
+    book = ledger()
+    workload = Workload(
+        "http://auth.test", book, [], ("svc", "x"), lambda *_: None, grace=5, skew_margin=3, seed=1
+    )
+    await workload.http.aclose()
+    workload.http = httpx.AsyncClient(
+        base_url="http://auth.test",
+        transport=httpx.MockTransport(lambda _request: httpx.Response(303, headers={"location": location})),
+    )
+    answer = await workload.request(
+        "authorize_sso",
+        "GET",
+        "/authorize",
+        expect=(303,),
+        check=lambda response: callback_problem(response, "s1", "https://auth.test"),
+    )
+    assert answer is not None
+    assert answer.status_code == 303
+    assert [a.expected for a in book.answers] == [expected]
+    await workload.close()

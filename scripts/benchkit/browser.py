@@ -33,7 +33,9 @@ __all__ = [
     "Form",
     "Minted",
     "SignIn",
+    "authorize_query",
     "authorize_with_session",
+    "callback_problem",
     "code_body",
     "mint_codes",
     "parse_forms",
@@ -120,7 +122,8 @@ def seed_spa_client(server: AuthsvcServer, run_id: str) -> str:
     return client_id
 
 
-def _authorize_query(client_id: str, challenge: str, state: str, nonce: str) -> str:
+def authorize_query(client_id: str, challenge: str, state: str, nonce: str) -> str:
+    """The query of an authorization request (PKCE S256, ``CODE_SCOPE``, ``REDIRECT_URI``)."""
     return urlencode(
         {
             "response_type": "code",
@@ -135,22 +138,31 @@ def _authorize_query(client_id: str, challenge: str, state: str, nonce: str) -> 
     )
 
 
-def _code_from(response: Any, state: str, issuer: str) -> str:
-    """The code of a 303 to the redirect URI, its state and iss checked."""
+def callback_problem(response: Any, state: str, issuer: str) -> str | None:
+    """What is wrong with an answer that should be a 303 to ``REDIRECT_URI`` with a code, its
+    ``state`` and ``iss`` as sent (None: nothing)."""
     location = response.headers.get("location", "")
     if response.status_code != 303 or not location.startswith(REDIRECT_URI + "?"):
-        raise RuntimeError(
-            f"/authorize: expected a 303 to {REDIRECT_URI} with a code, got {response.status_code} "
-            f"Location={location[:200]!r} {response.text[:300]!r}"
-        )
+        got = f"{response.status_code} Location={location[:200]!r}"
+        return f"expected a 303 to {REDIRECT_URI} with a code, got {got}"
     query = parse_qs(urlsplit(location).query)
     if "error" in query:
-        raise RuntimeError(f"/authorize answered with an error: {location[:300]}")
+        return f"an error in the callback: {location[:300]}"
     if query.get("state") != [state]:
-        raise RuntimeError(f"/authorize: state not returned as sent: {location[:300]}")
+        return f"state not returned as sent: {location[:300]}"
     if query.get("iss") != [issuer]:
-        raise RuntimeError(f"/authorize: iss {query.get('iss')} is not the issuer {issuer}")
-    return query["code"][0]
+        return f"iss {query.get('iss')} is not the issuer {issuer}"
+    if "code" not in query:
+        return f"no code in the callback: {location[:300]}"
+    return None
+
+
+def _code_from(response: Any, state: str, issuer: str) -> str:
+    """The code of a 303 to the redirect URI, its state and iss checked."""
+    problem = callback_problem(response, state, issuer)
+    if problem is not None:
+        raise RuntimeError(f"/authorize: {problem} {response.text[:300]!r}")
+    return parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
 
 
 @dataclass
@@ -169,7 +181,7 @@ def sign_in(client: Any, server: AuthsvcServer, client_id: str) -> SignIn:
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     t0 = time.perf_counter()
-    page = client.get("/authorize?" + _authorize_query(client_id, challenge, state, nonce))
+    page = client.get("/authorize?" + authorize_query(client_id, challenge, state, nonce))
     t1 = time.perf_counter()
     if page.status_code != 200:
         raise RuntimeError(f"GET /authorize without a session: {page.status_code} {page.text[:300]!r}")
@@ -195,7 +207,7 @@ def authorize_with_session(client: Any, server: AuthsvcServer, client_id: str) -
     """(code, verifier) of one GET /authorize on ``client``, a browser signed in (303 at once)."""
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    response = client.get("/authorize?" + _authorize_query(client_id, challenge, state, nonce))
+    response = client.get("/authorize?" + authorize_query(client_id, challenge, state, nonce))
     return _code_from(response, state, server.url), verifier
 
 
@@ -232,7 +244,7 @@ async def _mint(server: AuthsvcServer, client_id: str, cookies: Any, count: int,
             async with gate:
                 t0 = time.perf_counter()
                 response = await client.get(
-                    "/authorize?" + _authorize_query(client_id, challenge, state, nonce)
+                    "/authorize?" + authorize_query(client_id, challenge, state, nonce)
                 )
                 elapsed = time.perf_counter() - t0
             results.append((index, _code_from(response, state, server.url), verifier, elapsed * 1000))

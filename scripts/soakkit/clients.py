@@ -124,7 +124,7 @@ class Workload:
         t1 = time.time()
         status = response.status_code
         problem = None if status in expect else f"not {'/'.join(map(str, expect))}"
-        if problem is None and check is not None and status < 300:
+        if problem is None and check is not None and status < 400:  # a body or a redirect to judge
             problem = check(response)
         detail = problem or ""
         if status >= 400 and (status >= 500 or problem):  # an error body; a 2xx may carry tokens

@@ -32,16 +32,22 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
-from benchkit.browser import parse_forms, pkce_pair
+from benchkit.browser import (
+    CODE_SCOPE,
+    REDIRECT_URI,
+    authorize_query,
+    callback_problem,
+    parse_forms,
+    pkce_pair,
+)
 
 from soakkit.clients import Workload, jose_parts, pause, token_id
 from soakkit.ledger import CodeRedemption
 
 __all__ = ["LOGOUT_URI", "REDIRECT_URI", "SCOPE", "SignIns"]
 
-REDIRECT_URI = "http://127.0.0.1/cb"
 LOGOUT_URI = "http://127.0.0.1/signed-out"
-SCOPE = "openid offline_access read write"
+SCOPE = CODE_SCOPE  # the soak's first-party browser client: ID, refresh and API tokens
 ENDINGS = ("plain", "logout", "logout", "code_replay")
 # A spent code is remembered (and its replay revokes its family) for AUTHSVC_AUTH_CODE_TTL
 # (60 s) plus the access-token lifetime; a chain slowed down by faults replays no later.
@@ -125,29 +131,10 @@ class SignIns:
         return families
 
     def _authorize_path(self, challenge: str, state: str) -> str:
-        query = {
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": SCOPE,
-            "state": state,
-            "nonce": secrets.token_urlsafe(12),
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-        return "/authorize?" + urlencode(query)
+        return "/authorize?" + authorize_query(self.client_id, challenge, state, secrets.token_urlsafe(12))
 
     def _code_check(self, state: str) -> Callable[[httpx.Response], str | None]:
-        def check(response: httpx.Response) -> str | None:
-            location = response.headers.get("location", "")
-            if not location.startswith(REDIRECT_URI + "?"):
-                return f"Location {location[:120]!r}"
-            query = parse_qs(urlsplit(location).query)
-            if query.get("state") != [state] or query.get("iss") != [self.issuer] or "code" not in query:
-                return f"callback {location[:200]!r}"
-            return None
-
-        return check
+        return lambda response: callback_problem(response, state, self.issuer)
 
     async def _sign_in(self, browser: httpx.AsyncClient) -> tuple[str, str] | None:
         """(code, verifier) of a sign-in through the hosted login page, or None."""
