@@ -32,7 +32,7 @@ from benchkit.cli import parse_args
 from benchkit.config import ALGS, FULL
 from benchkit.context import Bench
 from benchkit.seeding import form_headers
-from benchkit.servers import authsvc_cmd, authsvc_env, free_port, wait_http
+from benchkit.servers import authsvc_cmd, authsvc_env, free_port, run_cli, wait_http
 
 
 def main() -> int:
@@ -41,13 +41,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=600, help="Refreshes counted.")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warm", type=int, default=200, help="Refreshes before the count starts.")
+    parser.add_argument("--database-url", help="PostgreSQL scratch database (default: SQLite).")
     args = parser.parse_args()
 
     runner = Bench(parse_args(["--no-peer"]), FULL)
     runner.cores.pin_self_to_generator()
     workdir = Path(tempfile.mkdtemp(prefix="authsvc-instructions-"))
     out = workdir / "callgrind.out"
-    env = authsvc_env(workdir, args.alg, None)
+    env = authsvc_env(workdir, args.alg, args.database_url)
+    if args.database_url:  # the schema, as scripts/bench.py brings it up to date
+        run_cli(env, workdir, "db", "upgrade")
     port = free_port()
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     command = [*runner.cores.server_prefix(), *valgrind]
@@ -62,7 +65,7 @@ def main() -> int:
     )
     try:
         wait_http(proc, "/healthz", timeout=600)
-        server = runner.seed(proc, args.alg, workdir)
+        server = runner.seed(proc, args.alg, workdir, database_url=args.database_url)
         families = runner.logins(server, args.connections)
         control = ["callgrind_control", "--instr=on", str(proc.pid)]
         subprocess.run(control, check=True, capture_output=True)
