@@ -182,8 +182,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     """
     quiet_leaky_loggers()
     # The logging HOWTO's "Optimization": no line here prints its caller's file and line, thread or
-    # process, which every record looked up (an audit line a refresh; 2.5 % of a refresh's
-    # instructions with the orjson formatter, scripts/bench_instructions.py).
+    # process, which every record looked up (an audit line a refresh; with the orjson formatter,
+    # 2.6 % of a refresh's instructions, scripts/bench_instructions.py).
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()

@@ -15,9 +15,9 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """``content`` as compact UTF-8 JSON (orjson: a token response's JWTs were a few per cent of a
-    refresh's instructions through ``json.dumps``'s ASCII escaping)."""
-    body = content if isinstance(content, bytes) else orjson.dumps(content)
+    """``content`` as compact UTF-8 JSON, by orjson as the token bodies and the audit line are
+    (dictionary keys that are not strings written as strings, as ``json.dumps`` did)."""
+    body = content if isinstance(content, bytes) else orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
