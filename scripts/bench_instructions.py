@@ -10,11 +10,11 @@ instructions the server process executes, which repeat run to run: this script s
 ``authsvc serve`` under callgrind with instrumentation off (the import and the start-up are not
 counted), seeds and logs in as ``scripts/bench.py`` does, warms the server, then counts a fixed
 number of chained refreshes (every response's refresh token is posted next) at a fixed
-concurrency, and prints instructions per refresh, by the shared object that ran them. It counts
+concurrency, and prints instructions per refresh and the functions that ran most of them. It counts
 instructions, not time: a system call or an fsync is one instruction however long the kernel
-takes, so it judges changes to Python and library work, not to I/O. Run each arm twice: two runs of
-the same code agree to within a fraction of a per cent (group commit's batches vary a little with
-timing).
+takes, so it judges changes to Python and library work, not to I/O. Run each arm twice, one run at a
+time: two runs of the same code agree within 0.5 %, but runs side by side moved the count by 3 %
+(group commit's batches follow the timing).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from benchkit.cli import parse_args
 from benchkit.config import ALGS, FULL
 from benchkit.context import Bench
 from benchkit.seeding import form_headers
-from benchkit.servers import authsvc_cmd, authsvc_env, free_port, run_cli, wait_http
+from benchkit.servers import run_cli
 
 
 def main() -> int:
@@ -47,24 +47,16 @@ def main() -> int:
     runner = Bench(parse_args(["--no-peer"]), FULL)
     runner.cores.pin_self_to_generator()
     workdir = Path(tempfile.mkdtemp(prefix="authsvc-instructions-"))
-    out = workdir / "callgrind.out"
-    env = authsvc_env(workdir, args.alg, args.database_url)
     if args.database_url:  # the schema, as scripts/bench.py brings it up to date
+        env = runner.authsvc_env(args.alg, workdir, database_url=args.database_url)
         run_cli(env, workdir, "db", "upgrade")
-    port = free_port()
+    out = workdir / "callgrind.out"  # the dumps: callgrind.out.1 (asked for) and callgrind.out (at exit)
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
-    command = [*runner.cores.server_prefix(), *valgrind]
-    command += authsvc_cmd("serve", "--host", "127.0.0.1", "--port", str(port))
-    proc = runner.procs.spawn(
-        "counted",
-        command,
-        env=env,
-        cwd=workdir,
-        log_path=workdir / "server.log",
-        url=f"http://127.0.0.1:{port}",
-    )
     try:
-        wait_http(proc, "/healthz", timeout=600)
+        # Inside the try: a server that never answers /healthz is stopped too.
+        proc = runner.start_authsvc(
+            "counted", args.alg, workdir, database_url=args.database_url, wrapper=valgrind, timeout=600
+        )
         server = runner.seed(proc, args.alg, workdir, database_url=args.database_url)
         families = runner.logins(server, args.connections)
         control = ["callgrind_control", "--instr=on", str(proc.pid)]
@@ -76,14 +68,12 @@ def main() -> int:
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
     finally:
         runner.procs.stop_all()
-    dumps = sorted(workdir.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
-    ended = "Trigger: Program termination"  # the dump at exit: the shutdown's instructions
-    counted = [p for p in dumps if _total(p) is not None and ended not in p.read_text()]
-    if not counted:
+    # The dump asked for above; the one at exit ("Trigger: Program termination") is the shutdown's.
+    dump = next((p for p in workdir.glob("callgrind.out*") if "Trigger: dump" in p.read_text()), None)
+    total = _total(dump) if dump is not None else None
+    if dump is None or total is None:
         print(f"no dump found in {workdir}", file=sys.stderr)
         return 1
-    dump = counted[-1]
-    total = _total(dump) or 0
     each = total / args.requests
     print(f"{args.alg} refresh: {each:,.0f} instructions a refresh ({args.requests} counted,")
     print(f"  {args.connections} connections, {total:,} in all); dump: {dump}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,16 @@ class Bench:
         workdir: Path | None = None,
         argon2: dict[str, int] | None = None,
         database_url: str | None = None,
+        *,
+        wrapper: Sequence[str] = (),
+        timeout: float = 60,
     ) -> Proc:
-        """``argon2``: hashing parameters other than the shipped ones (``config.ARGON2``)."""
+        """``argon2``: hashing parameters other than the shipped ones (``config.ARGON2``);
+        ``wrapper`` and ``timeout``: as ``servers.start_authsvc``."""
         workdir = workdir or (self.tmp / name)
         workdir.mkdir(parents=True, exist_ok=True)
         env = self.authsvc_env(alg, workdir, argon2, database_url)
-        return start_authsvc(self.procs, self.cores, name, env, workdir)
+        return start_authsvc(self.procs, self.cores, name, env, workdir, wrapper=wrapper, timeout=timeout)
 
     def seed(
         self,

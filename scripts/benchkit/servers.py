@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -193,18 +194,28 @@ def run_cli(env: dict[str, str], cwd: Path, *args: str, stdin: str | None = None
     return done.stdout
 
 
-def start_authsvc(procs: Procs, cores: Cores, name: str, env: dict[str, str], workdir: Path) -> Proc:
-    """``authsvc serve`` on a free port of 127.0.0.1, answering /healthz."""
+def start_authsvc(
+    procs: Procs,
+    cores: Cores,
+    name: str,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    wrapper: Sequence[str] = (),
+    timeout: float = 60,
+) -> Proc:
+    """``authsvc serve`` on a free port of 127.0.0.1, answering /healthz within ``timeout`` s;
+    ``wrapper``: a command it runs under (after the core pin), as valgrind for bench_instructions.py."""
     port = free_port()
     proc = procs.spawn(
         name,
-        [*cores.server_prefix(), *authsvc_cmd("serve", "--host", "127.0.0.1", "--port", str(port))],
+        [*cores.server_prefix(), *wrapper, *authsvc_cmd("serve", "--host", "127.0.0.1", "--port", str(port))],
         env=env,
         cwd=workdir,
         log_path=workdir / "server.log",
         url=f"http://127.0.0.1:{port}",
     )
-    wait_http(proc, "/healthz")
+    wait_http(proc, "/healthz", timeout=timeout)
     return proc
 
 
