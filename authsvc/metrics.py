@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authsvc.api.scope_headers import raw_header
 from authsvc.errors import TOKEN_ERROR_CODES, InvalidTokenError, TemporarilyUnavailable
 from authsvc.events import (
     BrowserLoggedOut,
@@ -213,12 +214,8 @@ class MetricsMiddleware:
         if scope["type"] != "http" or scope["path"] in self.self_counted:
             await self.app(scope, receive, send)
             return
-        offered = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                offered = value.decode("latin-1")
-                break
-        rid = new_request_id(offered)
+        offered = raw_header(scope, b"x-request-id")
+        rid = new_request_id(offered.decode("latin-1") if offered is not None else None)
         token = request_id.set(rid)
         header = (b"x-request-id", rid.encode())
         status = "500"  # unless a response starts: an exception escaped to the guard

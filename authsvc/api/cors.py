@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authsvc.api.scope_headers import raw_header
+
 __all__ = ["ALLOWED_HEADERS", "Cors"]
 
 ALLOWED_HEADERS = "Authorization, DPoP, Content-Type"
@@ -40,15 +42,16 @@ class Cors:
         if scope["type"] != "http" or (path not in self.public and path not in self.registered):
             await self.app(scope, receive, send)
             return
-        origin = _header(scope, b"origin")
-        if origin is None:
+        raw_origin = raw_header(scope, b"origin")
+        if raw_origin is None:
             await self.app(scope, receive, send)
             return
+        origin = raw_origin.decode("latin-1")
         if path in self.public:
             allow: str | None = "*"
         else:
             allow = origin if origin in await self.origins(scope) else None
-        if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None:
+        if scope["method"] == "OPTIONS" and raw_header(scope, b"access-control-request-method") is not None:
             await self._preflight(send, allow, "GET, HEAD" if path in self.public else "GET, POST")
             return
 
@@ -78,13 +81,3 @@ class Cors:
                 raw.append((b"vary", b"Origin"))
         await send({"type": "http.response.start", "status": 204 if allow else 403, "headers": raw})
         await send({"type": "http.response.body", "body": b""})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """A request header's value (ASGI names are lower-case), read without copying the list."""
-    key: bytes
-    value: bytes
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authsvc.api.scope_headers import raw_header
+
 __all__ = ["DpopNonceHeader"]
 
 
@@ -13,7 +15,7 @@ class DpopNonceHeader:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not any(name == b"dpop" for name, _ in scope.get("headers", ())):
+        if scope["type"] != "http" or raw_header(scope, b"dpop") is None:
             await self.app(scope, receive, send)
             return
         services = getattr(scope["app"].state, "services", None)

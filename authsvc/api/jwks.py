@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from authsvc.api.routes import Endpoint
 from authsvc.api.schemas import jwks_responses
+from authsvc.api.scope_headers import raw_header
 from authsvc.keys.jwks import JwksDocument, JwksPublisher
 from authsvc.metrics import Metrics
 
@@ -31,11 +32,7 @@ class JwksEndpoint:
         doc = self.publisher.document()  # KeyStoreError (503) once the store is stale too long
         if doc is not self._doc:
             self._prepare(doc)
-        if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if_none_match = value
-                break
+        if_none_match = raw_header(scope, b"if-none-match")
         if if_none_match is not None and _matches(if_none_match, doc.etag.encode()):
             self.metrics.jwks_requests.labels("304").inc()
             await send({"type": "http.response.start", "status": 304, "headers": self._head_304})
