@@ -37,7 +37,7 @@ from authsvc.keys import ring as ring_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
 from authsvc.keys.setup import lifetimes
-from tests.support import AppHarness, authsvc_command, pg_admin, wait_for_key_poll
+from tests.support import AppHarness, authsvc_command, pg_admin, pg_connect, wait_for_key_poll
 
 UNAVAILABLE = "temporarily_unavailable"
 
@@ -214,6 +214,46 @@ async def test_postgresql_backends_terminated_and_connections_refused(
     assert ready.status_code == 200, f"expected readiness back with PostgreSQL, got {ready.text}"
     after = await harness.refresh(before["refresh_token"])
     assert after.status_code == 200, f"expected the refresh token unspent by the outage, got {after.text}"
+
+
+async def test_postgresql_backends_ended_between_requests_cost_no_request(
+    harness_factory: Callable[..., Any], postgres_url: str
+) -> None:
+    """A restart between requests: every backend ended while its connection sat in a pool, and
+    connections allowed again at once. The pools see it at checkout and connect anew; no request
+    fails. The threaded store's pool checks what the server sent instead of pinging
+    (``store/sql/liveness.py``): without any check its next write and read answered 503."""
+    harness: AppHarness = await harness_factory(database_url=postgres_url)
+    await harness.add_user()
+    tokens = (await harness.login()).json()
+    assert (await harness.me(tokens["access_token"])).status_code == 200  # both pools hold connections
+    name = make_url(postgres_url).database
+    await pg_admin(
+        postgres_url,
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        database="postgres",
+    )
+    await _until_no_backends(postgres_url, str(name))
+    refreshed = await harness.refresh(tokens["refresh_token"])
+    assert refreshed.status_code == 200, (
+        f"expected the refresh served on new connections, got {refreshed.text}"
+    )
+    me = await harness.me(refreshed.json()["access_token"])
+    assert me.status_code == 200, f"expected /users/me served on new connections, got {me.text}"
+    assert (await harness.client.get("/readyz")).status_code == 200
+
+
+async def _until_no_backends(url: str, name: str) -> None:
+    """Wait until the server has ended every backend of database ``name``."""
+    conn = await pg_connect(url, "postgres")
+    try:
+        for _ in range(200):
+            if not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name):
+                return
+            await asyncio.sleep(0.025)
+    finally:
+        await conn.close()
+    raise AssertionError(f"backends of {name} still running 5 s after pg_terminate_backend")
 
 
 # --- the key store ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authsvc.errors import ConfigError
+from authsvc.store.sql.liveness import check_at_checkout
 
 __all__ = [
     "async_url",
@@ -143,4 +144,8 @@ def create_sync_engine(database_url: str) -> Engine:
         engine = sa_create_engine(url, connect_args={**connect_args, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa_create_engine(url, connect_args=connect_args, **_PG_POOL)
+    # Checked at checkout from what the server already sent (``liveness``): the pre-ping was a
+    # round trip in every write batch.
+    engine = sa_create_engine(url, connect_args=connect_args, **{**_PG_POOL, "pool_pre_ping": False})
+    check_at_checkout(engine)
+    return engine

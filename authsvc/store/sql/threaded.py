@@ -68,10 +68,13 @@ _THREADS_POSTGRES = 10
 MAX_BATCH = 64
 # Concurrent batches: SQLite has one writer anyway. On PostgreSQL two once beat one, overlapping a
 # batch's per-write round trips; since a batch's spends and inserts are shared (``spend_ahead``) it
-# has five round trips (pre-ping, BEGIN, spend, insert, COMMIT) whatever its size, and one
-# flusher's larger batches won A/B runs of scripts/bench_profile.py: EdDSA refresh 0.46-0.48
-# against 0.52-0.57 ms of server CPU, p99 26-29 against 30-36 ms; RS256 0.93-0.95 against
-# 1.04-1.07 ms, p99 41-45 against 59-63 ms.
+# has four round trips (BEGIN, spend, insert, COMMIT; the pool's check is local: ``liveness``)
+# whatever its size, and one flusher's larger batches won A/B runs of scripts/bench_profile.py:
+# EdDSA refresh 0.46-0.48 against 0.52-0.57 ms of server CPU, p99 26-29 against 30-36 ms; RS256
+# 0.93-0.95 against 1.04-1.07 ms, p99 41-45 against 59-63 ms. Measured again 2026-12-08 in
+# interleaved rounds: two flushers left the server's core idle 4 % of the time instead of 12 %, but
+# cost 11 % more CPU a refresh (smaller batches), 0.87x one flusher's req/s; a second batch only
+# once eight writes wait, 1.03x (noise).
 _FLUSHERS_SQLITE = 1
 _FLUSHERS_POSTGRES = 1
 #: Batches that run with savepoints straight away after one whose write raised.
