@@ -6,6 +6,7 @@ backend ended between two requests) is in tests/test_fault_injection.py.
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Iterator
 
@@ -34,7 +35,8 @@ def _end_backend(postgres_url: str, pid: int) -> None:
     """``pg_terminate_backend`` from another connection, then wait until the backend is gone."""
     killer = create_sync_engine(postgres_url)
     try:
-        with killer.connect() as conn:
+        # Autocommit: pg_stat_activity is a snapshot taken once per transaction.
+        with killer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             for _ in range(200):
                 gone = not conn.execute(
@@ -71,5 +73,7 @@ def test_a_connection_whose_stream_ended_is_replaced_at_checkout(engine: Engine,
     pgconn.consume_input()
     pgconn.is_busy()
     pooled.info["authsvc.server_notices"].ending = False  # as if the FATAL had not been seen
+    # The stream's end follows the FATAL as the backend exits: wait until it is there to read.
+    assert select.select([pgconn.socket], [], [], 5)[0], "expected the stream's end within 5 s"
     second = _backend_pid(engine)
     assert second != first, "expected a new connection in place of the closed one"

@@ -53,8 +53,8 @@ def _watch(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _check(dbapi_connection: Any, connection_record: Any, _proxy: Any) -> None:
-    """Raise ``DisconnectionError`` (the pool then discards it and hands out another) for a
-    connection whose server has ended it."""
+    """Raise ``DisconnectionError`` (the pool then drops it and connects anew) for a connection
+    whose server has ended it."""
     pgconn = dbapi_connection.pgconn
     try:
         pgconn.consume_input()  # what has arrived, without waiting
