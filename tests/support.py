@@ -6,6 +6,7 @@ fixtures built on them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -144,8 +145,6 @@ async def wait_for_key_poll(services: Services) -> None:
 
     Two completed polls: one already running when the store changed may have read it before.
     """
-    import asyncio
-
     start = services.key_watcher.polls
     deadline = time.monotonic() + 30
     while services.key_watcher.polls < start + 2:
@@ -187,6 +186,24 @@ async def pg_admin(url: str, *statements: str, database: str | None = None) -> N
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def end_backends(url: str, which: str, value: object) -> None:
+    """``pg_terminate_backend`` for the backends of ``pg_stat_activity`` whose column ``which``
+    is ``value`` (``datname``, ``pid``), from ``postgres``; then wait until the server shows none
+    (a backend sends its FATAL before it leaves the view). Autocommit: the view is a snapshot
+    taken once per transaction."""
+    conn = await pg_connect(url, "postgres")
+    try:
+        where = f"{which} = $1"
+        await conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}", value)
+        for _ in range(200):
+            if not await conn.fetchval(f"SELECT count(*) FROM pg_stat_activity WHERE {where}", value):
+                return
+            await asyncio.sleep(0.025)
+    finally:
+        await conn.close()
+    raise AssertionError(f"backends with {which} = {value} still running 5 s after pg_terminate_backend")
 
 
 async def _create_database(base_url: str, name: str) -> None:

@@ -37,7 +37,7 @@ from authsvc.keys import ring as ring_module
 from authsvc.keys import store_file
 from authsvc.keys.rotation import rotate
 from authsvc.keys.setup import lifetimes
-from tests.support import AppHarness, authsvc_command, pg_admin, pg_connect, wait_for_key_poll
+from tests.support import AppHarness, authsvc_command, end_backends, pg_admin, wait_for_key_poll
 
 UNAVAILABLE = "temporarily_unavailable"
 
@@ -227,13 +227,7 @@ async def test_postgresql_backends_ended_between_requests_cost_no_request(
     await harness.add_user()
     tokens = (await harness.login()).json()
     assert (await harness.me(tokens["access_token"])).status_code == 200  # both pools hold connections
-    name = make_url(postgres_url).database
-    await pg_admin(
-        postgres_url,
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
-        database="postgres",
-    )
-    await _until_no_backends(postgres_url, str(name))
+    await end_backends(postgres_url, "datname", make_url(postgres_url).database)
     refreshed = await harness.refresh(tokens["refresh_token"])
     assert refreshed.status_code == 200, (
         f"expected the refresh served on new connections, got {refreshed.text}"
@@ -241,19 +235,6 @@ async def test_postgresql_backends_ended_between_requests_cost_no_request(
     me = await harness.me(refreshed.json()["access_token"])
     assert me.status_code == 200, f"expected /users/me served on new connections, got {me.text}"
     assert (await harness.client.get("/readyz")).status_code == 200
-
-
-async def _until_no_backends(url: str, name: str) -> None:
-    """Wait until the server has ended every backend of database ``name``."""
-    conn = await pg_connect(url, "postgres")
-    try:
-        for _ in range(200):
-            if not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name):
-                return
-            await asyncio.sleep(0.025)
-    finally:
-        await conn.close()
-    raise AssertionError(f"backends of {name} still running 5 s after pg_terminate_backend")
 
 
 # --- the key store ----------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ backend ended between two requests) is in tests/test_fault_injection.py.
 
 from __future__ import annotations
 
+import asyncio
 import select
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from authsvc.store.sql.engine import create_sync_engine
+from tests.support import end_backends
 
 
 @pytest.fixture
@@ -31,25 +32,6 @@ def _backend_pid(engine: Engine) -> int:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def _end_backend(postgres_url: str, pid: int) -> None:
-    """``pg_terminate_backend`` from another connection, then wait until the backend is gone."""
-    killer = create_sync_engine(postgres_url)
-    try:
-        # Autocommit: pg_stat_activity is a snapshot taken once per transaction.
-        with killer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            for _ in range(200):
-                gone = not conn.execute(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-                ).scalar_one()
-                if gone:
-                    return
-                time.sleep(0.025)
-    finally:
-        killer.dispose()
-    raise AssertionError(f"backend {pid} still running 5 s after pg_terminate_backend")
-
-
 def test_a_live_connection_is_handed_out_again(engine: Engine) -> None:
     assert _backend_pid(engine) == _backend_pid(engine), "expected the pooled connection reused"
 
@@ -57,7 +39,7 @@ def test_a_live_connection_is_handed_out_again(engine: Engine) -> None:
 def test_a_connection_the_server_ended_is_replaced_at_checkout(engine: Engine, postgres_url: str) -> None:
     """The server's FATAL message is in the buffer: read at checkout, the connection is dropped."""
     first = _backend_pid(engine)
-    _end_backend(postgres_url, first)
+    asyncio.run(end_backends(postgres_url, "pid", first))
     second = _backend_pid(engine)  # raised OperationalError without the check (and no pre-ping)
     assert second != first, "expected a new connection in place of the ended one"
 
@@ -67,7 +49,7 @@ def test_a_connection_whose_stream_ended_is_replaced_at_checkout(engine: Engine,
     and only the end of the stream left: libpq reports it at checkout, and the connection is
     dropped all the same."""
     first = _backend_pid(engine)
-    _end_backend(postgres_url, first)
+    asyncio.run(end_backends(postgres_url, "pid", first))
     pooled = engine.pool._pool.queue[0]  # type: ignore[attr-defined]  # the idle ConnectionRecord
     pgconn = pooled.dbapi_connection.pgconn
     pgconn.consume_input()
